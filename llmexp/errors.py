@@ -1,0 +1,69 @@
+"""The project's own error types: everything a user can cause ends in one of these.
+
+The CLI prints them as plain messages and exits with status 2; it never shows a traceback
+for them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One finding about a user's input, located as precisely as we can."""
+
+    message: str
+    file: Optional[str] = None
+    line: Optional[int] = None
+    column: Optional[int] = None
+    hint: Optional[str] = None
+    severity: str = "error"  # "error" or "warning"
+
+    def __str__(self) -> str:
+        where = ""
+        if self.file:
+            where = self.file
+            if self.line is not None:
+                where += f":{self.line}"
+                if self.column is not None:
+                    where += f":{self.column}"
+            where += ": "
+        text = f"{where}{self.severity}: {self.message}"
+        if self.hint:
+            text += f" ({self.hint})"
+        return text
+
+
+class LlmexpError(Exception):
+    """Base class for every error caused by user input or the environment."""
+
+    def __init__(self, message: str, problems: Optional[list[Problem]] = None):
+        super().__init__(message)
+        self.problems: list[Problem] = list(problems or [])
+
+    def __str__(self) -> str:
+        if self.problems:
+            return "\n".join(str(p) for p in self.problems)
+        return super().__str__()
+
+
+class StudyError(LlmexpError):
+    """A `.study` file (or a file it references) is invalid; carries every problem found."""
+
+    def __init__(self, problems: list[Problem]):
+        count = len([p for p in problems if p.severity == "error"])
+        super().__init__(f"{count} error(s) in study", problems)
+
+
+class DataError(LlmexpError):
+    """A CSV or other data file is unusable (names the file, row and column)."""
+
+
+class RunError(LlmexpError):
+    """A run cannot start or continue (bad run directory, permanent provider failure...)."""
+
+
+class AnalysisError(LlmexpError):
+    """An analysis was requested that the run's data cannot support; says why."""
