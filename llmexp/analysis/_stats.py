@@ -1,0 +1,107 @@
+"""Small statistical helpers shared by the analysis modules."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+Z95 = 1.959963984540054
+
+
+def z_for(alpha: float) -> float:
+    return float(stats.norm.ppf(1 - alpha / 2))
+
+
+def wilson(k: float, n: float, alpha: float = 0.05) -> tuple[float, float]:
+    """Wilson score interval for k successes in n trials."""
+    if n <= 0:
+        return float("nan"), float("nan")
+    z = z_for(alpha)
+    p = k / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
+
+
+def t_interval(y: np.ndarray, alpha: float = 0.05) -> tuple[float, float]:
+    n = len(y)
+    if n < 2:
+        return float("nan"), float("nan")
+    m = float(np.mean(y))
+    se = float(np.std(y, ddof=1) / np.sqrt(n))
+    q = float(stats.t.ppf(1 - alpha / 2, n - 1))
+    return m - q * se, m + q * se
+
+
+def is_zero_one(y: np.ndarray) -> bool:
+    return bool(len(y)) and bool(np.all((y == 0) | (y == 1)))
+
+
+def cluster_boot_means(
+    y: np.ndarray, groups: np.ndarray, n_boot: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Bootstrap distribution of the mean of y resampling whole clusters (vectorised)."""
+    codes, uniq = pd.factorize(groups)
+    g = len(uniq)
+    sums = np.bincount(codes, weights=y, minlength=g)
+    counts = np.bincount(codes, minlength=g).astype(float)
+    w = rng.multinomial(g, np.full(g, 1.0 / g), size=n_boot).astype(float)
+    return (w @ sums) / np.maximum(w @ counts, 1e-12)
+
+
+def percentile_ci(draws: np.ndarray, alpha: float = 0.05) -> tuple[float, float]:
+    draws = draws[np.isfinite(draws)]
+    if len(draws) == 0:
+        return float("nan"), float("nan")
+    lo, hi = np.quantile(draws, [alpha / 2, 1 - alpha / 2])
+    return float(lo), float(hi)
+
+
+def choose_cluster(df: pd.DataFrame, cluster: str = "auto", min_clusters: int = 10) -> tuple[
+    Optional[np.ndarray], str
+]:
+    """Cluster codes and a label for the covariance used.
+
+    auto: by unit when there are >= `min_clusters` units; else by persona when personas
+    repeat; else by call (trial_id) when calls hold several conditions; else HC1.
+    Explicit: "unit", "persona", "call", "unit+persona" (two-way, OLS only), "none" (HC1).
+    """
+    def codes(col: str) -> np.ndarray:
+        return pd.factorize(df[col].astype(str))[0]
+
+    if cluster == "none":
+        return None, "HC1"
+    if cluster == "unit":
+        return codes("unit_id"), "cluster(unit)"
+    if cluster == "persona":
+        return codes("persona_id"), "cluster(persona)"
+    if cluster == "call":
+        return codes("trial_id"), "cluster(call)"
+    if cluster == "unit+persona":
+        return np.column_stack([codes("unit_id"), codes("persona_id")]), "cluster(unit, persona)"
+    if df["unit_id"].nunique() >= min_clusters:
+        return codes("unit_id"), "cluster(unit)"
+    if "persona_id" in df and df["persona_id"].notna().any():
+        pc = df["persona_id"].dropna()
+        if pc.nunique() >= min_clusters and pc.duplicated().any():
+            return codes("persona_id"), "cluster(persona)"
+    if "trial_id" in df and df["trial_id"].duplicated().any() and df["trial_id"].nunique() >= min_clusters:
+        return codes("trial_id"), "cluster(call)"
+    return None, "HC1"
+
+
+def fit_kwargs(groups: Optional[np.ndarray]) -> dict:
+    if groups is None:
+        return {"cov_type": "HC1"}
+    return {"cov_type": "cluster", "cov_kwds": {"groups": groups}, "use_t": True}
+
+
+def safe_corr(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    if len(x) < 3 or np.std(x) == 0 or np.std(y) == 0:
+        return float("nan"), float("nan")
+    r, p = stats.pearsonr(x, y)
+    return float(r), float(p)

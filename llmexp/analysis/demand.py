@@ -1,0 +1,191 @@
+"""Demand curves: purchase share against the normalised price level, per unit and pooled.
+
+Definitions (p = normalised price level, e.g. 0..2 x regular price; q = purchase share):
+
+- midpoint (arc) elasticity between two levels:
+  ``E_arc = [(q2 - q1) / ((q1 + q2) / 2)] / [(p2 - p1) / ((p1 + p2) / 2)]``
+  (signed: negative when demand slopes down). ``arc_elasticity`` in the summary is E_arc
+  between the lowest and the highest *paid* level; ``arcs`` lists it for each adjacent pair.
+- log-log elasticity: slope of ``log q`` on ``log p`` over paid levels (p > 0) with q > 0
+  (cells with q = 0 are dropped and counted). Per unit: OLS on the unit's cell shares.
+  Pooled: ``log q[u,p] = a_u + e log p`` (unit fixed effects), cluster-robust by unit.
+- the free level (p = 0) is reported separately: ``free_share``, ``first_paid_share`` and
+  ``free_jump = free_share - first_paid_share``; it is excluded from elasticities and shape.
+- monotonicity: over adjacent paid levels, ``increases`` counts rises of the share and
+  ``significant_increases`` those whose z = diff / sqrt(se1^2 + se2^2) > z_(1-alpha/2).
+- inverted U: ``y ~ p + p^2`` on the paid observations (pooled: + unit fixed effects,
+  cluster-robust). Peak ``p* = -b1 / (2 b2)`` with a delta-method SE. Lind & Mehlum test:
+  slope at the lowest paid level > 0 and slope at the highest < 0, both one-sided;
+  ``inverted_u_p`` is the larger of the two p-values, ``inverted_u`` = b2 < 0 and p < alpha.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import statsmodels.formula.api as smf
+from scipy import stats
+
+from llmexp.analysis._stats import choose_cluster, fit_kwargs, z_for
+from llmexp.analysis.observations import Observations, is_numeric_treatment, primary_treatment
+from llmexp.errors import AnalysisError
+from llmexp.spec import Study
+
+EPS = 1e-9
+
+
+def arc_elasticity(p1: float, q1: float, p2: float, q2: float) -> float:
+    """Midpoint arc elasticity between (p1, q1) and (p2, q2)."""
+    dq, mq = q2 - q1, (q1 + q2) / 2
+    dp, mp = p2 - p1, (p1 + p2) / 2
+    if mq == 0 or dp == 0 or mp == 0:
+        return float("nan")
+    return (dq / mq) / (dp / mp)
+
+
+def loglog_elasticity(p: np.ndarray, q: np.ndarray) -> tuple[float, float, int]:
+    """(slope of log q on log p over p > 0 and q > 0, its OLS SE, cells dropped for q = 0)."""
+    p, q = np.asarray(p, float), np.asarray(q, float)
+    paid = p > EPS
+    keep = paid & (q > 0)
+    dropped = int((paid & ~(q > 0)).sum())
+    if keep.sum() < 2:
+        return float("nan"), float("nan"), dropped
+    x, y = np.log(p[keep]), np.log(q[keep])
+    res = stats.linregress(x, y) if keep.sum() > 2 else None
+    if res is None:
+        return float((y[1] - y[0]) / (x[1] - x[0])), float("nan"), dropped
+    return float(res.slope), float(res.stderr), dropped
+
+
+def check_demand(study: Study) -> str:
+    prim = primary_treatment(study)
+    if not is_numeric_treatment(study, prim):
+        raise AnalysisError(
+            "demand_curve needs a numeric treatment (a price level); "
+            f"treatment {prim!r} has non-numeric levels"
+        )
+    return prim
+
+
+def _curve_shape(levels: np.ndarray, q: np.ndarray, se: np.ndarray, alpha: float) -> dict:
+    order = np.argsort(levels)
+    p, q, se = levels[order], q[order], se[order]
+    paid = p > EPS
+    d: dict = {}
+    free = np.where(~paid)[0]
+    d["free_share"] = float(q[free[0]]) if len(free) else np.nan
+    pp, qp, sp = p[paid], q[paid], se[paid]
+    d["first_paid_share"] = float(qp[0]) if len(qp) else np.nan
+    d["free_jump"] = d["free_share"] - d["first_paid_share"]
+    d["arc_elasticity"] = arc_elasticity(pp[0], qp[0], pp[-1], qp[-1]) if len(pp) > 1 else np.nan
+    e, ese, dropped = loglog_elasticity(pp, qp)
+    d.update(loglog_elasticity=e, loglog_se=ese, loglog_dropped=dropped)
+    diff = np.diff(qp)
+    sed = np.sqrt(sp[1:] ** 2 + sp[:-1] ** 2)
+    z = np.where(sed > 0, diff / np.where(sed > 0, sed, 1), np.where(diff > 0, np.inf, 0))
+    d["increases"] = int((diff > EPS).sum())
+    d["significant_increases"] = int((z > z_for(alpha)).sum())
+    d["pairs"] = int(len(diff))
+    d["monotone_decreasing"] = bool(d["increases"] == 0)
+    return d
+
+
+def _quadratic(df: pd.DataFrame, pooled: bool, alpha: float) -> dict:
+    paid = df[df["level"] > EPS]
+    if paid["level"].nunique() < 3:
+        return {}
+    fe = " + C(unit_id)" if pooled and paid["unit_id"].nunique() > 1 else ""
+    groups, se_type = choose_cluster(paid) if pooled else (None, "HC1")
+    try:
+        res = smf.ols("y ~ level + I(level ** 2)" + fe, data=paid).fit(**fit_kwargs(groups))
+    except (ValueError, np.linalg.LinAlgError):
+        return {}
+    b1, b2 = res.params["level"], res.params["I(level ** 2)"]
+    cov = res.cov_params().loc[["level", "I(level ** 2)"], ["level", "I(level ** 2)"]].to_numpy()
+    lo, hi = float(paid["level"].min()), float(paid["level"].max())
+    out = dict(quad_b1=float(b1), quad_b2=float(b2), quad_b2_p=float(res.pvalues["I(level ** 2)"]),
+               quad_se_type=se_type)
+    if abs(b2) > EPS:
+        peak = -b1 / (2 * b2)
+        grad = np.array([-1 / (2 * b2), b1 / (2 * b2 ** 2)])
+        pse = float(np.sqrt(max(grad @ cov @ grad, 0)))
+        zq = z_for(alpha)
+        out.update(peak=float(peak), peak_se=pse, peak_ci_low=float(peak - zq * pse),
+                   peak_ci_high=float(peak + zq * pse))
+    dist = (lambda t: stats.t.sf(t, res.df_resid)) if res.use_t else stats.norm.sf
+    s_lo, s_hi = b1 + 2 * b2 * lo, b1 + 2 * b2 * hi
+    v_lo = cov[0, 0] + 4 * lo * cov[0, 1] + 4 * lo * lo * cov[1, 1]
+    v_hi = cov[0, 0] + 4 * hi * cov[0, 1] + 4 * hi * hi * cov[1, 1]
+    p_lo = float(dist(s_lo / np.sqrt(v_lo))) if v_lo > 0 else np.nan
+    p_hi = float(dist(-s_hi / np.sqrt(v_hi))) if v_hi > 0 else np.nan
+    pu = max(p_lo, p_hi)
+    out.update(slope_at_low=float(s_lo), slope_at_high=float(s_hi), inverted_u_p=pu,
+               inverted_u=bool(b2 < 0 and pu < alpha))
+    return out
+
+
+def demand_curves(study: Study, obs: Observations, unit_cells: pd.DataFrame,
+                  pooled_cells: pd.DataFrame, alpha: float = 0.05,
+                  per_unit_quadratic: bool = True) -> dict[str, pd.DataFrame]:
+    check_demand(study)
+    outs = [o.name for o in study.outcomes if o.answer.type in ("binary", "probability")]
+    if not outs:
+        raise AnalysisError("demand_curve needs a binary (buy / not buy) or probability outcome")
+    summary, arcs = [], []
+    data = obs.outcomes()
+    uc = unit_cells.copy()
+    uc["se"] = uc["sd"] / np.sqrt(uc["n"])
+    uc.loc[uc["n"] < 2, "se"] = np.nan
+    for (design, model, target), g in uc[uc["target"].isin(outs)].groupby(
+            ["design", "model", "target"], sort=False):
+        od = data[(data["design"] == design) & (data["model"] == model) & (data["target"] == target)]
+        mode = g["mode"].iloc[0]
+        # per unit
+        for unit, gu in g.groupby("unit_id", sort=True):
+            sh = _curve_shape(gu["level"].to_numpy(float), gu["mean"].to_numpy(float),
+                              gu["se"].fillna(0).to_numpy(float), alpha)
+            if per_unit_quadratic:
+                sh.update(_quadratic(od[od["unit_id"] == unit], False, alpha))
+            summary.append(dict(design=design, mode=mode, model=model, outcome=target,
+                                scope="unit", unit_id=unit, **sh))
+            arcs.extend(_arcs(gu, design, mode, model, target, unit))
+        # pooled: per level, mean over observations; SE from the unit-cluster bootstrap
+        pc = pooled_cells[(pooled_cells["design"] == design) & (pooled_cells["model"] == model)
+                          & (pooled_cells["target"] == target)].sort_values("level")
+        zq = z_for(alpha)
+        pse = ((pc["ci_high"] - pc["ci_low"]) / (2 * zq)).fillna(0).to_numpy(float)
+        sh = _curve_shape(pc["level"].to_numpy(float), pc["mean"].to_numpy(float), pse, alpha)
+        sh.update(_pooled_loglog(g, alpha))
+        sh.update(_quadratic(od, True, alpha))
+        summary.append(dict(design=design, mode=mode, model=model, outcome=target,
+                            scope="pooled", unit_id=None, **sh))
+        arcs.extend(_arcs(pc, design, mode, model, target, None))
+    return {"demand_summary": pd.DataFrame(summary), "demand_arcs": pd.DataFrame(arcs),
+            "demand_points": pooled_cells[pooled_cells["target"].isin(outs)].reset_index(drop=True)}
+
+
+def _arcs(g: pd.DataFrame, design, mode, model, target, unit) -> list[dict]:
+    g = g.sort_values("level")
+    p, q = g["level"].to_numpy(float), g["mean"].to_numpy(float)
+    return [dict(design=design, mode=mode, model=model, outcome=target,
+                 scope="unit" if unit is not None else "pooled", unit_id=unit,
+                 level_from=p[i], level_to=p[i + 1], share_from=q[i], share_to=q[i + 1],
+                 arc_elasticity=arc_elasticity(p[i], q[i], p[i + 1], q[i + 1]),
+                 includes_free=bool(p[i] <= EPS))
+            for i in range(len(p) - 1)]
+
+
+def _pooled_loglog(unit_cells: pd.DataFrame, alpha: float) -> dict:
+    d = unit_cells[(unit_cells["level"] > EPS) & (unit_cells["mean"] > 0)].copy()
+    if len(d) < 3 or d["level"].nunique() < 2:
+        return {}
+    d["lq"], d["lp"] = np.log(d["mean"]), np.log(d["level"])
+    fe = " + C(unit_id)" if d["unit_id"].nunique() > 1 else ""
+    groups, se_type = choose_cluster(d)
+    res = smf.ols("lq ~ lp" + fe, data=d).fit(**fit_kwargs(groups))
+    ci = res.conf_int(alpha).loc["lp"]
+    dropped = int(((unit_cells["level"] > EPS) & ~(unit_cells["mean"] > 0)).sum())
+    return dict(loglog_elasticity=float(res.params["lp"]), loglog_se=float(res.bse["lp"]),
+                loglog_ci_low=float(ci.iloc[0]), loglog_ci_high=float(ci.iloc[1]),
+                loglog_dropped=dropped, loglog_se_type=se_type)

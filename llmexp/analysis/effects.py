@@ -1,0 +1,206 @@
+"""Treatment effects by regression (statsmodels), with cluster-robust standard errors.
+
+Per outcome x model x design:
+
+- ``ols``: ``y ~ <treatments> [+ C(unit_id)]`` (a linear probability model for binary
+  outcomes). A numeric treatment enters linearly in its level (effect = change in the outcome
+  per 1.0 of the normalised level, e.g. per +100% of the regular price); a categorical one as
+  dummies against its first level.
+- ``logit``: binary outcomes, GLM binomial (fractional y allowed: P(first label)); log-odds.
+- ``ordered``: Likert outcomes, ordered logit (no unit fixed effects).
+
+Unit fixed effects are included when there is more than one unit. Standard errors are
+cluster-robust (see ``_stats.choose_cluster``; by unit by default when there are >= 10 units,
+t with G-1 df) and the table states which was used.
+
+Design interaction (scope ``interaction``): per outcome x model, pooled over designs,
+``y ~ level * C(design, reference) + C(unit_id)`` by OLS; the coefficient
+``level:design[x]`` is the difference between design x's slope and the reference design's
+(the first design in the study): "does unblinding change the effect?" as one number + SE.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+import statsmodels.api as sm
+import statsmodels.formula.api as smf
+
+from llmexp.analysis._stats import choose_cluster, fit_kwargs
+from llmexp.analysis.observations import Observations, is_numeric_treatment, primary_treatment
+from llmexp.errors import AnalysisError
+from llmexp.spec import Study
+
+
+def _work_frame(study: Study, df: pd.DataFrame) -> tuple[pd.DataFrame, list[str], dict]:
+    """Copy with safe treatment columns t0, t1...; returns (frame, rhs terms, term->name)."""
+    w = df.copy()
+    terms, names = [], {}
+    prim = primary_treatment(study)
+    for i, t in enumerate(study.treatments):
+        col = f"t{i}"
+        src = w[f"lvl__{t.name}"]
+        if src.isna().all() or src.nunique() < 2:
+            continue
+        if is_numeric_treatment(study, t.name):
+            w[col] = w["level"] if t.name == prim else pd.to_numeric(src, errors="coerce")
+            terms.append(col)
+        else:
+            w[col] = src.astype(str)
+            ref = str(t.levels[0])
+            terms.append(f"C({col}, Treatment(reference={ref!r}))")
+        names[col] = t.name
+    return w, terms, names
+
+
+def _pretty(term: str, names: dict) -> tuple[str, str]:
+    """(treatment, contrast label) for a statsmodels term name."""
+    for col, tname in names.items():
+        if term == col:
+            return tname, "slope"
+        if term.startswith(f"C({col},"):
+            lev = term.split("[T.", 1)[1].rstrip("]") if "[T." in term else term
+            return tname, f"{lev} vs ref"
+    return term, term
+
+
+def _rows(res, names: dict, meta: dict, alpha: float, keep) -> list[dict]:
+    ci = np.asarray(res.conf_int(alpha))
+    params = res.params
+    idx = list(params.index) if hasattr(params, "index") else list(range(len(params)))
+    out = []
+    for j, term in enumerate(idx):
+        if not keep(term):
+            continue
+        tname, contrast = _pretty(str(term), names)
+        out.append(dict(meta, treatment=tname, term=contrast, estimate=float(np.asarray(params)[j]),
+                        se=float(np.asarray(res.bse)[j]), ci_low=float(ci[j, 0]),
+                        ci_high=float(ci[j, 1]), p_value=float(np.asarray(res.pvalues)[j])))
+    return out
+
+
+def _is_treatment_term(names: dict):
+    def keep(term: str) -> bool:
+        return any(term == c or term.startswith(f"C({c},") for c in names) and ":" not in term
+    return keep
+
+
+def fit_ols(df: pd.DataFrame, formula: str, cluster: str = "auto"):
+    groups, se_type = choose_cluster(df, cluster)
+    res = smf.ols(formula, data=df).fit(**fit_kwargs(groups))
+    return res, se_type, (0 if groups is None else len(np.unique(groups if groups.ndim == 1 else groups[:, 0])))
+
+
+def fit_logit(df: pd.DataFrame, formula: str, cluster: str = "auto"):
+    groups, se_type = choose_cluster(df, cluster if cluster != "unit+persona" else "unit")
+    if groups is not None and groups.ndim > 1:
+        groups = groups[:, 0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = smf.glm(formula, data=df, family=sm.families.Binomial())
+        res = model.fit(**fit_kwargs(groups))
+    return res, se_type, (0 if groups is None else len(np.unique(groups)))
+
+
+def fit_ordered(df: pd.DataFrame, rhs: list[str], cluster: str = "auto"):
+    from statsmodels.miscmodels.ordinal_model import OrderedModel
+
+    groups, se_type = choose_cluster(df, cluster if cluster != "unit+persona" else "unit")
+    if groups is not None and groups.ndim > 1:
+        groups = groups[:, 0]
+    y = pd.Categorical(df["y"], ordered=True)
+    exog = df[[c for c in rhs if not c.startswith("C(")]].astype(float)
+    kw = {"cov_type": "HC1"} if groups is None else {"cov_type": "cluster",
+                                                      "cov_kwds": {"groups": groups}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = OrderedModel(y, exog, distr="logit").fit(method="bfgs", disp=False, **kw)
+    return res, se_type, (0 if groups is None else len(np.unique(groups)))
+
+
+def estimate_effects(
+    study: Study,
+    obs: Observations,
+    cluster: str = "auto",
+    alpha: float = 0.05,
+    methods: Optional[tuple[str, ...]] = None,
+    interaction: bool = True,
+) -> pd.DataFrame:
+    rows: list[dict] = []
+    base = obs.outcomes()
+    if base.empty:
+        raise AnalysisError("effects: there are no outcome responses to analyse")
+    design_order = [d.name for d in study.designs]
+    for out in study.outcomes:
+        data = base[base["target"] == out.name]
+        atype = out.answer.type
+        mlist = methods or (("ols", "logit") if atype == "binary" else
+                            ("ols", "ordered") if atype == "likert" else ("ols",))
+        for (model, design), g in data.groupby(["model", "design"], sort=False):
+            w, rhs, names = _work_frame(study, g)
+            if not rhs:
+                continue
+            fe = " + C(unit_id)" if w["unit_id"].nunique() > 1 else ""
+            formula = "y ~ " + " + ".join(rhs) + fe
+            meta0 = dict(outcome=out.name, model=model, design=design, mode=g["mode"].iloc[0],
+                         scope="design", n_obs=len(w), n_units=w["unit_id"].nunique())
+            for m in mlist:
+                try:
+                    if m == "ols":
+                        res, se_type, ncl = fit_ols(w, formula, cluster)
+                    elif m == "logit":
+                        if w["y"].min() < 0 or w["y"].max() > 1 or w["y"].nunique() < 2:
+                            continue
+                        res, se_type, ncl = fit_logit(w, formula, cluster)
+                    elif m == "ordered":
+                        if any(c.startswith("C(") for c in rhs) or w["y"].nunique() < 3:
+                            continue
+                        res, se_type, ncl = fit_ordered(w, rhs, cluster)
+                    else:
+                        raise AnalysisError(f"effects: unknown method {m!r}")
+                except (np.linalg.LinAlgError, ValueError) as exc:
+                    rows.append(dict(meta0, method=m, note=f"fit failed: {exc}"))
+                    continue
+                meta = dict(meta0, method=m, se_type=se_type, n_clusters=ncl)
+                rows.extend(_rows(res, names, meta, alpha, _is_treatment_term(names)))
+        if interaction:
+            rows.extend(_interactions(study, data, design_order, cluster, alpha, out.name))
+    df = pd.DataFrame(rows)
+    return df
+
+
+def _interactions(study, data, design_order, cluster, alpha, outcome) -> list[dict]:
+    rows = []
+    for model, g in data.groupby("model", sort=False):
+        present = [d for d in design_order if d in set(g["design"])]
+        if len(present) < 2:
+            continue
+        w, rhs, names = _work_frame(study, g)
+        if not rhs:
+            continue
+        ref = present[0]
+        dterm = f"C(design, Treatment(reference={ref!r}))"
+        main = rhs[0]
+        fe = " + C(unit_id)" if w["unit_id"].nunique() > 1 else ""
+        formula = f"y ~ {main} * {dterm}" + "".join(f" + {r}" for r in rhs[1:]) + fe
+        try:
+            res, se_type, ncl = fit_ols(w, formula, cluster)
+        except (np.linalg.LinAlgError, ValueError):
+            continue
+        ci = np.asarray(res.conf_int(alpha))
+        for j, term in enumerate(res.params.index):
+            if ":" not in term or "design" not in term:
+                continue
+            dname = term.split("[T.", 1)[1].split("]", 1)[0]
+            tname, contrast = _pretty(term.split(":")[0], names)
+            rows.append(dict(outcome=outcome, model=model, design=dname, mode=None,
+                             scope="interaction", method="ols", treatment=tname,
+                             term=f"{contrast}: {dname} - {ref}", reference=ref,
+                             estimate=float(res.params.iloc[j]), se=float(res.bse.iloc[j]),
+                             ci_low=float(ci[j, 0]), ci_high=float(ci[j, 1]),
+                             p_value=float(res.pvalues.iloc[j]), n_obs=len(w),
+                             n_units=w["unit_id"].nunique(), se_type=se_type, n_clusters=ncl))
+    return rows

@@ -1,0 +1,69 @@
+"""Confound leakage: does an unspecified covariate the model imagines move with the treatment?
+
+For each probed covariate (probe rows: ``kind == "probe"``, ``target == covariate``), per
+design x model: the elicited value v is normalised by its unit's mean over all levels of that
+design/model (``v_norm = v / mean_u(v)``, as in Gui & Toubia) and regressed on the
+normalised treatment level: ``v_norm ~ level`` (OLS, cluster-robust by unit when there are
+>= 10 units, else HC1).
+
+**Leakage index** = that slope: the relative change of the imagined covariate per 1.0 of the
+normalised treatment (e.g. +0.30 = the imagined competitor price rises by 30% of its average
+when the focal price rises by 100% of the regular price). It is unit-free, so comparable across
+modes, covariates and studies; 0 in an ideal experiment. ``flagged`` = slope's p < alpha.
+Also reported: CI, Pearson r of v_norm with the level and its p-value.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import statsmodels.formula.api as smf
+
+from llmexp.analysis._stats import choose_cluster, fit_kwargs, safe_corr
+from llmexp.analysis.observations import Observations
+from llmexp.errors import AnalysisError
+from llmexp.spec import Study
+
+
+def normalise_by_unit(df: pd.DataFrame, keys=("design", "model", "target", "unit_id")) -> pd.Series:
+    means = df.groupby(list(keys))["y"].transform("mean")
+    return df["y"] / means.where(means != 0)
+
+
+def leakage(study: Study, obs: Observations, alpha: float = 0.05, cluster: str = "auto"
+            ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(leakage table, normalised probe points per design/covariate/level)."""
+    probed = [c.name for c in study.covariates if c.probe is not None and not c.specified]
+    if not probed:
+        raise AnalysisError("leakage needs at least one unspecified covariate with a probe")
+    t = obs.probes()
+    t = t[t["target"].isin(probed)]
+    if t.empty:
+        raise AnalysisError(
+            "leakage: the run has no probe responses (no design asked the probes "
+            f"for {', '.join(probed)}; probes run in blind/unblinded designs with probes on)"
+        )
+    t = t[np.isfinite(t["level"])].copy()
+    t["v_norm"] = normalise_by_unit(t)
+    t = t[np.isfinite(t["v_norm"])]
+    rows, points = [], []
+    for (cov, design, model), g in t.groupby(["target", "design", "model"], sort=False):
+        base = dict(covariate=cov, design=design, mode=g["mode"].iloc[0], model=model,
+                    n_obs=len(g), n_units=g["unit_id"].nunique())
+        points.append(g.groupby("level", as_index=False).agg(
+            v_norm=("v_norm", "mean"), sd=("v_norm", "std"), n=("v_norm", "size")).assign(
+            covariate=cov, design=design, mode=base["mode"], model=model))
+        if g["level"].nunique() < 2:
+            rows.append(dict(base, note="one level only"))
+            continue
+        groups, se_type = choose_cluster(g, cluster)
+        res = smf.ols("v_norm ~ level", data=g).fit(**fit_kwargs(groups))
+        ci = res.conf_int(alpha).loc["level"]
+        r, rp = safe_corr(g["level"].to_numpy(float), g["v_norm"].to_numpy(float))
+        p = float(res.pvalues["level"])
+        rows.append(dict(base, leakage_index=float(res.params["level"]),
+                         se=float(res.bse["level"]), ci_low=float(ci.iloc[0]),
+                         ci_high=float(ci.iloc[1]), p_value=p, correlation=r,
+                         correlation_p=rp, flagged=bool(p < alpha), se_type=se_type))
+    pts = pd.concat(points, ignore_index=True) if points else pd.DataFrame()
+    return pd.DataFrame(rows), pts

@@ -1,0 +1,131 @@
+"""Reading the CSV tables a study references (units, personas, human baselines).
+
+Values are typed by column (text, number, integer, money, boolean). Every problem names
+the file, the row (and its line in the file) and the column, never a bare exception.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Optional
+
+from llmexp.errors import DataError
+
+TRUE_WORDS = {"true", "yes", "1", "y", "t"}
+FALSE_WORDS = {"false", "no", "0", "n", "f"}
+
+
+def resolve_path(relative: str, study_dir: Path) -> Path:
+    """Resolve a path from a study file, refusing anything outside the study's folder tree."""
+    base = study_dir.resolve()
+    path = (base / relative).resolve()
+    if not path.is_relative_to(base):
+        raise DataError(f'"{relative}" points outside the study\'s folder ({base}); copy the file next to the study')
+    return path
+
+
+def convert(text: str, coltype: str):
+    """Convert one CSV cell; raises ValueError with a short reason."""
+    value = text.strip()
+    if coltype == "text":
+        return value
+    if value == "":
+        raise ValueError("empty")
+    if coltype == "boolean":
+        low = value.lower()
+        if low in TRUE_WORDS:
+            return True
+        if low in FALSE_WORDS:
+            return False
+        raise ValueError(f"{value!r} is not true/false")
+    if coltype == "money":
+        value = value.replace("$", "").replace(",", "")
+    try:
+        number = float(value)
+    except ValueError:
+        kind = {"money": "a money amount", "integer": "a whole number"}.get(coltype, "a number")
+        raise ValueError(f"{text.strip()!r} is not {kind}") from None
+    if number != number or number in (float("inf"), float("-inf")):
+        raise ValueError(f"{text.strip()!r} is not a finite number")
+    if coltype == "integer":
+        if not number.is_integer():
+            raise ValueError(f"{text.strip()!r} is not a whole number")
+        return int(number)
+    return number
+
+
+def infer_type(values: list[str]) -> str:
+    """The narrowest type every non-empty value fits."""
+    present = [v.strip() for v in values if v.strip() != ""]
+    if not present:
+        return "text"
+    for coltype in ("integer", "number"):
+        try:
+            for v in present:
+                convert(v, coltype)
+            return coltype
+        except ValueError:
+            continue
+    return "text"
+
+
+def read_table(
+    path: Path,
+    shown_as: str,
+    columns: Optional[dict[str, str]] = None,
+    required: tuple[str, ...] = (),
+) -> tuple[dict[str, str], list[dict]]:
+    """Read a CSV into typed rows. `columns` types named columns; the rest are inferred.
+
+    Returns (column types, rows). Raises DataError naming file, row and column.
+    """
+    if not path.exists():
+        raise DataError(f'{shown_as}: file not found (looked for {path})')
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.reader(handle)
+            try:
+                header = next(reader)
+            except StopIteration:
+                raise DataError(f"{shown_as}: the file is empty (no header row)") from None
+            raw_rows = list(reader)
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{shown_as}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except csv.Error as exc:
+        raise DataError(f"{shown_as}: malformed CSV ({exc})") from None
+
+    header = [h.strip() for h in header]
+    duplicates = sorted({h for h in header if header.count(h) > 1})
+    if duplicates:
+        raise DataError(f"{shown_as}: duplicate column(s) in header: {', '.join(duplicates)}")
+    columns = dict(columns or {})
+    for name in list(columns) + list(required):
+        if name not in header:
+            raise DataError(f"{shown_as}: no column '{name}' (columns are: {', '.join(header)})")
+    raw_rows = [r for r in raw_rows if any(cell.strip() for cell in r)]
+    if not raw_rows:
+        raise DataError(f"{shown_as}: the table has a header but no rows")
+
+    for index, row in enumerate(raw_rows, start=1):
+        if len(row) != len(header):
+            raise DataError(
+                f"{shown_as}: row {index} has {len(row)} fields but the header has {len(header)}"
+            )
+    types = {}
+    for i, name in enumerate(header):
+        types[name] = columns.get(name) or infer_type([r[i] for r in raw_rows])
+
+    rows = []
+    for index, row in enumerate(raw_rows, start=1):
+        typed = {}
+        for name, cell in zip(header, row):
+            if cell.strip() == "" and name not in columns:
+                typed[name] = None  # a blank in an undeclared column is a missing value
+                continue
+            try:
+                typed[name] = convert(cell, types[name])
+            except ValueError as exc:
+                raise DataError(f"{shown_as}: row {index}, column '{name}': {exc}") from None
+        rows.append(typed)
+    return types, rows

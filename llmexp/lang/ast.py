@@ -1,0 +1,218 @@
+"""The abstract syntax tree of a `.study` file: plain dataclasses carrying positions.
+
+The parser produces these; `llmexp.lang.validate` checks them and builds the `Study`.
+Every node keeps the line and column it came from so errors can point at it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+
+@dataclass(frozen=True)
+class Pos:
+    line: int
+    column: int
+
+
+@dataclass
+class Str:
+    """A string literal with where it starts, so template-field errors can be located."""
+
+    value: str
+    raw: str
+    pos: Pos
+
+    def offset_pos(self, index: int) -> Pos:
+        """Position of character `index` of `value` in the file (approximate if escapes)."""
+        quote = 3 if self.raw.startswith('"""') else 1
+        # Map value index to raw index: unescape changes lengths, so walk the raw text.
+        raw_index, value_index = quote, 0
+        raw = self.raw
+        while value_index < index and raw_index < len(raw):
+            raw_index += 2 if raw[raw_index] == "\\" and quote == 1 else 1
+            value_index += 1
+        prefix = raw[:raw_index]
+        newlines = prefix.count("\n")
+        if newlines:
+            return Pos(self.pos.line + newlines, raw_index - prefix.rfind("\n"))
+        return Pos(self.pos.line, self.pos.column + raw_index)
+
+
+@dataclass
+class Literal:
+    value: Any  # str | float | bool
+    pos: Pos
+    is_int: bool = False
+
+
+@dataclass
+class ExprNode:
+    op: str  # num str ref level levels add sub mul div neg
+    pos: Pos
+    value: Any = None
+    args: list["ExprNode"] = field(default_factory=list)
+    levels: Optional[list[Literal]] = None  # for op == "levels"
+
+
+@dataclass
+class AnswerNode:
+    type: str
+    pos: Pos
+    labels: list[Str] = field(default_factory=list)
+    low: Optional[float] = None
+    high: Optional[float] = None
+
+
+@dataclass
+class Named:
+    name: str
+    pos: Pos
+
+
+@dataclass
+class StudyDecl:
+    name: Str
+    pos: Pos
+    description: Optional[Str] = None
+    seed: Optional[Literal] = None
+
+
+@dataclass
+class ColumnDecl:
+    name: str
+    type: str
+    pos: Pos
+
+
+@dataclass
+class UnitsDecl:
+    name: str
+    pos: Pos
+    source: Optional[Str] = None
+    key: Optional[Named] = None
+    columns: list[ColumnDecl] = field(default_factory=list)
+    rows: list[list[tuple[Named, Literal]]] = field(default_factory=list)
+
+
+@dataclass
+class DistNode:
+    kind: str  # fixed choice uniform normal
+    pos: Pos
+    values: list[Literal] = field(default_factory=list)
+    weights: list[Optional[float]] = field(default_factory=list)
+    low: Optional[float] = None
+    high: Optional[float] = None
+    mean: Optional[float] = None
+    sd: Optional[float] = None
+    integer: bool = False
+
+
+@dataclass
+class PersonaDecl:
+    name: str
+    pos: Pos
+    source: Optional[Str] = None
+    count: Optional[Literal] = None
+    describe: Optional[Str] = None
+    attributes: list[tuple[Named, DistNode]] = field(default_factory=list)
+
+
+@dataclass
+class TreatmentDecl:
+    name: str
+    pos: Pos
+    expr: ExprNode
+    assignment: str = "between"
+    as_type: Optional[str] = None
+
+
+@dataclass
+class CellDecl:
+    pos: Pos
+    assigns: list[tuple[Named, Literal]]
+
+
+@dataclass
+class ProbeNode:
+    question: Str
+    answer: AnswerNode
+    pos: Pos
+
+
+@dataclass
+class CovariateDecl:
+    name: str
+    pos: Pos
+    specified: bool
+    expr: Optional[ExprNode] = None
+    probe: Optional[ProbeNode] = None
+    text: Optional[Str] = None
+
+
+@dataclass
+class OutcomeDecl:
+    name: str
+    pos: Pos
+    answer: AnswerNode
+    question: Str
+
+
+@dataclass
+class ContextDecl:
+    text: Str
+    pos: Pos
+
+
+@dataclass
+class ModesDecl:
+    modes: list[Named]
+    pos: Pos
+
+
+@dataclass
+class DesignDecl:
+    name: str
+    pos: Pos
+    mode: Named
+    persona: Optional[Named] = None
+    pins: list[tuple[Named, ExprNode]] = field(default_factory=list)
+    split: list[tuple[float, float]] = field(default_factory=list)
+    probes: bool = True
+
+
+@dataclass
+class ModelDecl:
+    name: Str
+    pos: Pos
+    replicates: Optional[Literal] = None
+    params: list[tuple[Named, Literal]] = field(default_factory=list)
+
+
+@dataclass
+class BaselineDecl:
+    source: Str
+    pos: Pos
+    match: list[tuple[Named, Named]] = field(default_factory=list)
+    compare: list[tuple[Named, Named]] = field(default_factory=list)
+    retest: list[tuple[Named, Named]] = field(default_factory=list)
+    count: Optional[Named] = None
+    where: list[tuple[Named, Literal]] = field(default_factory=list)
+
+
+@dataclass
+class AnalyzeDecl:
+    names: list[Named]
+    pos: Pos
+
+
+Statement = Any  # one of the *Decl classes above
+
+
+@dataclass
+class StudyFile:
+    """The whole parsed file: its statements in order."""
+
+    path: str
+    statements: list[Statement]

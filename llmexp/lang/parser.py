@@ -1,0 +1,635 @@
+"""Text -> AST. Loads the lark grammar, turns parse trees into `llmexp.lang.ast` nodes,
+and turns lark's exceptions into located, readable `Problem`s.
+
+On a syntax error the file is parsed again statement by statement, so every broken
+statement is reported, not only the first.
+"""
+
+from __future__ import annotations
+
+import ast as pyast
+import difflib
+import functools
+import re
+from importlib import resources
+from pathlib import Path
+from typing import Optional
+
+import lark
+from lark import Lark, Token, Transformer, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+
+from llmexp.errors import Problem, StudyError
+from llmexp.lang import ast
+
+STATEMENT_KEYWORDS = (
+    "study",
+    "units",
+    "persona",
+    "treatment",
+    "cell",
+    "specified",
+    "unspecified",
+    "outcome",
+    "context",
+    "modes",
+    "design",
+    "model",
+    "baseline",
+    "analyze",
+)
+
+
+def grammar_text() -> str:
+    """The grammar, from the installed package (wheel) or the source tree (editable)."""
+    packaged = resources.files("llmexp").joinpath("grammars/study.lark")
+    if packaged.is_file():
+        return packaged.read_text(encoding="utf-8")
+    source = Path(__file__).resolve().parents[2] / "grammars" / "study.lark"
+    return source.read_text(encoding="utf-8")
+
+
+@functools.lru_cache(maxsize=1)
+def parser() -> Lark:
+    return Lark(grammar_text(), parser="lalr", propagate_positions=True, maybe_placeholders=False)
+
+
+def _pos(item) -> ast.Pos:
+    if isinstance(item, Token):
+        return ast.Pos(item.line, item.column)
+    return ast.Pos(item.line, item.column)  # lark Meta
+
+
+class _UserError(Exception):
+    """Raised inside the transformer for a construct that parses but cannot be meant."""
+
+    def __init__(self, message: str, pos: ast.Pos):
+        super().__init__(message)
+        self.pos = pos
+
+
+def _number(token: Token) -> float:
+    return float(str(token))
+
+
+def _integer(token: Token, what: str) -> int:
+    value = float(str(token))
+    if not value.is_integer():
+        raise _UserError(f"{what} must be a whole number, got {token}", _pos(token))
+    return int(value)
+
+
+@v_args(inline=True)
+class ToAst(Transformer):
+    """Builds AST nodes bottom-up. Clauses come back as (tag, payload) pairs."""
+
+    # ---- tokens and small pieces
+    def string(self, token):
+        raw = str(token)
+        try:
+            if raw.startswith('"""'):
+                value = raw[3:-3]
+                if value.startswith("\n"):
+                    value = value[1:]
+                value = _dedent(value)
+            else:
+                value = pyast.literal_eval(raw)
+        except (SyntaxError, ValueError) as exc:
+            raise _UserError(f"invalid string {raw}: {exc}", _pos(token)) from None
+        return ast.Str(value, raw, _pos(token))
+
+    def signed(self, *tokens):
+        number = tokens[-1]
+        value = _number(number)
+        if len(tokens) == 2:
+            value = -value
+        pos = _pos(tokens[0]) if len(tokens) == 2 else _pos(number)
+        return ast.Literal(value, pos, is_int=float(value).is_integer() and "." not in str(number))
+
+    def true(self, *_):
+        return ast.Literal(True, ast.Pos(0, 0))
+
+    def false(self, *_):
+        return ast.Literal(False, ast.Pos(0, 0))
+
+    def _literal(self, item):
+        if isinstance(item, ast.Str):
+            return ast.Literal(item.value, item.pos)
+        return item
+
+    # ---- study
+    @v_args(meta=True, inline=False)
+    def study(self, meta, children):
+        name, *clauses = children
+        node = ast.StudyDecl(name, _pos(meta))
+        for tag, payload in clauses:
+            setattr(node, tag, payload)
+        return node
+
+    def description(self, text):
+        return ("description", text)
+
+    def seed(self, token):
+        return ("seed", ast.Literal(_integer(token, "seed"), _pos(token), True))
+
+    # ---- units
+    @v_args(meta=True, inline=False)
+    def units_csv(self, meta, children):
+        name, source, *clauses = children
+        node = ast.UnitsDecl(str(name), _pos(meta), source=source)
+        for tag, payload in clauses:
+            if tag == "key":
+                node.key = payload
+            else:
+                node.columns.extend(payload)
+        return node
+
+    @v_args(meta=True, inline=False)
+    def units_inline(self, meta, children):
+        name, *rows = children
+        return ast.UnitsDecl(str(name), _pos(meta), rows=list(rows))
+
+    def key(self, name):
+        return ("key", ast.Named(str(name), _pos(name)))
+
+    def columns(self, *decls):
+        return ("columns", list(decls))
+
+    def column_decl(self, name, coltype):
+        return ast.ColumnDecl(str(name), coltype, _pos(name))
+
+    def coltype(self, token):
+        return str(token)
+
+    def unit_row(self, *fields):
+        return list(fields)
+
+    def field_value(self, name, value):
+        return (ast.Named(str(name), _pos(name)), self._literal(value))
+
+    # ---- personas
+    @v_args(meta=True, inline=False)
+    def persona(self, meta, children):
+        name, *clauses = children
+        node = ast.PersonaDecl(str(name), _pos(meta))
+        for tag, payload in clauses:
+            if tag == "attribute":
+                node.attributes.append(payload)
+            else:
+                setattr(node, tag, payload)
+        return node
+
+    def persona_source(self, text):
+        return ("source", text)
+
+    def count(self, token):
+        return ("count", ast.Literal(_integer(token, "count"), _pos(token), True))
+
+    def describe(self, text):
+        return ("describe", text)
+
+    def attribute(self, name, dist):
+        return ("attribute", (ast.Named(str(name), _pos(name)), dist))
+
+    def fixed(self, value):
+        value = self._literal(value)
+        return ast.DistNode("fixed", value.pos, values=[value])
+
+    @v_args(meta=True, inline=False)
+    def choice(self, meta, children):
+        values = [c[0] for c in children]
+        weights = [c[1] for c in children]
+        return ast.DistNode("choice", _pos(meta), values=values, weights=weights)
+
+    def option(self, value, *weight):
+        weight_value = None
+        if weight:
+            weight_value = weight[0].value
+            if len(weight) == 2:  # a percent sign
+                weight_value = weight_value / 100.0
+        return (self._literal(value), weight_value)
+
+    def uniform(self, low, high, *flag):
+        return ast.DistNode("uniform", low.pos, low=low.value, high=high.value, integer=bool(flag))
+
+    def normal(self, mean, sd, *flag):
+        return ast.DistNode("normal", mean.pos, mean=mean.value, sd=sd.value, integer=bool(flag))
+
+    def integer_flag(self, *_):
+        return True
+
+    # ---- treatments and expressions
+    @v_args(meta=True, inline=False)
+    def treatment(self, meta, children):
+        name, expr, *clauses = children
+        node = ast.TreatmentDecl(str(name), _pos(meta), expr)
+        for tag, payload in clauses:
+            setattr(node, tag, payload)
+        return node
+
+    def between(self, *_):
+        return ("assignment", "between")
+
+    def within(self, *_):
+        return ("assignment", "within")
+
+    def as_type(self, coltype):
+        return ("as_type", coltype)
+
+    def num(self, token):
+        return ast.ExprNode("num", _pos(token), value=_number(token))
+
+    def str(self, text):
+        return ast.ExprNode("str", text.pos, value=text.value)
+
+    def ref(self, *names):
+        dotted = ".".join(str(n) for n in names)
+        return ast.ExprNode("ref", _pos(names[0]), value=dotted)
+
+    def _binary(op):
+        def build(self, left, right):
+            return ast.ExprNode(op, left.pos, args=[left, right])
+
+        return build
+
+    add = _binary("add")
+    sub = _binary("sub")
+    mul = _binary("mul")
+    div = _binary("div")
+
+    @v_args(meta=True, inline=False)
+    def neg(self, meta, children):
+        return ast.ExprNode("neg", _pos(meta), args=[children[0]])
+
+    @v_args(meta=True, inline=False)
+    def levels(self, meta, children):
+        return ast.ExprNode("levels", _pos(meta), levels=children[0])
+
+    def level_range(self, low, high, step):
+        if step.value <= 0:
+            raise _UserError(f"step must be positive, got {step.value:g}", step.pos)
+        if high.value < low.value:
+            raise _UserError(f"range {low.value:g} to {high.value:g} is empty", low.pos)
+        count = int(round((high.value - low.value) / step.value))
+        if count > 10_000:
+            raise _UserError(f"range has {count + 1} levels; at most 10001 are allowed", low.pos)
+        values = [round(low.value + i * step.value, 10) for i in range(count + 1)]
+        if values[-1] < high.value - 1e-9 and values[-1] + step.value <= high.value + 1e-9:
+            values.append(round(values[-1] + step.value, 10))
+        return [ast.Literal(v, low.pos) for v in values]
+
+    def level_list(self, *items):
+        return [self._literal(i) for i in items]
+
+    @v_args(meta=True, inline=False)
+    def cell(self, meta, children):
+        return ast.CellDecl(_pos(meta), list(children))
+
+    def cell_assign(self, name, value):
+        return (ast.Named(str(name), _pos(name)), self._literal(value))
+
+    # ---- covariates
+    @v_args(meta=True, inline=False)
+    def specified(self, meta, children):
+        name, expr, *clauses = children
+        node = ast.CovariateDecl(str(name), _pos(meta), specified=True, expr=expr)
+        for tag, payload in clauses:
+            setattr(node, tag, payload)
+        return node
+
+    @v_args(meta=True, inline=False)
+    def unspecified(self, meta, children):
+        name, *clauses = children
+        node = ast.CovariateDecl(str(name), _pos(meta), specified=False)
+        for tag, payload in clauses:
+            setattr(node, tag, payload)
+        return node
+
+    def probe(self, question, answer):
+        return ("probe", ast.ProbeNode(question, answer, question.pos))
+
+    def text(self, value):
+        return ("text", value)
+
+    # ---- outcomes and answers
+    @v_args(meta=True, inline=False)
+    def outcome(self, meta, children):
+        name, answer, question = children
+        return ast.OutcomeDecl(str(name), _pos(meta), answer, question)
+
+    @v_args(meta=True, inline=False)
+    def binary(self, meta, children):
+        return ast.AnswerNode("binary", _pos(meta), labels=list(children))
+
+    @v_args(meta=True, inline=False)
+    def categorical(self, meta, children):
+        return ast.AnswerNode("categorical", _pos(meta), labels=list(children))
+
+    @v_args(meta=True, inline=False)
+    def likert(self, meta, children):
+        low, high, *labels = children
+        node = ast.AnswerNode("likert", _pos(meta), low=_integer(low, "likert low end"), high=_integer(high, "likert high end"))
+        if labels:
+            node.labels = labels[0]
+        return node
+
+    def likert_labels(self, *labels):
+        return list(labels)
+
+    def _ranged(kind):
+        @v_args(meta=True, inline=False)
+        def build(self, meta, children):
+            node = ast.AnswerNode(kind, _pos(meta))
+            if children:
+                node.low, node.high = children[0]
+            return node
+
+        return build
+
+    number = _ranged("number")
+    money = _ranged("money")
+    probability = _ranged("probability")
+
+    def range(self, low, high):
+        return (low.value, high.value)
+
+    @v_args(meta=True, inline=False)
+    def context(self, meta, children):
+        return ast.ContextDecl(children[0], _pos(meta))
+
+    # ---- designs
+    @v_args(meta=True, inline=False)
+    def modes(self, meta, children):
+        return ast.ModesDecl(list(children), _pos(meta))
+
+    def mode_name(self, token):
+        return ast.Named(str(token), _pos(token))
+
+    @v_args(meta=True, inline=False)
+    def design(self, meta, children):
+        name, mode, *clauses = children
+        node = ast.DesignDecl(str(name), _pos(meta), mode)
+        for tag, payload in clauses:
+            if tag == "pin":
+                node.pins.append(payload)
+            elif tag == "split":
+                node.split.extend(payload)
+            else:
+                setattr(node, tag, payload)
+        return node
+
+    def with_persona(self, name):
+        return ("persona", ast.Named(str(name), _pos(name)))
+
+    def with_pin(self, name, expr):
+        return ("pin", (ast.Named(str(name), _pos(name)), expr))
+
+    def split(self, *ranges):
+        return ("split", list(ranges))
+
+    def without_probes(self, *_):
+        return ("probes", False)
+
+    # ---- models
+    @v_args(meta=True, inline=False)
+    def model(self, meta, children):
+        name, *clauses = children
+        node = ast.ModelDecl(name, _pos(meta))
+        for tag, payload in clauses:
+            if tag == "param":
+                node.params.append(payload)
+            else:
+                node.replicates = payload
+        return node
+
+    def replicates(self, token):
+        return ("replicates", ast.Literal(_integer(token, "replicates"), _pos(token), True))
+
+    def param(self, name, value):
+        return ("param", (ast.Named(str(name), _pos(name)), self._literal(value)))
+
+    # ---- baseline
+    @v_args(meta=True, inline=False)
+    def baseline(self, meta, children):
+        source, *clauses = children
+        node = ast.BaselineDecl(source, _pos(meta))
+        for tag, payload in clauses:
+            if tag == "count":
+                node.count = payload
+            else:
+                getattr(node, tag).extend(payload)
+        return node
+
+    def match(self, *maps):
+        return ("match", list(maps))
+
+    def compare(self, *maps):
+        return ("compare", list(maps))
+
+    def retest(self, *maps):
+        return ("retest", list(maps))
+
+    def count_column(self, name):
+        return ("count", ast.Named(str(name), _pos(name)))
+
+    def where(self, *assigns):
+        return ("where", list(assigns))
+
+    def mapping(self, left, right):
+        return (ast.Named(str(left), _pos(left)), ast.Named(str(right), _pos(right)))
+
+    # ---- analysis requests
+    @v_args(meta=True, inline=False)
+    def analyze(self, meta, children):
+        return ast.AnalyzeDecl([ast.Named(str(n), _pos(n)) for n in children], _pos(meta))
+
+    def start(self, *statements):
+        return list(statements)
+
+
+def _dedent(text: str) -> str:
+    import textwrap
+
+    return textwrap.dedent(text).rstrip()
+
+
+# ------------------------------------------------------------------ syntax errors
+
+_FRIENDLY = {
+    "NAME": "a name",
+    "NUMBER": "a number",
+    "STRING": "a quoted string",
+    "LONG_STRING": "a quoted string",
+    "PERCENT": "%",
+    "$END": "end of file",
+}
+
+
+def _describe_terminal(name: str) -> str:
+    if name in _FRIENDLY:
+        return _FRIENDLY[name]
+    try:
+        pattern = parser().get_terminal(name).pattern
+    except KeyError:
+        return name.lower()
+    if isinstance(pattern, lark.lexer.PatternStr):
+        return f'"{pattern.value}"'
+    return name.lower()
+
+
+def _expected_text(expected: set[str]) -> tuple[str, list[str]]:
+    names = sorted({_describe_terminal(e) for e in expected if not e.startswith("__")})
+    keywords = [n.strip('"') for n in names if n.startswith('"')]
+    if len(names) > 12:
+        statement_words = [k for k in keywords if k in STATEMENT_KEYWORDS]
+        others = [n for n in names if n.strip('"') not in STATEMENT_KEYWORDS]
+        if statement_words:
+            others.append("a new statement")
+        names = others
+    return ", ".join(names), keywords
+
+
+def _syntax_problem(exc: UnexpectedInput, text: str, filename: str) -> Problem:
+    line, column = exc.line, exc.column
+    hint = None
+    if isinstance(exc, UnexpectedCharacters):
+        char = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else "?"
+        expected, keywords = _expected_text(set(exc.allowed or ()))
+        if char == '"':
+            message = "unterminated string (a string must close on the same line; use \"\"\" for several lines)"
+        else:
+            message = f"unexpected character {char!r}"
+            if expected:
+                message += f"; expected {expected}"
+    elif isinstance(exc, UnexpectedEOF):
+        expected, keywords = _expected_text(set(exc.expected))
+        message = f"unexpected end of file; expected {expected}"
+        line, column = _end_position(text)
+    else:
+        assert isinstance(exc, UnexpectedToken)
+        token = exc.token
+        expected, keywords = _expected_text(set(exc.accepts or exc.expected))
+        if token.type == "$END":
+            message = f"unexpected end of file; expected {expected}"
+            line, column = _end_position(text)
+        else:
+            message = f"unexpected {_token_text(token)}; expected {expected}"
+        if token.type == "NAME" and keywords:
+            close = difflib.get_close_matches(str(token), keywords, n=1, cutoff=0.7)
+            if close:
+                hint = f"did you mean '{close[0]}'?"
+    return Problem(message, filename, line, column, hint)
+
+
+def _token_text(token: Token) -> str:
+    if token.type in ("STRING", "LONG_STRING"):
+        return f"string {str(token)[:40]}"
+    if token.type == "NUMBER":
+        return f"number {token}"
+    if token.type == "NAME":
+        return f"name '{token}'"
+    return f"'{token}'"
+
+
+def _end_position(text: str) -> tuple[int, int]:
+    lines = text.split("\n")
+    return len(lines), len(lines[-1]) + 1
+
+
+def _statement_spans(text: str) -> list[tuple[int, int]]:
+    """Start/end offsets of statements: keywords that open a line, outside strings."""
+    starts = []
+    i, n = 0, len(text)
+    line_start = True
+    keyword_re = re.compile(r"(%s)\b" % "|".join(STATEMENT_KEYWORDS))
+    while i < n:
+        ch = text[i]
+        if text.startswith('"""', i):
+            end = text.find('"""', i + 3)
+            i = n if end < 0 else end + 3
+            line_start = False
+            continue
+        if ch == '"':
+            j = i + 1
+            while j < n and text[j] not in '"\n':
+                j += 2 if text[j] == "\\" else 1
+            i = j + 1
+            line_start = False
+            continue
+        if ch == "#":
+            while i < n and text[i] != "\n":
+                i += 1
+            continue
+        if ch == "\n":
+            line_start = True
+            i += 1
+            continue
+        if ch in " \t\r":
+            i += 1
+            continue
+        if line_start and keyword_re.match(text, i):
+            starts.append(i)
+        line_start = False
+        i += 1
+    if not starts or starts[0] != 0:
+        starts.insert(0, 0)
+    return [(s, e) for s, e in zip(starts, starts[1:] + [n])]
+
+
+def _isolate(text: str, start: int, end: int) -> str:
+    """The text with everything outside [start, end) blanked, keeping positions."""
+    blank = lambda s: re.sub(r"[^\n]", " ", s)  # noqa: E731
+    return blank(text[:start]) + text[start:end] + blank(text[end:])
+
+
+def _transform(tree, filename: str) -> list:
+    try:
+        return ToAst().transform(tree)
+    except VisitError as exc:
+        if isinstance(exc.orig_exc, _UserError):
+            err = exc.orig_exc
+            raise StudyError([Problem(str(err), filename, err.pos.line, err.pos.column)]) from None
+        raise
+
+
+def parse_text(text: str, filename: str = "<study>") -> ast.StudyFile:
+    """Parse study text into an AST; raises StudyError listing every syntax error."""
+    try:
+        tree = parser().parse(text)
+    except UnexpectedInput:
+        problems = []
+        for start, end in _statement_spans(text):
+            chunk = _isolate(text, start, end)
+            try:
+                parser().parse(chunk)
+            except UnexpectedInput as exc:
+                problems.append(_syntax_problem(exc, chunk, filename))
+        if not problems:  # the statements parse alone but not together (should not happen)
+            try:
+                parser().parse(text)
+            except UnexpectedInput as exc:
+                problems.append(_syntax_problem(exc, text, filename))
+        raise StudyError(problems) from None
+    return ast.StudyFile(filename, _transform(tree, filename))
+
+
+def parse_file(path: str | Path) -> ast.StudyFile:
+    from llmexp.errors import LlmexpError
+
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise LlmexpError(f"{path}: no such study file") from None
+    except UnicodeDecodeError as exc:
+        raise StudyError([Problem(f"not UTF-8 text ({exc.reason} at byte {exc.start})", str(path))]) from None
+    except OSError as exc:
+        raise LlmexpError(f"{path}: cannot read ({exc.strerror})") from None
+    return parse_text(text, str(path))
+
+
+def first_problem_position(problems: list[Problem]) -> Optional[tuple[int, int]]:
+    for p in problems:
+        if p.line is not None:
+            return p.line, p.column or 0
+    return None

@@ -1,0 +1,825 @@
+"""AST -> validated `Study`, with every static check the language promises.
+
+All problems are collected (not only the first) and raised together as a `StudyError`;
+warnings (lint) are returned beside the study. Data files are read here, relative to the
+study file and never outside its folder tree.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections import Counter
+from pathlib import Path
+from typing import Any, Optional
+
+from pydantic import ValidationError
+
+from llmexp import expr as ex
+from llmexp import spec
+from llmexp.data import read_table, resolve_path
+from llmexp.errors import DataError, Problem, StudyError
+from llmexp.fields import Namespace
+from llmexp.lang import ast
+from llmexp.templates import TemplateError, fields
+
+KNOWN_PARAMS = {
+    "temperature",
+    "max_tokens",
+    "top_p",
+    "top_k",
+    "seed",
+    "frequency_penalty",
+    "presence_penalty",
+    "api_base",
+    "timeout",
+    "rpm",
+    "tpm",
+}
+SECRET_PARAMS = {"api_key", "key", "token", "secret", "password"}
+LEAKY_WORDS = re.compile(
+    r"\b(treatment|control group|condition \d+|conditions?|randomi[sz]\w*|experiment\w*|levels?)\b",
+    re.IGNORECASE,
+)
+PER_CONDITION_MODES = ("within", "aggregate")
+
+
+def suggest(name: str, options) -> Optional[str]:
+    close = difflib.get_close_matches(name, list(options), n=1, cutoff=0.6)
+    return f"did you mean '{close[0]}'?" if close else None
+
+
+class Validator:
+    def __init__(self, tree: ast.StudyFile):
+        self.tree = tree
+        self.file = tree.path
+        self.study_dir = Path(tree.path).resolve().parent if tree.path and tree.path != "<study>" else Path.cwd()
+        self.problems: list[Problem] = []
+        self.by_type: dict[type, list] = {}
+        for statement in tree.statements:
+            self.by_type.setdefault(type(statement), []).append(statement)
+
+    # ------------------------------------------------------------------ reporting
+    def error(self, message: str, pos: Optional[ast.Pos] = None, hint: Optional[str] = None) -> None:
+        line, column = (pos.line, pos.column) if pos and pos.line else (None, None)
+        self.problems.append(Problem(message, self.file, line, column, hint))
+
+    def warn(self, message: str, pos: Optional[ast.Pos] = None, hint: Optional[str] = None) -> None:
+        line, column = (pos.line, pos.column) if pos and pos.line else (None, None)
+        self.problems.append(Problem(message, self.file, line, column, hint, severity="warning"))
+
+    def all(self, kind) -> list:
+        return self.by_type.get(kind, [])
+
+    def one(self, kind, what: str, example: str, required: bool = True):
+        items = self.all(kind)
+        if not items:
+            if required:
+                self.error(f"missing {what} statement (e.g. {example})", ast.Pos(1, 1))
+            return None
+        for extra in items[1:]:
+            self.error(f"a study has one {what} statement; this one repeats it", extra.pos)
+        return items[0]
+
+    # ------------------------------------------------------------------ main
+    def build(self) -> tuple[Optional[spec.Study], list[Problem]]:
+        study_decl = self.one(ast.StudyDecl, "study", 'study "my-study" seed 1')
+        units = self.units()
+        personas = self.personas(units)
+        self.namespace = Namespace(
+            units_name=units.name if units else "units",
+            unit_columns=list(units.columns) if units else [],
+        )
+        self.check_unique_names()
+        treatments = self.treatments(units)
+        self.namespace.treatments = [t.name for t in treatments]
+        covariate_decls = self.all(ast.CovariateDecl)
+        self.namespace.covariates = [c.name for c in covariate_decls]
+        cells = self.cells(treatments)
+        covariates = self.covariates(units, treatments)
+        outcomes = self.outcomes()
+        context = self.context(treatments, covariates, outcomes)
+        designs = self.designs(personas, covariates, treatments, outcomes, units)
+        models = self.models()
+        baseline = self.baseline(units, treatments, outcomes)
+        analyses = self.analyses(designs, covariates, treatments, baseline)
+        self.lint(designs, covariates, context, outcomes)
+
+        if any(p.severity == "error" for p in self.problems):
+            return None, self.problems
+        try:
+            study = spec.Study(
+                name=study_decl.name.value,
+                description=study_decl.description.value if study_decl.description else "",
+                seed=int(study_decl.seed.value) if study_decl.seed else 0,
+                source_file=self.file,
+                units=units,
+                personas=tuple(personas.values()),
+                treatments=tuple(treatments),
+                cells=cells,
+                covariates=tuple(covariates),
+                outcomes=tuple(outcomes),
+                context=context,
+                designs=tuple(designs),
+                models=tuple(models),
+                baseline=baseline,
+                analyses=tuple(analyses),
+            )
+        except ValidationError as exc:  # a gap in the checks above; still no traceback
+            for err in exc.errors():
+                self.error(f"invalid study ({'.'.join(map(str, err['loc']))}: {err['msg']})")
+            return None, self.problems
+        return study, self.problems
+
+    # ------------------------------------------------------------------ names
+    def check_unique_names(self) -> None:
+        seen: dict[str, tuple[str, ast.Pos]] = {}
+        groups = [
+            ("treatment", self.all(ast.TreatmentDecl)),
+            ("covariate", self.all(ast.CovariateDecl)),
+            ("outcome", self.all(ast.OutcomeDecl)),
+            ("persona", self.all(ast.PersonaDecl)),
+        ]
+        for kind, decls in groups:
+            for decl in decls:
+                if decl.name in seen:
+                    other_kind, other_pos = seen[decl.name]
+                    self.error(
+                        f"'{decl.name}' is already defined as a {other_kind} at line {other_pos.line}",
+                        decl.pos,
+                    )
+                else:
+                    seen[decl.name] = (kind, decl.pos)
+                if decl.name in ("level", "persona", self.namespace.units_name) and kind != "persona":
+                    self.error(f"'{decl.name}' is a reserved name; choose another", decl.pos)
+
+    # ------------------------------------------------------------------ units
+    def units(self) -> Optional[spec.Units]:
+        decl = self.one(ast.UnitsDecl, "units", 'units products from "data/products.csv"')
+        if decl is None:
+            return None
+        if decl.source is not None:
+            declared = {}
+            for column in decl.columns:
+                if column.name in declared:
+                    self.error(f"column '{column.name}' is typed twice", column.pos)
+                declared[column.name] = column.type
+            try:
+                path = resolve_path(decl.source.value, self.study_dir)
+                types, rows = read_table(path, decl.source.value, declared)
+            except DataError as exc:
+                self.error(str(exc), decl.source.pos)
+                return None
+            columns = types
+        else:
+            rows, columns = [], {}
+            first_fields = [n.name for n, _ in decl.rows[0]]
+            for index, row in enumerate(decl.rows, start=1):
+                names = [n.name for n, _ in row]
+                dupes = [n for n, c in Counter(names).items() if c > 1]
+                if dupes:
+                    self.error(f"row {index} sets '{dupes[0]}' twice", row[0][0].pos)
+                if sorted(names) != sorted(first_fields):
+                    self.error(
+                        f"row {index} has fields {', '.join(names)} but row 1 has {', '.join(first_fields)}",
+                        row[0][0].pos,
+                    )
+                rows.append({n.name: lit.value for n, lit in row})
+            for name in first_fields:
+                values = [r.get(name) for r in rows]
+                if all(isinstance(v, str) for v in values):
+                    columns[name] = "text"
+                elif all(isinstance(v, bool) for v in values):
+                    columns[name] = "boolean"
+                elif all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+                    columns[name] = "integer" if all(float(v).is_integer() for v in values) else "number"
+                else:
+                    self.error(f"column '{name}' mixes text and numbers across rows", decl.pos)
+                    columns[name] = "text"
+        key = decl.key.name if decl.key else next(iter(columns), None)
+        if decl.key and key not in columns:
+            self.error(f"key column '{key}' is not in the table", decl.key.pos, suggest(key, columns))
+            return None
+        if key is None:
+            self.error("the units table has no columns", decl.pos)
+            return None
+        seen: dict[Any, int] = {}
+        for index, row in enumerate(rows, start=1):
+            value = row.get(key)
+            if value in seen:
+                self.error(
+                    f"units key '{key}' repeats value {value!r} (rows {seen[value]} and {index}); keys must be unique",
+                    decl.pos,
+                )
+                break
+            seen[value] = index
+        return spec.Units(
+            name=decl.name,
+            key=key,
+            columns=columns,
+            rows=tuple(rows),
+            source=decl.source.value if decl.source else None,
+        )
+
+    # ------------------------------------------------------------------ personas
+    def personas(self, units: Optional[spec.Units]) -> dict[str, spec.Persona]:
+        result: dict[str, spec.Persona] = {}
+        for decl in self.all(ast.PersonaDecl):
+            attributes = []
+            seen = set()
+            for name, dist in decl.attributes:
+                if name.name in seen:
+                    self.error(f"persona attribute '{name.name}' is defined twice", name.pos)
+                seen.add(name.name)
+                built = self.distribution(name, dist)
+                if built is not None:
+                    attributes.append(spec.PersonaAttribute(name=name.name, distribution=built))
+            rows = None
+            if decl.source is not None:
+                if decl.attributes:
+                    self.error("a persona comes either from a CSV or from attribute draws, not both", decl.pos)
+                try:
+                    path = resolve_path(decl.source.value, self.study_dir)
+                    _, table = read_table(path, decl.source.value)
+                    rows = tuple(table)
+                except DataError as exc:
+                    self.error(str(exc), decl.source.pos)
+                    continue
+            elif not decl.attributes:
+                self.error(f"persona '{decl.name}' has no attributes (e.g. age: uniform 18 to 80 integer)", decl.pos)
+            count = int(decl.count.value) if decl.count else 1
+            if count < 1:
+                self.error("count must be at least 1", decl.count.pos)
+            names = [a.name for a in attributes] + (list(rows[0]) if rows else [])
+            if decl.describe is not None:
+                persona_ns = Namespace(
+                    units_name=units.name if units else "units",
+                    unit_columns=list(units.columns) if units else [],
+                    persona_attributes=names,
+                )
+                self.check_template(decl.describe, persona_ns, "a persona description", allow_persona=True)
+            result[decl.name] = spec.Persona(
+                name=decl.name,
+                count=max(count, 1),
+                attributes=tuple(attributes),
+                rows=rows,
+                source=decl.source.value if decl.source else None,
+                describe=decl.describe.value if decl.describe else None,
+            )
+        return result
+
+    def distribution(self, name: ast.Named, dist: ast.DistNode) -> Optional[spec.Distribution]:
+        if dist.kind == "fixed":
+            return spec.Distribution(kind="fixed", values=(dist.values[0].value,))
+        if dist.kind == "choice":
+            values = [v.value for v in dist.values]
+            if len(set(map(repr, values))) != len(values):
+                self.error(f"'{name.name}' lists the same option twice", dist.pos)
+            given = [w for w in dist.weights if w is not None]
+            if given and len(given) != len(values):
+                self.error(f"'{name.name}': give a weight to every option or to none", dist.pos)
+                return None
+            if any(w < 0 for w in given):
+                self.error(f"'{name.name}': weights cannot be negative", dist.pos)
+                return None
+            if given and sum(given) <= 0:
+                self.error(f"'{name.name}': weights add up to zero", dist.pos)
+                return None
+            weights = tuple(w / sum(given) for w in given) if given else ()
+            return spec.Distribution(kind="choice", values=tuple(values), weights=weights)
+        if dist.kind == "uniform":
+            if dist.high <= dist.low:
+                self.error(f"'{name.name}': uniform range {dist.low:g} to {dist.high:g} is empty", dist.pos)
+                return None
+            return spec.Distribution(kind="uniform", low=dist.low, high=dist.high, integer=dist.integer)
+        if dist.sd is None or dist.sd <= 0:
+            self.error(f"'{name.name}': sd must be positive", dist.pos)
+            return None
+        return spec.Distribution(kind="normal", mean=dist.mean, sd=dist.sd, integer=dist.integer)
+
+    # ------------------------------------------------------------------ expressions
+    def expr(self, node: ast.ExprNode, allowed: set[str], where: str, allow_levels: bool = False) -> Optional[spec.Expr]:
+        """Normalise an expression: refs become `unit.x` / `treatment.x`; levels(...) -> level."""
+        if node.op == "num":
+            return spec.Expr(op="num", value=node.value)
+        if node.op == "str":
+            return spec.Expr(op="str", value=node.value)
+        if node.op == "levels":
+            if not allow_levels:
+                self.error(f"levels(...) can only appear in a treatment, not in {where}", node.pos)
+                return None
+            return spec.Expr(op="level")
+        if node.op == "ref":
+            target = self.namespace.resolve(node.value)
+            if target is None or target.kind not in allowed:
+                kinds = " or ".join(sorted(allowed)) or "nothing"
+                options = [n for n in self.namespace.all_names() if (self.namespace.resolve(n) or None) and self.namespace.resolve(n).kind in allowed]
+                self.error(
+                    f"'{node.value}' is not a {kinds} field usable in {where}",
+                    node.pos,
+                    suggest(node.value, options),
+                )
+                return None
+            return spec.Expr(op="ref", value=target.key)
+        args = [self.expr(a, allowed, where, allow_levels) for a in node.args]
+        if any(a is None for a in args):
+            return None
+        return spec.Expr(op=node.op, args=tuple(args))
+
+    def count_levels(self, node: ast.ExprNode) -> list[ast.ExprNode]:
+        found = [node] if node.op == "levels" else []
+        for arg in node.args:
+            found += self.count_levels(arg)
+        return found
+
+    # ------------------------------------------------------------------ treatments
+    def treatments(self, units: Optional[spec.Units]) -> list[spec.Treatment]:
+        decls = self.all(ast.TreatmentDecl)
+        if not decls:
+            self.error("missing treatment statement (e.g. treatment price = levels(1, 2, 3))", ast.Pos(1, 1))
+        result = []
+        for decl in decls:
+            level_nodes = self.count_levels(decl.expr)
+            if len(level_nodes) != 1:
+                self.error(
+                    f"treatment '{decl.name}' must contain exactly one levels(...) (found {len(level_nodes)})",
+                    decl.pos,
+                    "e.g. treatment price = products.regular_price * levels(0 to 2 step 0.2)",
+                )
+                continue
+            levels = [lit.value for lit in level_nodes[0].levels]
+            if not levels:
+                self.error(f"treatment '{decl.name}' has no levels", level_nodes[0].pos)
+                continue
+            repeated = [v for v, c in Counter(map(repr, levels)).items() if c > 1]
+            if repeated:
+                self.error(f"treatment '{decl.name}' lists level {repeated[0]} twice", level_nodes[0].pos)
+            numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in levels)
+            if not numeric and not all(isinstance(v, str) for v in levels):
+                self.error(f"treatment '{decl.name}' mixes text and number levels", level_nodes[0].pos)
+                continue
+            value = self.expr(decl.expr, {"unit"}, f"treatment '{decl.name}'", allow_levels=True)
+            if value is None:
+                continue
+            is_bare = value.op == "level"
+            types = {f"unit.{c}": t for c, t in (units.columns.items() if units else [])}
+            types["level"] = "number" if numeric else "text"
+            value_type = decl.as_type or ex.result_type(value, types)
+            if units is not None and not is_bare:
+                self.check_evaluates(value, units, levels, decl)
+            result.append(
+                spec.Treatment(
+                    name=decl.name,
+                    levels=tuple(levels),
+                    value=None if is_bare else value,
+                    value_type=value_type if not (is_bare and not decl.as_type) else (decl.as_type or types["level"]),
+                    assignment=decl.assignment,
+                    unit_dependent=bool(ex.references(value)),
+                )
+            )
+        return result
+
+    def check_evaluates(self, value: spec.Expr, units: spec.Units, levels: list, decl) -> None:
+        for index, row in enumerate(units.rows, start=1):
+            env = {f"unit.{k}": v for k, v in row.items()}
+            for level in levels:
+                env["level"] = level
+                try:
+                    ex.evaluate(value, env)
+                except ex.ExprError as exc:
+                    self.error(
+                        f"treatment '{decl.name}' cannot be computed for unit row {index} at level {level!r}: {exc}",
+                        decl.pos,
+                    )
+                    return
+
+    # ------------------------------------------------------------------ cells
+    def cells(self, treatments: list[spec.Treatment]) -> Optional[tuple[dict, ...]]:
+        decls = self.all(ast.CellDecl)
+        if not decls:
+            return None
+        by_name = {t.name: t for t in treatments}
+        cells, seen = [], set()
+        for decl in decls:
+            cell = {}
+            for name, literal in decl.assigns:
+                treatment = by_name.get(name.name)
+                if treatment is None:
+                    self.error(f"'{name.name}' is not a treatment", name.pos, suggest(name.name, by_name))
+                    continue
+                if name.name in cell:
+                    self.error(f"cell sets '{name.name}' twice", name.pos)
+                if literal.value not in treatment.levels:
+                    shown = ", ".join(map(str, treatment.levels[:8]))
+                    self.error(f"{literal.value!r} is not a level of '{name.name}' (levels: {shown})", literal.pos or name.pos)
+                    continue
+                cell[name.name] = literal.value
+            missing = [t for t in by_name if t not in cell]
+            if missing and len(cell) == len([a for a in decl.assigns if a[0].name in by_name]):
+                self.error(f"cell does not set {', '.join(missing)}; a listed cell sets every treatment", decl.pos)
+            key = tuple(sorted(cell.items(), key=lambda kv: kv[0]))
+            if key in seen:
+                self.error("this cell is listed twice", decl.pos)
+            seen.add(key)
+            cells.append(cell)
+        return tuple(cells)
+
+    # ------------------------------------------------------------------ covariates
+    def covariates(self, units: Optional[spec.Units], treatments: list[spec.Treatment]) -> list[spec.Covariate]:
+        result = []
+        specified_ns = self.namespace
+        unit_types = {f"unit.{c}": t for c, t in (units.columns.items() if units else [])}
+        for decl in self.all(ast.CovariateDecl):
+            value, value_type = None, "text"
+            if decl.specified:
+                value = self.expr(decl.expr, {"unit", "treatment"}, f"covariate '{decl.name}'")
+                if value is None:
+                    continue
+                treatment_refs = [r for r in ex.references(value) if r.startswith("treatment.")]
+                if treatment_refs:
+                    self.warn(
+                        f"specified covariate '{decl.name}' is computed from treatment "
+                        f"'{treatment_refs[0].split('.', 1)[1]}': it moves with the treatment, so it is not held fixed",
+                        decl.pos,
+                    )
+                types = dict(unit_types)
+                types.update({f"treatment.{t.name}": t.value_type for t in treatments})
+                value_type = ex.result_type(value, types)
+            probe = None
+            if decl.probe is not None:
+                if decl.specified:
+                    self.error(
+                        f"'{decl.name}' is specified (stated in the prompt); only unspecified covariates are probed",
+                        decl.probe.pos,
+                    )
+                answer = self.answer(decl.probe.answer, f"probe of '{decl.name}'")
+                self.check_template(decl.probe.question, specified_ns, f"the probe of '{decl.name}'", forbid_unspecified=decl.name)
+                if answer is not None:
+                    probe = spec.Probe(question=decl.probe.question.value, answer=answer)
+            if decl.text is not None:
+                self.check_template(decl.text, specified_ns, f"the text of '{decl.name}'", forbid_unspecified=decl.name, own=decl.name)
+            result.append(
+                spec.Covariate(
+                    name=decl.name,
+                    specified=decl.specified,
+                    value=value,
+                    value_type=value_type,
+                    probe=probe,
+                    text=decl.text.value if decl.text else None,
+                )
+            )
+        return result
+
+    # ------------------------------------------------------------------ outcomes
+    def answer(self, node: ast.AnswerNode, where: str) -> Optional[spec.AnswerSpec]:
+        labels = tuple(s.value for s in node.labels)
+        if any(not label.strip() for label in labels):
+            self.error(f"{where}: labels cannot be empty", node.pos)
+            return None
+        if len(set(l.lower() for l in labels)) != len(labels):
+            self.error(f"{where}: labels must differ", node.pos)
+            return None
+        if node.type == "likert":
+            if node.high <= node.low:
+                self.error(f"{where}: likert scale {node.low:g} to {node.high:g} is empty", node.pos)
+                return None
+            if labels and len(labels) != int(node.high - node.low + 1):
+                self.error(
+                    f"{where}: a {node.low:g}-{node.high:g} scale needs {int(node.high - node.low + 1)} labels, got {len(labels)}",
+                    node.pos,
+                )
+                return None
+        if node.type in ("number", "money", "probability") and node.low is not None and node.high <= node.low:
+            self.error(f"{where}: range {node.low:g} to {node.high:g} is empty", node.pos)
+            return None
+        low, high = node.low, node.high
+        if node.type == "probability":
+            low, high = 0.0, 1.0
+        return spec.AnswerSpec(type=node.type, labels=labels, low=low, high=high)
+
+    def outcomes(self) -> list[spec.Outcome]:
+        decls = self.all(ast.OutcomeDecl)
+        if not decls:
+            self.error('missing outcome statement (e.g. outcome purchase: binary "purchase" / "not purchase" question "...")', ast.Pos(1, 1))
+        result = []
+        for decl in decls:
+            answer = self.answer(decl.answer, f"outcome '{decl.name}'")
+            self.check_template(decl.question, self.namespace, f"the question of '{decl.name}'", forbid_unspecified=True)
+            if answer is not None:
+                result.append(spec.Outcome(name=decl.name, answer=answer, question=decl.question.value))
+        return result
+
+    # ------------------------------------------------------------------ templates
+    def check_template(
+        self,
+        text: ast.Str,
+        namespace: Namespace,
+        where: str,
+        forbid_unspecified=True,
+        own: Optional[str] = None,
+        allow_persona: bool = False,
+    ) -> list[str]:
+        """Check a template's fields; returns the resolved keys (kind.name)."""
+        try:
+            used = fields(text.value)
+        except TemplateError as exc:
+            self.error(f"in {where}: {exc}", text.offset_pos(exc.index))
+            return []
+        keys = []
+        unspecified = {c.name for c in self.all(ast.CovariateDecl) if not c.specified}
+        for name, index in used:
+            target = namespace.resolve(name)
+            pos = text.offset_pos(index)
+            if target is None:
+                self.error(f"unknown field {{{name}}} in {where}", pos, suggest(name, namespace.all_names()))
+                continue
+            if target.kind == "covariate" and target.name in unspecified and forbid_unspecified and target.name != own:
+                self.error(
+                    f"{{{name}}} in {where}: '{name}' is unspecified, so it must stay out of the prompt",
+                    pos,
+                    "declare it `specified`, or pin it in a design with `with " + name + " = ...`",
+                )
+                continue
+            if target.kind == "persona" and not allow_persona:
+                self.error(f"{{{name}}} in {where}: persona attributes belong in the persona's describe text", pos)
+                continue
+            keys.append(target.key)
+        return keys
+
+    def context(self, treatments, covariates, outcomes) -> str:
+        decl = self.one(ast.ContextDecl, "context", 'context "You see {product} priced at {price}."')
+        if decl is None:
+            return ""
+        keys = set(self.check_template(decl.text, self.namespace, "the context"))
+        for outcome_decl in self.all(ast.OutcomeDecl):
+            try:
+                keys |= {self.namespace.resolve(n).key for n, _ in fields(outcome_decl.question.value) if self.namespace.resolve(n)}
+            except TemplateError:
+                pass
+        for treatment in treatments:
+            if f"treatment.{treatment.name}" not in keys:
+                self.error(
+                    f"treatment '{treatment.name}' is never shown: use {{{treatment.name}}} in the context or a question",
+                    decl.pos,
+                )
+        for covariate in covariates:
+            if covariate.specified and covariate.text is None and f"covariate.{covariate.name}" not in keys:
+                self.error(
+                    f"specified covariate '{covariate.name}' is never stated: give it text \"...\" or use {{{covariate.name}}} in the context",
+                    decl.pos,
+                )
+        return decl.text.value
+
+    # ------------------------------------------------------------------ designs
+    def designs(self, personas, covariates, treatments, outcomes, units) -> list[spec.Design]:
+        pending: list[tuple[ast.Pos, dict]] = []
+        for decl in self.all(ast.ModesDecl):
+            for mode in decl.modes:
+                pending.append((mode.pos, dict(name=mode.name, mode=mode.name)))
+        by_cov = {c.name: c for c in covariates}
+        for decl in self.all(ast.DesignDecl):
+            item: dict[str, Any] = dict(name=decl.name, mode=decl.mode.name, probes=decl.probes)
+            if decl.persona is not None:
+                if decl.persona.name not in personas:
+                    self.error(f"no persona named '{decl.persona.name}'", decl.persona.pos, suggest(decl.persona.name, personas))
+                elif decl.mode.name == "aggregate":
+                    self.error("an aggregate design asks about the whole population; it cannot take a persona", decl.persona.pos)
+                else:
+                    item["persona"] = decl.persona.name
+            pins = {}
+            for name, node in decl.pins:
+                covariate = by_cov.get(name.name)
+                if covariate is None:
+                    self.error(f"'{name.name}' is not a covariate", name.pos, suggest(name.name, by_cov))
+                    continue
+                if covariate.specified:
+                    self.error(f"'{name.name}' is already specified in every prompt; pin only unspecified covariates", name.pos)
+                    continue
+                if covariate.text is None:
+                    self.error(
+                        f"pinning '{name.name}' needs a sentence to state it: add text \"...{{{name.name}}}...\" to the covariate",
+                        name.pos,
+                    )
+                    continue
+                value = self.expr(node, {"unit"}, f"the pin of '{name.name}'")
+                if value is not None:
+                    pins[name.name] = value
+            item["pins"] = pins
+            if decl.split:
+                if decl.mode.name != "aggregate":
+                    self.error("split applies to aggregate designs only (the range-sensitivity check)", decl.pos)
+                elif len(treatments) != 1 or not all(isinstance(l, (int, float)) for l in treatments[0].levels):
+                    self.error("split needs exactly one numeric treatment", decl.pos)
+                else:
+                    levels = treatments[0].levels
+                    for low, high in decl.split:
+                        inside = [l for l in levels if low - 1e-9 <= l <= high + 1e-9]
+                        if high <= low or len(inside) < 2:
+                            self.error(f"split part {low:g} to {high:g} holds fewer than two levels", decl.pos)
+                    item["split"] = tuple(decl.split)
+            pending.append((decl.pos, item))
+        if not pending:
+            pending.append((ast.Pos(1, 1), dict(name="blind", mode="blind")))
+        designs, seen = [], {}
+        for pos, item in pending:
+            if item["name"] in seen:
+                self.error(f"design '{item['name']}' is defined twice (first at line {seen[item['name']].line})", pos)
+                continue
+            seen[item["name"]] = pos
+            if item["mode"] == "aggregate":
+                for outcome in outcomes:
+                    if outcome.answer.type == "categorical" and len(outcome.answer.labels) > 2:
+                        self.error(
+                            f"aggregate mode asks for one number per condition; categorical outcome '{outcome.name}' "
+                            f"has {len(outcome.answer.labels)} labels",
+                            pos,
+                            "use a binary outcome or a separate study per label",
+                        )
+            designs.append(spec.Design(**item))
+        return designs
+
+    # ------------------------------------------------------------------ models
+    def models(self) -> list[spec.ModelSpec]:
+        decls = self.all(ast.ModelDecl)
+        result, seen = [], {}
+        for decl in decls:
+            name = decl.name.value
+            if not name.strip():
+                self.error("model name is empty", decl.name.pos)
+                continue
+            params, rpm, tpm = {}, None, None
+            synthetic = name.startswith("synthetic/")
+            for pname, literal in decl.params:
+                if pname.name.lower() in SECRET_PARAMS:
+                    self.error(
+                        "never put API keys in a study file; set the provider's environment variable (e.g. OPENAI_API_KEY)",
+                        pname.pos,
+                    )
+                    continue
+                if pname.name in params:
+                    self.error(f"model parameter '{pname.name}' is given twice", pname.pos)
+                if pname.name not in KNOWN_PARAMS and not synthetic:
+                    self.error(
+                        f"unknown model parameter '{pname.name}'",
+                        pname.pos,
+                        suggest(pname.name, KNOWN_PARAMS) or f"known: {', '.join(sorted(KNOWN_PARAMS))}",
+                    )
+                    continue
+                if pname.name == "rpm":
+                    rpm = float(literal.value)
+                elif pname.name == "tpm":
+                    tpm = float(literal.value)
+                else:
+                    value = literal.value
+                    if isinstance(value, float) and value.is_integer() and pname.name in ("max_tokens", "seed", "top_k"):
+                        value = int(value)
+                    params[pname.name] = value
+            replicates = int(decl.replicates.value) if decl.replicates else 1
+            if replicates < 1:
+                self.error("replicates must be at least 1", decl.replicates.pos)
+                continue
+            key = (name, tuple(sorted(params.items())))
+            if key in seen:
+                self.error(f"model {name!r} with these parameters is listed twice", decl.pos)
+                continue
+            seen[key] = decl.pos
+            result.append(spec.ModelSpec(name=name, params=params, replicates=replicates, rpm=rpm, tpm=tpm))
+        if not result and not decls:
+            result.append(spec.ModelSpec(name=spec.DEFAULT_MODEL, params={"temperature": 1.0}, replicates=1))
+        return result
+
+    # ------------------------------------------------------------------ baseline
+    def baseline(self, units, treatments, outcomes) -> Optional[spec.Baseline]:
+        decl = self.one(ast.BaselineDecl, "baseline", "", required=False)
+        if decl is None:
+            return None
+        t_names = {t.name: t for t in treatments}
+        o_names = {o.name for o in outcomes}
+        unit_column, treatment_map = None, {}
+        for left, right in decl.match:
+            if left.name == "unit":
+                unit_column = right.name
+            elif left.name in t_names:
+                treatment_map[left.name] = right.name
+            else:
+                self.error(f"match: '{left.name}' is neither 'unit' nor a treatment", left.pos, suggest(left.name, list(t_names) + ["unit"]))
+        outcome_map = {}
+        for left, right in decl.compare:
+            if left.name not in o_names:
+                self.error(f"compare: '{left.name}' is not an outcome", left.pos, suggest(left.name, o_names))
+            outcome_map[left.name] = right.name
+        retest_map = {l.name: r.name for l, r in decl.retest}
+        if not outcome_map:
+            self.error("baseline needs `compare OUTCOME = COLUMN` to say which column holds the human answer", decl.pos)
+        for name in t_names:
+            if name not in treatment_map:
+                self.error(f"baseline needs `match {name} = COLUMN` (the column holding the level of '{name}')", decl.pos)
+        required = [c for c in [unit_column, *treatment_map.values(), *outcome_map.values(), *retest_map.values()] if c]
+        if decl.count:
+            required.append(decl.count.name)
+        required += [n.name for n, _ in decl.where]
+        try:
+            path = resolve_path(decl.source.value, self.study_dir)
+            _, rows = read_table(path, decl.source.value, required=tuple(required))
+        except DataError as exc:
+            self.error(str(exc), decl.source.pos)
+            return None
+        where = {n.name: lit.value for n, lit in decl.where}
+        kept = [r for r in rows if all(_same(r.get(k), v) for k, v in where.items())]
+        if not kept:
+            self.error(f"baseline: no rows match the where filter ({where})", decl.pos)
+            return None
+        if units is not None and unit_column:
+            keys = {str(r[units.key]) for r in units.rows}
+            unknown = sorted({str(r[unit_column]) for r in kept} - keys)
+            if len(unknown) == len({str(r[unit_column]) for r in kept}):
+                self.error(f"baseline: no value of column '{unit_column}' matches a unit key ({units.key})", decl.pos)
+            elif unknown:
+                self.warn(f"baseline rows for units not in the study are ignored: {', '.join(unknown[:5])}", decl.pos)
+        for tname, column in treatment_map.items():
+            levels = t_names[tname].levels
+            off = sorted({r[column] for r in kept if not any(_same(r[column], l) for l in levels)}, key=str)
+            if off:
+                self.warn(f"baseline column '{column}' has values that are not levels of '{tname}': {off[:5]}", decl.pos)
+        return spec.Baseline(
+            source=decl.source.value,
+            unit_column=unit_column,
+            treatments=treatment_map,
+            outcomes=outcome_map,
+            n_column=decl.count.name if decl.count else None,
+            retest=retest_map,
+            where=where,
+            rows=tuple(kept),
+        )
+
+    # ------------------------------------------------------------------ analyses
+    def analyses(self, designs, covariates, treatments, baseline) -> list[str]:
+        result = []
+        for decl in self.all(ast.AnalyzeDecl):
+            for name in decl.names:
+                if name.name not in spec.ANALYSES:
+                    self.error(f"unknown analysis '{name.name}'", name.pos, suggest(name.name, spec.ANALYSES) or f"choose from {', '.join(spec.ANALYSES)}")
+                    continue
+                reason = self.unsupported(name.name, designs, covariates, treatments, baseline)
+                if reason:
+                    self.error(f"analysis '{name.name}' cannot run on this study: {reason}", name.pos)
+                    continue
+                if name.name not in result:
+                    result.append(name.name)
+        return result
+
+    @staticmethod
+    def unsupported(name, designs, covariates, treatments, baseline) -> Optional[str]:
+        numeric = any(all(isinstance(l, (int, float)) for l in t.levels) for t in treatments)
+        if name == "leakage":
+            if not any(c.probe for c in covariates if not c.specified):
+                return "no unspecified covariate has a probe"
+            if not any(d.mode in ("blind", "unblinded") and d.probes for d in designs):
+                return "probes are asked in blind or unblinded designs, and there is none"
+        if name == "focalism" and not any(d.pins for d in designs):
+            return "no design pins a covariate (design NAME: blind with COVARIATE = ...)"
+        if name == "baseline" and baseline is None:
+            return "the study has no baseline statement"
+        if name == "range":
+            if not any(d.mode == "aggregate" and d.split for d in designs):
+                return "no aggregate design with split"
+            if not any(d.mode == "aggregate" and not d.split for d in designs):
+                return "no full-range aggregate design to compare the split with"
+        if name == "demand_curve" and not numeric:
+            return "a demand curve needs a numeric treatment"
+        return None
+
+    # ------------------------------------------------------------------ lint
+    def lint(self, designs, covariates, context, outcomes) -> None:
+        if any(d.mode == "blind" for d in designs):
+            for decl in self.all(ast.CovariateDecl):
+                if not decl.specified and decl.probe is None:
+                    self.warn(
+                        f"unspecified covariate '{decl.name}' has no probe: nothing will show whether it leaks in blind prompts",
+                        decl.pos,
+                        'add probe "..." as number',
+                    )
+            texts = [d.text for d in self.all(ast.ContextDecl)] + [o.question for o in self.all(ast.OutcomeDecl)]
+            texts += [c.text for c in self.all(ast.CovariateDecl) if c.text is not None]
+            for text in texts:
+                for match in LEAKY_WORDS.finditer(text.value):
+                    self.warn(
+                        f"'{match.group(0)}' in a prompt text may reveal the design to a blind respondent",
+                        text.offset_pos(match.start()),
+                        "blind prompts should read like a real situation; unblinded designs state the design for you",
+                    )
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
+        return abs(float(a) - float(b)) < 1e-9
+    return str(a) == str(b)
+
+
+def validate(tree: ast.StudyFile) -> tuple[spec.Study, list[Problem]]:
+    """Validate an AST; returns (study, warnings) or raises StudyError with every problem."""
+    study, problems = Validator(tree).build()
+    errors = [p for p in problems if p.severity == "error"]
+    if errors or study is None:
+        raise StudyError(problems)
+    return study, problems

