@@ -228,7 +228,7 @@ def _parse_probability(text: str, last: bool) -> Answer:
     pool = pct or nums
     val, is_pct = pool[-1] if last else pool[0]
     if is_pct or 1.0 < val <= 100.0:
-        val = val / 100.0
+        val = round(val / 100.0, 12)
     if not (0.0 <= val <= 1.0) or math.isnan(val):
         return _invalid(f"probability {val} outside [0, 1]")
     return Answer(True, val)

@@ -89,7 +89,7 @@ def read_table(
                 header = next(reader)
             except StopIteration:
                 raise DataError(f"{shown_as}: the file is empty (no header row)") from None
-            raw_rows = list(reader)
+            numbered = [(reader.line_num, row) for row in reader]  # line in the file, for messages
     except UnicodeDecodeError as exc:
         raise DataError(f"{shown_as}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except csv.Error as exc:
@@ -103,14 +103,16 @@ def read_table(
     for name in list(columns) + list(required):
         if name not in header:
             raise DataError(f"{shown_as}: no column '{name}' (columns are: {', '.join(header)})")
-    raw_rows = [r for r in raw_rows if any(cell.strip() for cell in r)]
+    numbered = [(line, r) for line, r in numbered if any(cell.strip() for cell in r)]
+    raw_rows = [r for _, r in numbered]
+    lines = [line for line, _ in numbered]
     if not raw_rows:
         raise DataError(f"{shown_as}: the table has a header but no rows")
 
     for index, row in enumerate(raw_rows, start=1):
         if len(row) != len(header):
             raise DataError(
-                f"{shown_as}: row {index} has {len(row)} fields but the header has {len(header)}"
+                f"{shown_as}: row {index} (line {lines[index - 1]}) has {len(row)} fields but the header has {len(header)}"
             )
     types = {}
     for i, name in enumerate(header):
@@ -126,6 +128,6 @@ def read_table(
             try:
                 typed[name] = convert(cell, types[name])
             except ValueError as exc:
-                raise DataError(f"{shown_as}: row {index}, column '{name}': {exc}") from None
+                raise DataError(f"{shown_as}: row {index} (line {lines[index - 1]}), column '{name}': {exc}") from None
         rows.append(typed)
     return types, rows

@@ -27,10 +27,12 @@ def fields(template: str) -> list[tuple[str, int]]:
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?", name):
             raise TemplateError(f"'{{{match.group(1)}}}' is not a field name", match.start())
         found.append((name, match.start()))
-    stray = re.sub(r"\{\{|\}\}|\{[^{}]*\}", "", template)
-    if "{" in stray or "}" in stray:
-        index = template.find("{") if "{" in stray else template.find("}")
-        raise TemplateError("unbalanced brace (write {{ or }} for a literal brace)", max(index, 0))
+    # A brace that is not part of {{, }} or a {field} is unbalanced: blank the well-formed
+    # pieces (keeping offsets) and point at the first brace left.
+    blanked = re.sub(r"\{\{|\}\}|\{[^{}]*\}", lambda m: " " * len(m.group(0)), template)
+    stray = [i for i, ch in enumerate(blanked) if ch in "{}"]
+    if stray:
+        raise TemplateError("unbalanced brace (write {{ or }} for a literal brace)", stray[0])
     return found
 
 

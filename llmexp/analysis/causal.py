@@ -64,7 +64,8 @@ def refute(study: Study, obs: Observations, num_simulations: int = 20, seed: int
     prim = primary_treatment(study)
     if not is_numeric_treatment(study, prim):
         raise AnalysisError("refute: needs a numeric treatment level (the regression is linear)")
-    logging.getLogger("dowhy").setLevel(logging.ERROR)
+    # dowhy logs an ERROR when pygraphviz is missing, then falls back to pydot / networkx
+    logging.getLogger("dowhy").setLevel(logging.CRITICAL)
     from dowhy import CausalModel
 
     rows = []

@@ -178,8 +178,8 @@ def _arcs(g: pd.DataFrame, design, mode, model, target, unit) -> list[dict]:
 
 def _pooled_loglog(unit_cells: pd.DataFrame, alpha: float) -> dict:
     d = unit_cells[(unit_cells["level"] > EPS) & (unit_cells["mean"] > 0)].copy()
-    if len(d) < 3 or d["level"].nunique() < 2:
-        return {}
+    if len(d) <= d["unit_id"].nunique() + 1 or d["level"].nunique() < 2:
+        return {}  # no residual degrees of freedom
     d["lq"], d["lp"] = np.log(d["mean"]), np.log(d["level"])
     fe = " + C(unit_id)" if d["unit_id"].nunique() > 1 else ""
     groups, se_type = choose_cluster(d)

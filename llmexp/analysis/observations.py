@@ -30,6 +30,20 @@ from llmexp.spec import Study
 REQUIRED = ("design", "mode", "model", "kind", "target", "unit_id", "conditions", "valid", "value")
 
 
+_CACHE: dict[str, Any] = {}
+
+
+def _loads_cached(x: Any) -> Any:
+    """_loads for repeated strings (unit, persona, pinned, answer); callers must not mutate."""
+    if isinstance(x, str):
+        if x not in _CACHE:
+            if len(_CACHE) > 100_000:
+                _CACHE.clear()
+            _CACHE[x] = _loads(x)
+        return _CACHE[x]
+    return _loads(x)
+
+
 def _loads(x: Any) -> Any:
     if x is None or (isinstance(x, float) and np.isnan(x)):
         return None
@@ -103,8 +117,9 @@ def build_observations(study: Study, responses: pd.DataFrame) -> Observations:
     probe_specs = {c.name: c.probe.answer for c in study.covariates if c.probe is not None}
     recs: list[dict] = []
     inv: dict[tuple, list[int]] = {}
-    cols = responses.columns
-    for r in responses.itertuples(index=False):
+    cols = list(responses.columns)
+    columns = [responses[c].tolist() for c in cols]
+    for r in zip(*columns):
         row = dict(zip(cols, r))
         key = (row["design"], row["model"], row["kind"], row["target"])
         counts = inv.setdefault(key, [0, 0, 0, 0])  # calls, invalid calls, conds, missing
@@ -119,13 +134,13 @@ def build_observations(study: Study, responses: pd.DataFrame) -> Observations:
         atype = spec.type if spec is not None else "number"
         labels = tuple(spec.labels) if spec is not None else ()
         binary = atype == "binary"
-        conds = _loads(row["conditions"]) or []
-        answer = _loads(row.get("answer")) or {}
+        conds = _loads_cached(row["conditions"]) or []
+        answer = _loads_cached(row.get("answer")) or {}
         per_cond = bool(answer.get("per_condition")) or len(conds) > 1 or row["mode"] in (
             "within", "aggregate")
-        unit = _loads(row.get("unit")) or {}
-        persona = _loads(row.get("persona")) or {}
-        pinned = _loads(row.get("pinned")) or {}
+        unit = _loads_cached(row.get("unit")) or {}
+        persona = _loads_cached(row.get("persona")) or {}
+        pinned = _loads_cached(row.get("pinned")) or {}
         split = row.get("split")
         common = {
             "trial_id": row.get("trial_id"),

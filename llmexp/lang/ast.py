@@ -26,7 +26,9 @@ class Str:
 
     def offset_pos(self, index: int) -> Pos:
         """Position of character `index` of `value` in the file (approximate if escapes)."""
-        quote = 3 if self.raw.startswith('"""') else 1
+        if self.raw.startswith('"""'):
+            return self._long_offset_pos(index)
+        quote = 1
         # Map value index to raw index: unescape changes lengths, so walk the raw text.
         raw_index, value_index = quote, 0
         raw = self.raw
@@ -38,6 +40,22 @@ class Str:
         if newlines:
             return Pos(self.pos.line + newlines, raw_index - prefix.rfind("\n"))
         return Pos(self.pos.line, self.pos.column + raw_index)
+
+    def _long_offset_pos(self, index: int) -> Pos:
+        """A triple-quoted value lost its first newline and its common indent (dedent):
+        map the value's line and column back to the file's."""
+        inner = self.raw[3:-3]
+        skipped = 1 if inner.startswith("\n") else 0
+        raw_lines = inner[skipped:].split("\n")
+        value_line = self.value[:index].count("\n")
+        value_column = index - (self.value.rfind("\n", 0, index) + 1)
+        raw_line = raw_lines[min(value_line, len(raw_lines) - 1)]
+        dedented = self.value.split("\n")[min(value_line, len(self.value.split("\n")) - 1)]
+        margin = len(raw_line) - len(raw_line.lstrip()) - (len(dedented) - len(dedented.lstrip()))
+        line = self.pos.line + skipped + value_line
+        if skipped == 0 and value_line == 0:  # on the line of the opening quotes
+            return Pos(line, self.pos.column + 3 + margin + value_column)
+        return Pos(line, margin + value_column + 1)
 
 
 @dataclass

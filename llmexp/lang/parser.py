@@ -106,11 +106,13 @@ class ToAst(Transformer):
         pos = _pos(tokens[0]) if len(tokens) == 2 else _pos(number)
         return ast.Literal(value, pos, is_int=float(value).is_integer() and "." not in str(number))
 
-    def true(self, *_):
-        return ast.Literal(True, ast.Pos(0, 0))
+    @v_args(meta=True, inline=False)
+    def true(self, meta, _children):
+        return ast.Literal(True, _pos(meta))
 
-    def false(self, *_):
-        return ast.Literal(False, ast.Pos(0, 0))
+    @v_args(meta=True, inline=False)
+    def false(self, meta, _children):
+        return ast.Literal(False, _pos(meta))
 
     def _literal(self, item):
         if isinstance(item, ast.Str):
@@ -489,7 +491,9 @@ def _expected_text(expected: set[str]) -> tuple[str, list[str]]:
     return ", ".join(names), keywords
 
 
-def _syntax_problem(exc: UnexpectedInput, text: str, filename: str) -> Problem:
+def _syntax_problem(exc: UnexpectedInput, text: str, filename: str, ending: str = "file") -> Problem:
+    """`ending` names what ran out when the parser wanted more: the file, or (when one
+    statement is parsed alone) the statement."""
     line, column = exc.line, exc.column
     hint = None
     if isinstance(exc, UnexpectedCharacters):
@@ -503,14 +507,14 @@ def _syntax_problem(exc: UnexpectedInput, text: str, filename: str) -> Problem:
                 message += f"; expected {expected}"
     elif isinstance(exc, UnexpectedEOF):
         expected, keywords = _expected_text(set(exc.expected))
-        message = f"unexpected end of file; expected {expected}"
+        message = f"unexpected end of {ending}; expected {expected}"
         line, column = _end_position(text)
     else:
         assert isinstance(exc, UnexpectedToken)
         token = exc.token
         expected, keywords = _expected_text(set(exc.accepts or exc.expected))
         if token.type == "$END":
-            message = f"unexpected end of file; expected {expected}"
+            message = f"unexpected end of {ending}; expected {expected}"
             line, column = _end_position(text)
         else:
             message = f"unexpected {_token_text(token)}; expected {expected}"
@@ -532,7 +536,9 @@ def _token_text(token: Token) -> str:
 
 
 def _end_position(text: str) -> tuple[int, int]:
-    lines = text.split("\n")
+    """Just after the last non-blank character: where the statement stopped short (an
+    isolated statement is padded with blanks to the end of the file)."""
+    lines = text.rstrip().split("\n")
     return len(lines), len(lines[-1]) + 1
 
 
@@ -603,7 +609,8 @@ def parse_text(text: str, filename: str = "<study>") -> ast.StudyFile:
             try:
                 parser().parse(chunk)
             except UnexpectedInput as exc:
-                problems.append(_syntax_problem(exc, chunk, filename))
+                ending = "file" if not text[end:].strip() else "statement"
+                problems.append(_syntax_problem(exc, chunk, filename, ending))
         if not problems:  # the statements parse alone but not together (should not happen)
             try:
                 parser().parse(text)

@@ -55,6 +55,7 @@ class Validator:
         self.file = tree.path
         self.study_dir = Path(tree.path).resolve().parent if tree.path and tree.path != "<study>" else Path.cwd()
         self.problems: list[Problem] = []
+        self.units_failed = False  # the units table could not be read: unit names are unknown
         self.by_type: dict[type, list] = {}
         for statement in tree.statements:
             self.by_type.setdefault(type(statement), []).append(statement)
@@ -92,7 +93,9 @@ class Validator:
         )
         self.check_unique_names()
         treatments = self.treatments(units)
-        self.namespace.treatments = [t.name for t in treatments]
+        # Every declared treatment name stays known, valid or not, so an invalid treatment
+        # is reported once and not again at each place that uses it.
+        self.namespace.treatments = [t.name for t in self.all(ast.TreatmentDecl)]
         covariate_decls = self.all(ast.CovariateDecl)
         self.namespace.covariates = [c.name for c in covariate_decls]
         cells = self.cells(treatments)
@@ -145,7 +148,7 @@ class Validator:
                 if decl.name in seen:
                     other_kind, other_pos = seen[decl.name]
                     self.error(
-                        f"'{decl.name}' is already defined as a {other_kind} at line {other_pos.line}",
+                        f"'{decl.name}' is already defined as {_article(other_kind)} {other_kind} at line {other_pos.line}",
                         decl.pos,
                     )
                 else:
@@ -157,6 +160,7 @@ class Validator:
     def units(self) -> Optional[spec.Units]:
         decl = self.one(ast.UnitsDecl, "units", 'units products from "data/products.csv"')
         if decl is None:
+            self.units_failed = True
             return None
         if decl.source is not None:
             declared = {}
@@ -169,22 +173,27 @@ class Validator:
                 types, rows = read_table(path, decl.source.value, declared)
             except DataError as exc:
                 self.error(str(exc), decl.source.pos)
+                self.units_failed = True
                 return None
             columns = types
         else:
             rows, columns = [], {}
+            errors_before = len(self.problems)
             first_fields = [n.name for n, _ in decl.rows[0]]
             for index, row in enumerate(decl.rows, start=1):
                 names = [n.name for n, _ in row]
                 dupes = [n for n, c in Counter(names).items() if c > 1]
                 if dupes:
                     self.error(f"row {index} sets '{dupes[0]}' twice", row[0][0].pos)
-                if sorted(names) != sorted(first_fields):
+                elif sorted(names) != sorted(first_fields):
                     self.error(
                         f"row {index} has fields {', '.join(names)} but row 1 has {', '.join(first_fields)}",
                         row[0][0].pos,
                     )
                 rows.append({n.name: lit.value for n, lit in row})
+            if len(self.problems) > errors_before:  # rows do not agree: the table is unusable
+                self.units_failed = True
+                return None
             for name in first_fields:
                 values = [r.get(name) for r in rows]
                 if all(isinstance(v, str) for v in values):
@@ -196,9 +205,13 @@ class Validator:
                 else:
                     self.error(f"column '{name}' mixes text and numbers across rows", decl.pos)
                     columns[name] = "text"
+            if len(self.problems) > errors_before:  # rows do not agree: the table is unusable
+                self.units_failed = True
+                return None
         key = decl.key.name if decl.key else next(iter(columns), None)
         if decl.key and key not in columns:
             self.error(f"key column '{key}' is not in the table", decl.key.pos, suggest(key, columns))
+            self.units_failed = True
             return None
         if key is None:
             self.error("the units table has no columns", decl.pos)
@@ -311,6 +324,8 @@ class Validator:
             return spec.Expr(op="level")
         if node.op == "ref":
             target = self.namespace.resolve(node.value)
+            if target is None and self.units_failed:
+                return None  # most likely a column of the unreadable units table (reported)
             if target is None or target.kind not in allowed:
                 kinds = " or ".join(sorted(allowed)) or "nothing"
                 options = [n for n in self.namespace.all_names() if (self.namespace.resolve(n) or None) and self.namespace.resolve(n).kind in allowed]
@@ -356,7 +371,10 @@ class Validator:
                 self.error(f"treatment '{decl.name}' lists level {repeated[0]} twice", level_nodes[0].pos)
             numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in levels)
             if not numeric and not all(isinstance(v, str) for v in levels):
-                self.error(f"treatment '{decl.name}' mixes text and number levels", level_nodes[0].pos)
+                self.error(
+                    f"treatment '{decl.name}': levels must be all numbers or all text (true/false are not levels)",
+                    level_nodes[0].pos,
+                )
                 continue
             value = self.expr(decl.expr, {"unit"}, f"treatment '{decl.name}'", allow_levels=True)
             if value is None:
@@ -409,13 +427,14 @@ class Validator:
                     continue
                 if name.name in cell:
                     self.error(f"cell sets '{name.name}' twice", name.pos)
-                if literal.value not in treatment.levels:
+                matched = [level for level in treatment.levels if _level_equal(literal.value, level)]
+                if not matched:
                     shown = ", ".join(map(str, treatment.levels[:8]))
                     self.error(f"{literal.value!r} is not a level of '{name.name}' (levels: {shown})", literal.pos or name.pos)
                     continue
-                cell[name.name] = literal.value
+                cell[name.name] = matched[0]
             missing = [t for t in by_name if t not in cell]
-            if missing and len(cell) == len([a for a in decl.assigns if a[0].name in by_name]):
+            if missing and len(cell) == len(decl.assigns):  # (a bad assignment is reported already)
                 self.error(f"cell does not set {', '.join(missing)}; a listed cell sets every treatment", decl.pos)
             key = tuple(sorted(cell.items(), key=lambda kv: kv[0]))
             if key in seen:
@@ -518,20 +537,22 @@ class Validator:
         forbid_unspecified=True,
         own: Optional[str] = None,
         allow_persona: bool = False,
-    ) -> list[str]:
-        """Check a template's fields; returns the resolved keys (kind.name)."""
+    ) -> Optional[list[str]]:
+        """Check a template's fields; returns the resolved keys (kind.name), or None when
+        the template itself is malformed (reported)."""
         try:
             used = fields(text.value)
         except TemplateError as exc:
             self.error(f"in {where}: {exc}", text.offset_pos(exc.index))
-            return []
+            return None
         keys = []
         unspecified = {c.name for c in self.all(ast.CovariateDecl) if not c.specified}
         for name, index in used:
             target = namespace.resolve(name)
             pos = text.offset_pos(index)
             if target is None:
-                self.error(f"unknown field {{{name}}} in {where}", pos, suggest(name, namespace.all_names()))
+                if not self.units_failed:  # else most likely a column of the unreadable units table
+                    self.error(f"unknown field {{{name}}} in {where}", pos, suggest(name, namespace.all_names()))
                 continue
             if target.kind == "covariate" and target.name in unspecified and forbid_unspecified and target.name != own:
                 self.error(
@@ -550,13 +571,18 @@ class Validator:
         decl = self.one(ast.ContextDecl, "context", 'context "You see {product} priced at {price}."')
         if decl is None:
             return ""
-        keys = set(self.check_template(decl.text, self.namespace, "the context"))
+        checked = self.check_template(decl.text, self.namespace, "the context")
+        if checked is None:  # the context itself is broken (reported): no use checking what it shows
+            return decl.text.value
+        keys = set(checked)
         for outcome_decl in self.all(ast.OutcomeDecl):
             try:
                 keys |= {self.namespace.resolve(n).key for n, _ in fields(outcome_decl.question.value) if self.namespace.resolve(n)}
             except TemplateError:
                 pass
         for treatment in treatments:
+            if self.units_failed:
+                break
             if f"treatment.{treatment.name}" not in keys:
                 self.error(
                     f"treatment '{treatment.name}' is never shown: use {{{treatment.name}}} in the context or a question",
@@ -760,6 +786,8 @@ class Validator:
                 if name.name not in spec.ANALYSES:
                     self.error(f"unknown analysis '{name.name}'", name.pos, suggest(name.name, spec.ANALYSES) or f"choose from {', '.join(spec.ANALYSES)}")
                     continue
+                if name.name == "baseline" and baseline is None and self.all(ast.BaselineDecl):
+                    continue  # the baseline statement is there but broken (reported)
                 reason = self.unsupported(name.name, designs, covariates, treatments, baseline)
                 if reason:
                     self.error(f"analysis '{name.name}' cannot run on this study: {reason}", name.pos)
@@ -810,6 +838,20 @@ class Validator:
                     )
 
 
+def _level_equal(value, level) -> bool:
+    """A listed value names a level: numbers match numbers, text matches text, never across."""
+    def is_number(v):
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+    if is_number(value) and is_number(level):
+        return abs(float(value) - float(level)) < 1e-9
+    return isinstance(value, str) and isinstance(level, str) and value == level
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"
+
+
 def _same(a, b) -> bool:
     if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
         return abs(float(a) - float(b)) < 1e-9
@@ -819,6 +861,8 @@ def _same(a, b) -> bool:
 def validate(tree: ast.StudyFile) -> tuple[spec.Study, list[Problem]]:
     """Validate an AST; returns (study, warnings) or raises StudyError with every problem."""
     study, problems = Validator(tree).build()
+    # In file order (statements are checked stage by stage, not top to bottom).
+    problems = sorted(problems, key=lambda p: (p.line is None, p.line or 0, p.column or 0))
     errors = [p for p in problems if p.severity == "error"]
     if errors or study is None:
         raise StudyError(problems)

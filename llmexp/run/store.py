@@ -34,6 +34,7 @@ SCHEMA_VERSION = 1
 
 TRIAL_COLUMNS = (
     "trial_id",
+    "cache_key",  # hash of (model, params, messages, answer, draw, replicate): the cache key
     "study",
     "design",
     "mode",
@@ -220,11 +221,25 @@ def read_manifest(run_dir: Path | str) -> dict:
         raise RunError(f"cannot read {path}: {exc}") from exc
 
 
-def write_manifest(run_dir: Path | str, manifest: dict) -> None:
-    """Atomically (re)write the manifest (secret-named values redacted)."""
+def redact_manifest(manifest: dict) -> dict:
+    """A copy with every model's secret-named params replaced by "***" (spec and models)."""
+    out = json.loads(json.dumps(manifest, default=str))
+    for models in ((out.get("spec") or {}).get("models") or [], out.get("models") or []):
+        for m in models:
+            if isinstance(m, dict) and isinstance(m.get("params"), dict):
+                m["params"] = redact(m["params"])
+    return out
+
+
+def write_manifest(run_dir: Path | str, manifest: dict, scrub=None) -> None:
+    """Atomically (re)write the manifest; model params named like secrets are redacted and
+    `scrub` (text -> text) removes any known secret value that is left."""
     path = Path(run_dir) / MANIFEST
     tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(redact(manifest), indent=2, sort_keys=True, default=str) + "\n")
+    text = json.dumps(redact_manifest(manifest), indent=2, sort_keys=True, default=str) + "\n"
+    if scrub is not None:
+        text = scrub(text)
+    tmp.write_text(text)
     os.replace(tmp, path)
 
 

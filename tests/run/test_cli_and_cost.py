@@ -1,0 +1,115 @@
+"""The `run` / `results` commands, cost estimates and the rate-limit buckets."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from llmexp.cli import main
+from llmexp.run import estimate_cost, run_study
+from llmexp.run.cost import DEFAULT_COMPLETION_TOKENS, model_price
+from llmexp.run.scheduler import Bucket, retry_after
+
+from runhelpers import make_study, make_trials
+
+STUDY = Path(__file__).parents[2] / "studies" / "demand_curve.study"
+
+
+def _main(argv):
+    try:
+        main(argv)
+    except SystemExit as exc:
+        return exc.code
+    return 0
+
+
+def test_run_and_results_commands(tmp_path, capsys):
+    out = tmp_path / "run"
+    code = _main(["run", str(STUDY), "--model", "synthetic/respondent", "--limit", "40", "-o", str(out), "--quiet", "--replicates", "2"])
+    assert code == 0
+    text = capsys.readouterr().out
+    assert "status: ok 40" in text and f"results: {out}" in text
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["study"] == "cpg-demand" and manifest["models"][0]["replicates"] == 2
+    assert manifest["versions"]["litellm"] == "1.100.5"
+    assert manifest["spec"]["models"][0]["name"] == "synthetic/respondent"
+
+    code = _main(["results", str(out), "--export", str(tmp_path / "out.csv")])
+    assert code == 0
+    text = capsys.readouterr().out
+    assert "by design:" in text and "exported" in text
+    df = pd.read_csv(tmp_path / "out.csv")
+    assert len(df) == 40 and {"trial_id", "status", "value", "raw_text"} <= set(df.columns)
+
+    # same command again: resumes, nothing new to do
+    code = _main(["run", str(STUDY), "--model", "synthetic/respondent", "--limit", "40", "-o", str(out), "--quiet", "--replicates", "2"])
+    assert code == 0
+    assert len(json.loads((out / "manifest.json").read_text())["sessions"]) == 2
+
+
+def test_user_mistakes_exit_2_with_a_message(tmp_path, capsys):
+    assert _main(["results", str(tmp_path / "nope")]) == 2
+    assert "no run directory" in capsys.readouterr().err
+    assert _main(["run", str(STUDY), "--model", "nosuchprovider/x", "-o", str(tmp_path / "r"), "--quiet"]) == 2
+    assert "unknown model" in capsys.readouterr().err
+    assert _main(["results", str(tmp_path)]) == 2
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "file.txt").write_text("x")
+    assert _main(["run", str(STUDY), "--model", "synthetic/respondent", "-o", str(tmp_path / "junk"), "--quiet", "--limit", "2"]) == 2
+    assert "not an llmexp run directory" in capsys.readouterr().err
+
+
+def test_dry_run_makes_no_calls_and_estimates(tmp_path, capsys):
+    out = tmp_path / "run"
+    code = _main(["run", str(STUDY), "--model", "openai/gpt-4o-mini", "--dry-run", "-o", str(out), "--limit", "100"])
+    assert code == 0
+    text = capsys.readouterr().out
+    assert "dry run: 100 trials" in text and "estimated cost: $" in text and "first prompt:" in text
+    assert not out.exists()
+
+
+def test_estimate_cost_uses_litellm_prices():
+    study = make_study(models=("openai/gpt-4o-mini", "synthetic/respondent"), params={"openai/gpt-4o-mini": {"max_tokens": 5}})
+    trials = make_trials(study)
+    est = estimate_cost(study, trials)
+    gpt = est.models["openai/gpt-4o-mini"]
+    price = model_price("openai/gpt-4o-mini")
+    assert price.known and price.input > 0 and price.output > 0
+    assert gpt.calls == len(trials) // 2 and gpt.completion_tokens == 5 * gpt.calls
+    assert gpt.cost == pytest.approx(gpt.prompt_tokens * price.input + gpt.completion_tokens * price.output)
+    assert 10 * gpt.calls < gpt.prompt_tokens < 100 * gpt.calls  # the hand-made prompts are short
+    assert est.models["synthetic/respondent"].cost == 0
+    assert model_price("llmexp/gemma3-270m").cost(1000, 1000) == 0
+    unknown = make_study(models=("openai/no-such-model-xyz",))
+    e2 = estimate_cost(unknown, make_trials(unknown))
+    assert e2.unpriced == ["openai/no-such-model-xyz"]
+    assert e2.models["openai/no-such-model-xyz"].completion_tokens == DEFAULT_COMPLETION_TOKENS * len(make_trials(unknown))
+
+
+def test_token_bucket_math():
+    b = Bucket(per_minute=60, burst_seconds=2.0)  # 1 per second, burst 2
+    b.stamp = 100.0
+    b.level = b.capacity
+    assert b.wait_time(1, 100.0) == 0
+    b.level -= 1
+    assert b.wait_time(1, 100.0) == 0
+    b.level -= 1
+    assert b.wait_time(1, 100.0) == pytest.approx(1.0)
+    assert b.wait_time(1, 100.5) == pytest.approx(0.5)
+    t = Bucket(per_minute=600)  # tokens: capacity 20
+    t.stamp, t.level = 0.0, 0.0
+    assert t.wait_time(1000, 0.0) == pytest.approx(2.0)  # bigger than capacity: wait for a full bucket
+
+
+def test_retry_after_header_parsing():
+    class E(Exception):
+        def __init__(self, headers):
+            self.litellm_response_headers = headers
+
+    assert retry_after(E({"retry-after": "3"})) == 3.0
+    assert retry_after(E({"retry-after-ms": "250"})) == 0.25
+    assert retry_after(E({})) is None
+    assert retry_after(Exception("x")) is None
