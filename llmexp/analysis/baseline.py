@@ -5,23 +5,28 @@ to the column holding its LEVEL, ``outcomes`` each outcome to its column, ``unit
 unit key, ``n_column`` (when present) marks per-cell aggregates and ``retest`` maps outcomes to
 a test-retest column. Every named column must exist (``AnalysisError`` names a missing one).
 
-Per design x model x outcome, simulated per-cell means (unit x level; pooled over units when the
-baseline has no unit column) are aligned with the human cells:
+Per design x model x outcome, simulated per-cell means (unit x levels of the mapped treatments;
+pooled over units when the baseline has no unit column, averaged over unmapped treatments) are
+aligned with the human cells:
 
 - ``mae`` = mean over aligned cells of |sim - human| (Gui & Toubia's headline metric), ``rmse``,
   ``correlation`` (Pearson over cells), ``bias`` = mean(sim - human);
-- ``slope_sim`` / ``slope_human``: OLS slope of the cell mean on the level (unit fixed effects),
-  their difference and ratio; ``arc_sim`` / ``arc_human``: pooled midpoint arc elasticity
-  between the lowest and highest paid level (see demand.py), difference and ratio;
-- shape: ``sign_agreement`` = share of units whose slope has the human sign;
-  ``direction_agreement`` = share of adjacent-level steps moving in the same direction;
+- ``effect_sim`` / ``effect_human``: for a numeric treatment the OLS slope of the cell mean on
+  the level (unit fixed effects), for a categorical one the mean at its last level minus the
+  mean at its first; their difference and ratio; ``arc_sim`` / ``arc_human`` (numeric): pooled
+  midpoint arc elasticity between the lowest and highest paid level (see demand.py);
+- shape: ``sign_agreement`` = share of units whose slope has the human sign (categorical: 1 if
+  the effect signs agree); ``direction_agreement`` = share of adjacent-level steps moving in
+  the same direction;
 - test-retest (Park et al.): with individual binary rows and a retest column,
   ``agent_accuracy`` = mean over humans of the chance a simulated answer from the same cell
   matches the human answer (p*a + (1-p)(1-a), p = simulated cell share),
   ``human_retest_accuracy`` = share of humans answering the same twice, and
   ``normalized_accuracy`` = agent / human. With a retest column, ``retest_mae`` = cell MAE of
   the retest against the test and ``mae_over_retest`` = mae / retest_mae.
-- ``design_ranking``: designs by MAE with a bootstrap-over-units percentile interval.
+- ``design_ranking``: designs by MAE with a bootstrap-over-units percentile interval, and
+  ``mae_minus_reference`` (MAE minus the first design's, e.g. unblinded - blind) with a paired
+  bootstrap-over-units interval (the same resampled units for both designs).
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ import pandas as pd
 
 from llmexp.analysis._stats import percentile_ci, safe_corr
 from llmexp.analysis.demand import EPS, arc_elasticity
-from llmexp.analysis.observations import primary_treatment, to_float
+from llmexp.analysis.observations import is_numeric_treatment, primary_treatment, to_float
 from llmexp.errors import AnalysisError
 from llmexp.spec import Study
 
@@ -48,6 +53,21 @@ class BaselineData:
 
 def _key(v) -> float:
     return round(to_float(v), 9)
+
+
+def _norm(v) -> str:
+    """Canonical text of a level so '0.2', 0.2 and 0.20000000001 match; text stays text."""
+    f = to_float(v)
+    return repr(round(f, 9)) if np.isfinite(f) and not isinstance(v, bool) else str(v)
+
+
+def cell_key(frame: pd.DataFrame, columns: dict[str, str]) -> pd.Series:
+    """One string per row from the level columns of the mapped treatments (sorted by name)."""
+    parts = [frame[col].map(lambda v, t=t: f"{t}={_norm(v)}") for t, col in sorted(columns.items())]
+    out = parts[0]
+    for p in parts[1:]:
+        out = out + "|" + p
+    return out
 
 
 def load_baseline(study: Study) -> BaselineData:
@@ -85,39 +105,56 @@ def load_baseline(study: Study) -> BaselineData:
     if not b.outcomes:
         raise AnalysisError(f"baseline {b.source}: no outcome column mapped")
     level = df[b.treatments[prim]].map(_key)
+    key = cell_key(df, dict(b.treatments))
     unit = df[b.unit_column].astype(str) if b.unit_column else pd.Series("all", index=df.index)
     cells, indiv = [], []
+    gkeys = ["outcome", "unit_id", "key", "level"]
     for out, col in b.outcomes.items():
         y = df[col].map(to_float)
         rt = df[b.retest[out]].map(to_float) if out in b.retest else pd.Series(np.nan, index=df.index)
-        frame = pd.DataFrame({"outcome": out, "unit_id": unit, "level": level, "y": y,
+        frame = pd.DataFrame({"outcome": out, "unit_id": unit, "key": key, "level": level, "y": y,
                               "y_retest": rt})
         frame = frame[np.isfinite(frame["y"])]
         if b.n_column:
-            frame["n"] = df.loc[frame.index, b.n_column].map(to_float)
-            agg = frame.groupby(["outcome", "unit_id", "level"], as_index=False).apply(
-                lambda g: pd.Series({"n": g["n"].sum(), "mean": np.average(g["y"], weights=g["n"]),
-                                     "retest_mean": (np.average(g["y_retest"], weights=g["n"])
-                                                     if g["y_retest"].notna().all() else np.nan)}),
-                include_groups=False)
-            cells.append(agg)
+            n = df.loc[frame.index, b.n_column].map(to_float)
+            frame = frame.assign(n=n, _wy=frame["y"] * n, _wr=frame["y_retest"] * n)
+            agg = frame.groupby(gkeys, as_index=False, dropna=False)[["n", "_wy", "_wr"]].sum(
+                min_count=1)
+            agg["mean"] = agg["_wy"] / agg["n"]
+            agg["retest_mean"] = agg["_wr"] / agg["n"]
+            cells.append(agg.drop(columns=["_wy", "_wr"]))
         else:
             indiv.append(frame)
-            cells.append(frame.groupby(["outcome", "unit_id", "level"], as_index=False).agg(
+            cells.append(frame.groupby(gkeys, as_index=False, dropna=False).agg(
                 n=("y", "size"), mean=("y", "mean"), retest_mean=("y_retest", "mean")))
     return BaselineData(cells=pd.concat(cells, ignore_index=True),
                         individual=pd.concat(indiv, ignore_index=True) if indiv else None,
                         has_units=bool(b.unit_column))
 
 
-def _sim_cells(unit_cells: pd.DataFrame, has_units: bool) -> pd.DataFrame:
+def _sim_cells(study: Study, unit_cells: pd.DataFrame, has_units: bool) -> pd.DataFrame:
+    """Simulated cell means keyed like the human cells (averaged over unmapped treatments)."""
+    mapped = {t: f"lvl__{t}" for t in study.baseline.treatments}
     s = unit_cells.copy()
-    s["level"] = s["level"].map(_key)
+    s["key"] = cell_key(s, mapped)
     if not has_units:
-        s = s.groupby(["design", "mode", "model", "target", "level"], as_index=False).agg(
-            mean=("mean", "mean"), n=("n", "sum"))
         s["unit_id"] = "all"
-    return s[["design", "mode", "model", "target", "unit_id", "level", "mean", "n"]]
+    s["_wy"] = s["mean"] * s["n"]
+    s = s.groupby(["design", "mode", "model", "target", "unit_id", "key"], as_index=False,
+                  sort=False).agg(_wy=("_wy", "sum"), n=("n", "sum"))
+    s["mean"] = s["_wy"] / s["n"]
+    return s[["design", "mode", "model", "target", "unit_id", "key", "mean", "n"]]
+
+
+def _contrast(study: Study, df: pd.DataFrame, col: str) -> float:
+    """Categorical primary treatment: mean at its last level minus mean at its first level."""
+    t = study.treatment(primary_treatment(study))
+    first, last = f"{t.name}={_norm(t.levels[0])}", f"{t.name}={_norm(t.levels[-1])}"
+    m = df.groupby(df["key"].str.split("|").map(
+        lambda parts: next((p for p in parts if p.startswith(t.name + "=")), "")))[col].mean()
+    if first not in m or last not in m:
+        return float("nan")
+    return float(m[last] - m[first])
 
 
 def _slope(df: pd.DataFrame, col: str) -> float:
@@ -157,18 +194,52 @@ def _direction(df: pd.DataFrame) -> float:
     return float(np.mean(agree)) if agree else float("nan")
 
 
+def _paired_differences(study: Study, cells: pd.DataFrame, alpha: float, n_boot: int,
+                        seed: int) -> pd.DataFrame:
+    """MAE of each design minus the reference design's (the first in the study), with a paired
+    bootstrap over units (the same resampled units for both designs)."""
+    rng = np.random.default_rng(seed + 1)
+    order = [d.name for d in study.designs]
+    out = []
+    for (outcome, model), c in cells.groupby(["outcome", "model"], sort=False):
+        present = [d for d in order if d in set(c["design"])]
+        if not present:
+            continue
+        ref = present[0]
+        units = sorted(c["unit_id"].unique())
+        g = len(units)
+        w = rng.multinomial(g, np.full(g, 1 / g), size=n_boot).astype(float) if g > 1 else None
+
+        def boot(d: str) -> tuple[float, np.ndarray | None]:
+            x = c[c["design"] == d]
+            su = x.groupby("unit_id")["abs_error"].sum().reindex(units, fill_value=0.0).to_numpy()
+            cu = x.groupby("unit_id")["abs_error"].size().reindex(units, fill_value=0).to_numpy(float)
+            est = su.sum() / cu.sum()
+            return est, (None if w is None else (w @ su) / np.maximum(w @ cu, 1e-12))
+
+        r_est, r_b = boot(ref)
+        for d in present:
+            est, b = boot(d)
+            lo, hi = (np.nan, np.nan) if b is None else percentile_ci(b - r_b, alpha)
+            out.append(dict(outcome=outcome, model=model, design=d, reference=ref,
+                            mae_minus_reference=est - r_est, diff_ci_low=lo, diff_ci_high=hi))
+    return pd.DataFrame(out, columns=["outcome", "model", "design", "reference",
+                                      "mae_minus_reference", "diff_ci_low", "diff_ci_high"])
+
+
 def compare_baseline(study: Study, unit_cells: pd.DataFrame, obs_table: pd.DataFrame,
                      alpha: float = 0.05, n_boot: int = 1000, seed: int = 0
                      ) -> dict[str, pd.DataFrame]:
     bd = load_baseline(study)
-    sim = _sim_cells(unit_cells, bd.has_units)
+    sim = _sim_cells(study, unit_cells, bd.has_units)
+    numeric = is_numeric_treatment(study, primary_treatment(study))
     rng = np.random.default_rng(seed)
     summary, cellrows, ranking = [], [], []
     for out in bd.cells["outcome"].unique():
         hum = bd.cells[bd.cells["outcome"] == out]
         for (design, mode, model), s in sim[sim["target"] == out].groupby(
                 ["design", "mode", "model"], sort=False):
-            m = s.merge(hum, on=["unit_id", "level"], suffixes=("_sim", "_human"))
+            m = s.merge(hum, on=["unit_id", "key"], suffixes=("_sim", "_human"))
             if m.empty:
                 raise AnalysisError(
                     f"baseline: no cells of design {design!r} match the human data on unit and "
@@ -176,26 +247,31 @@ def compare_baseline(study: Study, unit_cells: pd.DataFrame, obs_table: pd.DataF
             m = m.rename(columns={"mean_sim": "sim", "mean_human": "human"})
             m["abs_error"] = (m["sim"] - m["human"]).abs()
             cellrows.append(m.assign(design=design, mode=mode, model=model, outcome=out)[
-                ["design", "mode", "model", "outcome", "unit_id", "level", "sim", "human",
+                ["design", "mode", "model", "outcome", "unit_id", "key", "level", "sim", "human",
                  "n_sim", "n_human", "abs_error"]])
             err = m["sim"] - m["human"]
             r, _ = safe_corr(m["sim"].to_numpy(float), m["human"].to_numpy(float))
             row = dict(design=design, mode=mode, model=model, outcome=out, n_cells=len(m),
                        mae=float(err.abs().mean()), rmse=float(np.sqrt((err ** 2).mean())),
                        bias=float(err.mean()), correlation=r)
-            ss, sh = _slope(m, "sim"), _slope(m, "human")
-            row.update(slope_sim=ss, slope_human=sh, slope_diff=ss - sh,
-                       slope_ratio=ss / sh if sh else np.nan)
-            asim, ahum = _pooled_arc(m, "sim"), _pooled_arc(m, "human")
-            row.update(arc_sim=asim, arc_human=ahum, arc_diff=asim - ahum,
-                       arc_ratio=asim / ahum if ahum else np.nan)
-            row.update(sign_agreement=_unit_signs(m), direction_agreement=_direction(m))
+            if numeric:
+                es, eh = _slope(m, "sim"), _slope(m, "human")
+                asim, ahum = _pooled_arc(m, "sim"), _pooled_arc(m, "human")
+                row.update(arc_sim=asim, arc_human=ahum, arc_diff=asim - ahum,
+                           arc_ratio=asim / ahum if ahum else np.nan)
+                row.update(sign_agreement=_unit_signs(m), direction_agreement=_direction(m))
+            else:
+                es, eh = _contrast(study, m, "sim"), _contrast(study, m, "human")
+                row.update(sign_agreement=float(np.sign(es) == np.sign(eh)))
+            row.update(effect_kind="slope" if numeric else "last - first level",
+                       effect_sim=es, effect_human=eh, effect_diff=es - eh,
+                       effect_ratio=es / eh if eh else np.nan)
             if m["retest_mean"].notna().any():
                 rmae = float((m["retest_mean"] - m["human"]).abs().mean())
                 row.update(retest_mae=rmae, mae_over_retest=row["mae"] / rmae if rmae else np.nan)
             if bd.individual is not None and out in study.baseline.retest:
                 ind = bd.individual[bd.individual["outcome"] == out].merge(
-                    m[["unit_id", "level", "sim"]], on=["unit_id", "level"])
+                    m[["unit_id", "key", "sim"]], on=["unit_id", "key"])
                 if len(ind) and set(ind["y"].unique()) <= {0.0, 1.0}:
                     agent = float((ind["sim"] * ind["y"] + (1 - ind["sim"]) * (1 - ind["y"])).mean())
                     humacc = float((ind["y"] == ind["y_retest"]).mean())
@@ -220,6 +296,9 @@ def compare_baseline(study: Study, unit_cells: pd.DataFrame, obs_table: pd.DataF
         rank["rank"] = rank.groupby(["outcome", "model"]).cumcount() + 1
         ranking = rank[["outcome", "model", "rank", "design", "mode", "mae", "mae_ci_low",
                         "mae_ci_high", "n_cells"]]
+        cells_all = pd.concat(cellrows, ignore_index=True)
+        ranking = ranking.merge(_paired_differences(study, cells_all, alpha, n_boot, seed),
+                                on=["outcome", "model", "design"], how="left")
     else:
         ranking = pd.DataFrame()
     hum_out = bd.cells.rename(columns={"mean": "human"})

@@ -1,6 +1,7 @@
 """DoWhy: graph from the spec, identification, backdoor linear regression, refuters.
 
-Graph: treatment (the normalised level of the primary treatment) -> outcome; every specified
+Graph: treatment (the normalised level of the primary treatment; for a two-level categorical
+treatment the indicator of its second level) -> outcome; every specified
 covariate that varies in the data (``pin__*``) and every persona attribute (``persona__*``;
 categorical ones one-hot encoded) is a common cause (-> treatment, -> outcome).
 Estimate: ``backdoor.linear_regression``. Refuters (kept fast, ``num_simulations`` each):
@@ -30,8 +31,18 @@ def _safe(name: str) -> str:
     return re.sub(r"\W", "_", name)
 
 
+def treatment_values(study: Study, df: pd.DataFrame) -> np.ndarray:
+    """Numeric level, or for a two-level categorical treatment 1[level == second level]."""
+    prim = primary_treatment(study)
+    if is_numeric_treatment(study, prim):
+        return df["level"].to_numpy(float)
+    levels = study.treatment(prim).levels
+    return (df[f"lvl__{prim}"].astype(str) == str(levels[-1])).to_numpy(float)
+
+
 def causal_frame(study: Study, df: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
-    w = pd.DataFrame({"treatment": df["level"].to_numpy(float), "outcome": df["y"].to_numpy(float)})
+    w = pd.DataFrame({"treatment": treatment_values(study, df),
+                      "outcome": df["y"].to_numpy(float)})
     causes: list[str] = []
     for col in df.columns:
         if not (col.startswith("pin__") or col.startswith("persona__")):
@@ -62,8 +73,9 @@ def graph_for(causes: list[str]) -> str:
 def refute(study: Study, obs: Observations, num_simulations: int = 20, seed: int = 0,
            max_rows: int = 5000) -> pd.DataFrame:
     prim = primary_treatment(study)
-    if not is_numeric_treatment(study, prim):
-        raise AnalysisError("refute: needs a numeric treatment level (the regression is linear)")
+    if not is_numeric_treatment(study, prim) and len(study.treatment(prim).levels) != 2:
+        raise AnalysisError(f"refute: treatment {prim!r} is categorical with more than two levels; "
+                            "the linear backdoor estimate needs a numeric or two-level treatment")
     # dowhy logs an ERROR when pygraphviz is missing, then falls back to pydot / networkx
     logging.getLogger("dowhy").setLevel(logging.CRITICAL)
     from dowhy import CausalModel
@@ -71,8 +83,9 @@ def refute(study: Study, obs: Observations, num_simulations: int = 20, seed: int
     rows = []
     data = obs.outcomes()
     for (target, design, model), g in data.groupby(["target", "design", "model"], sort=False):
-        g = g[np.isfinite(g["level"])]
-        if g["level"].nunique() < 2 or len(g) < 10:
+        tv = treatment_values(study, g)
+        g = g[np.isfinite(tv)]
+        if len(np.unique(tv[np.isfinite(tv)])) < 2 or len(g) < 10:
             continue
         if len(g) > max_rows:
             g = g.sample(max_rows, random_state=seed)

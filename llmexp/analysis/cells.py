@@ -46,9 +46,10 @@ def unit_cells(obs: Observations, alpha: float = 0.05, n_boot: int = 400, seed: 
     for key, g in t.groupby(KEYS + ["unit_id", "cell"], sort=True, dropna=False):
         y = g["y"].to_numpy()
         lo, hi, how = _interval(y, g["persona_id"], alpha, n_boot, rng)
+        lv = {c: g[c].iloc[0] for c in g.columns if c.startswith("lvl__")}
         out.append(dict(zip(KEYS + ["unit_id", "cell"], key), level=g["level"].iloc[0], n=len(y),
                         mean=float(y.mean()), sd=float(y.std(ddof=1)) if len(y) > 1 else np.nan,
-                        ci_low=lo, ci_high=hi, interval=how))
+                        ci_low=lo, ci_high=hi, interval=how, **lv))
     return pd.DataFrame(out)
 
 

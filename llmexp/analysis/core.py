@@ -202,5 +202,7 @@ def _analyze(study, responses, requested, out_dir, alpha, n_boot, seed, figures,
             if "baseline" in req:
                 figs["baseline"] = (plots.error_heatmap(tables.get("baseline_cells"), fdir)
                                     + plots.ranking_figure(tables.get("design_ranking"), fdir))
+            if "range" in req:
+                figs["range"] = plots.range_figure(tables.get("range_cells"), fdir)
             result.figures = {k: v for k, v in figs.items() if v}
     return result

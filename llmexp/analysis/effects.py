@@ -36,7 +36,10 @@ from llmexp.spec import Study
 
 
 def _work_frame(study: Study, df: pd.DataFrame) -> tuple[pd.DataFrame, list[str], dict]:
-    """Copy with safe treatment columns t0, t1...; returns (frame, rhs terms, term->name)."""
+    """Copy with safe treatment columns t0, t1...; returns (frame, rhs terms, term->name).
+
+    Categorical levels are recoded L0, L1, ... (study order; L0 = reference) so any level text
+    survives formula parsing; `names[col + ":levels"]` maps codes back to the text."""
     w = df.copy()
     terms, names = [], {}
     prim = primary_treatment(study)
@@ -49,21 +52,33 @@ def _work_frame(study: Study, df: pd.DataFrame) -> tuple[pd.DataFrame, list[str]
             w[col] = w["level"] if t.name == prim else pd.to_numeric(src, errors="coerce")
             terms.append(col)
         else:
-            w[col] = src.astype(str)
-            ref = str(t.levels[0])
-            terms.append(f"C({col}, Treatment(reference={ref!r}))")
+            codes = {str(v): f"L{j}" for j, v in enumerate(t.levels)}
+            w[col] = src.astype(str).map(codes)
+            if w[col].isna().any():
+                raise AnalysisError(f"effects: responses hold a level of {t.name!r} that the "
+                                    "study does not declare")
+            terms.append(f"C({col}, Treatment(reference='L0'))")
+            names[col + ":levels"] = {c: lv for lv, c in codes.items()}
         names[col] = t.name
     return w, terms, names
+
+
+def _short(text: str, n: int = 40) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"
 
 
 def _pretty(term: str, names: dict) -> tuple[str, str]:
     """(treatment, contrast label) for a statsmodels term name."""
     for col, tname in names.items():
+        if col.endswith(":levels"):
+            continue
         if term == col:
             return tname, "slope"
         if term.startswith(f"C({col},"):
-            lev = term.split("[T.", 1)[1].rstrip("]") if "[T." in term else term
-            return tname, f"{lev} vs ref"
+            code = term.split("[T.", 1)[1].rstrip("]") if "[T." in term else term
+            levels = names.get(col + ":levels", {})
+            return tname, (f"{_short(levels.get(code, code))} vs "
+                           f"{_short(levels.get('L0', 'reference'))}")
     return term, term
 
 
@@ -84,13 +99,16 @@ def _rows(res, names: dict, meta: dict, alpha: float, keep) -> list[dict]:
 
 def _is_treatment_term(names: dict):
     def keep(term: str) -> bool:
-        return any(term == c or term.startswith(f"C({c},") for c in names) and ":" not in term
+        return ":" not in term and any(term == c or term.startswith(f"C({c},")
+                                       for c in names if not c.endswith(":levels"))
     return keep
 
 
 def fit_ols(df: pd.DataFrame, formula: str, cluster: str = "auto"):
     groups, se_type = choose_cluster(df, cluster)
-    res = smf.ols(formula, data=df).fit(**fit_kwargs(groups))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        res = smf.ols(formula, data=df).fit(**fit_kwargs(groups))
     return res, se_type, (0 if groups is None else len(np.unique(groups if groups.ndim == 1 else groups[:, 0])))
 
 
@@ -192,10 +210,11 @@ def _interactions(study, data, design_order, cluster, alpha, outcome) -> list[di
             continue
         ci = np.asarray(res.conf_int(alpha))
         for j, term in enumerate(res.params.index):
-            if ":" not in term or "design" not in term:
+            if ":C(design" not in term:
                 continue
-            dname = term.split("[T.", 1)[1].split("]", 1)[0]
-            tname, contrast = _pretty(term.split(":")[0], names)
+            main_term, dterm_part = term.rsplit(":C(design", 1)
+            dname = dterm_part.split("[T.", 1)[1][:-1]
+            tname, contrast = _pretty(main_term, names)
             rows.append(dict(outcome=outcome, model=model, design=dname, mode=None,
                              scope="interaction", method="ols", treatment=tname,
                              term=f"{contrast}: {dname} - {ref}", reference=ref,

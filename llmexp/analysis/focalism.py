@@ -118,9 +118,10 @@ def focalism(study: Study, obs: Observations, human=None, degree: int = 3, alpha
                     h = human[human["outcome"] == out.name]
                     if len(h):
                         h = mark(h.copy())
-                        res = (step_fit(h, degree, alpha, cluster="none") if "y" in h
-                               else step_fit(h.rename(columns={"mean": "y"}), degree, alpha,
-                                             weights=h["n"]))
+                        # individual humans are independent (HC1); per-cell aggregates are
+                        # fitted by WLS with the cell sizes as weights
+                        res = (step_fit(h, degree, alpha, weights=h["n"]) if "n" in h
+                               else step_fit(h, degree, alpha, cluster="none"))
                         rows.append(dict(pinned_design=d.name, covariate=cov, outcome=out.name,
                                          design="human", mode="human", model="human",
                                          role="human", threshold_level=glob, **res))

@@ -10,7 +10,9 @@ normalised treatment level: ``v_norm ~ level`` (OLS, cluster-robust by unit when
 normalised treatment (e.g. +0.30 = the imagined competitor price rises by 30% of its average
 when the focal price rises by 100% of the regular price). It is unit-free, so comparable across
 modes, covariates and studies; 0 in an ideal experiment. ``flagged`` = slope's p < alpha.
-Also reported: CI, Pearson r of v_norm with the level and its p-value.
+Also reported: CI, Pearson r of v_norm with the level and its p-value. A categorical treatment
+gets one row per level against the first level (``contrast``): the index is then the relative
+change of the covariate between the two levels (x = 1 at the compared level, 0 at the first).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import pandas as pd
 import statsmodels.formula.api as smf
 
 from llmexp.analysis._stats import choose_cluster, fit_kwargs, safe_corr
-from llmexp.analysis.observations import Observations
+from llmexp.analysis.observations import Observations, is_numeric_treatment, primary_treatment
 from llmexp.errors import AnalysisError
 from llmexp.spec import Study
 
@@ -43,7 +45,13 @@ def leakage(study: Study, obs: Observations, alpha: float = 0.05, cluster: str =
             "leakage: the run has no probe responses (no design asked the probes "
             f"for {', '.join(probed)}; probes run in blind/unblinded designs with probes on)"
         )
-    t = t[np.isfinite(t["level"])].copy()
+    prim = primary_treatment(study)
+    numeric = is_numeric_treatment(study, prim)
+    levels = [str(v) for v in study.treatment(prim).levels]
+    t = t.copy()
+    if not numeric:  # categorical: position of the level in the study's order (0 = reference)
+        t["level"] = t[f"lvl__{prim}"].astype(str).map({v: float(j) for j, v in enumerate(levels)})
+    t = t[np.isfinite(t["level"])]
     t["v_norm"] = normalise_by_unit(t)
     t = t[np.isfinite(t["v_norm"])]
     rows, points = [], []
@@ -56,14 +64,24 @@ def leakage(study: Study, obs: Observations, alpha: float = 0.05, cluster: str =
         if g["level"].nunique() < 2:
             rows.append(dict(base, note="one level only"))
             continue
-        groups, se_type = choose_cluster(g, cluster)
-        res = smf.ols("v_norm ~ level", data=g).fit(**fit_kwargs(groups))
-        ci = res.conf_int(alpha).loc["level"]
-        r, rp = safe_corr(g["level"].to_numpy(float), g["v_norm"].to_numpy(float))
-        p = float(res.pvalues["level"])
-        rows.append(dict(base, leakage_index=float(res.params["level"]),
-                         se=float(res.bse["level"]), ci_low=float(ci.iloc[0]),
-                         ci_high=float(ci.iloc[1]), p_value=p, correlation=r,
-                         correlation_p=rp, flagged=bool(p < alpha), se_type=se_type))
+        if numeric:
+            contrasts = [("slope", g)]
+        else:
+            contrasts = [(f"{levels[j][:40]} vs {levels[0][:40]}",
+                          g[g["level"].isin([0.0, float(j)])].assign(
+                              level=lambda d, j=j: (d["level"] == float(j)).astype(float)))
+                         for j in range(1, len(levels))]
+        for label, gc in contrasts:
+            if gc["level"].nunique() < 2:
+                continue
+            groups, se_type = choose_cluster(gc, cluster)
+            res = smf.ols("v_norm ~ level", data=gc).fit(**fit_kwargs(groups))
+            ci = res.conf_int(alpha).loc["level"]
+            r, rp = safe_corr(gc["level"].to_numpy(float), gc["v_norm"].to_numpy(float))
+            p = float(res.pvalues["level"])
+            rows.append(dict(base, contrast=label, leakage_index=float(res.params["level"]),
+                             se=float(res.bse["level"]), ci_low=float(ci.iloc[0]),
+                             ci_high=float(ci.iloc[1]), p_value=p, correlation=r,
+                             correlation_p=rp, flagged=bool(p < alpha), se_type=se_type))
     pts = pd.concat(points, ignore_index=True) if points else pd.DataFrame()
     return pd.DataFrame(rows), pts

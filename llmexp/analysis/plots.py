@@ -6,6 +6,7 @@ paths written ([png, svg]), or [] when there is nothing to draw.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import matplotlib
@@ -29,7 +30,9 @@ def _save(fig, out_dir: Path, name: str) -> list[Path]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / f"{name}.png", out_dir / f"{name}.svg"]
-    fig.tight_layout()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        fig.tight_layout()
     fig.savefig(paths[0], dpi=150)
     fig.savefig(paths[1])
     plt.close(fig)
@@ -138,10 +141,19 @@ def error_heatmap(cells: pd.DataFrame, out_dir: Path, name: str = "cell_errors")
     _style()
     c = cells.copy()
     c["series"] = _label(c)
-    piv = c.pivot_table(index="series", columns="level", values="abs_error", aggfunc="mean")
-    fig, ax = plt.subplots(figsize=(1.0 + 0.6 * piv.shape[1], 1.2 + 0.5 * piv.shape[0]))
+    if c["level"].notna().all():
+        col, xlabel = "level", "treatment level"
+    else:  # categorical treatment: label columns by the level text (shortened)
+        c["condition"] = c["key"].astype(str).map(
+            lambda k: "|".join(p.split("=", 1)[-1][:28] for p in k.split("|")))
+        col, xlabel = "condition", "condition"
+    piv = c.pivot_table(index="series", columns=col, values="abs_error", aggfunc="mean")
+    if piv.empty:
+        return []
+    width = 1.0 + (0.6 if col == "level" else 2.2) * piv.shape[1]
+    fig, ax = plt.subplots(figsize=(max(width, 4.5), 1.2 + 0.5 * piv.shape[0]))
     sns.heatmap(piv, annot=True, fmt=".2f", cmap="cividis", ax=ax, cbar_kws={"label": "MAE"})
-    ax.set_xlabel("treatment level")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("")
     ax.set_title("Per-cell absolute error vs humans")
     return _save(fig, out_dir, name)
@@ -162,4 +174,25 @@ def ranking_figure(ranking: pd.DataFrame, out_dir: Path, name: str = "design_ran
     ax.set_yticks(y, r["series"])
     ax.set_xlabel("MAE per cell vs humans (95% CI, bootstrap over units)")
     ax.set_title("Design ranking")
+    return _save(fig, out_dir, name)
+
+
+def range_figure(cells: pd.DataFrame, out_dir: Path, name: str = "range") -> list[Path]:
+    """Split-range vs full-range answers by level (pooled over units)."""
+    if cells is None or cells.empty:
+        return []
+    pal = _style()
+    pairs = cells[["design", "full_design"]].drop_duplicates().itertuples(index=False)
+    pairs = list(pairs)
+    fig, axes = plt.subplots(1, len(pairs), figsize=(6.2 * len(pairs), 4.3), squeeze=False)
+    for ax, (design, full) in zip(axes[0], pairs):
+        c = cells[(cells["design"] == design) & (cells["full_design"] == full)]
+        m = c.groupby("level", as_index=False)[["y_split", "y_full"]].mean()
+        ax.plot(m["level"], m["y_full"], marker="o", color=pal[0], label=f"{full} (full range)")
+        ax.plot(m["level"], m["y_split"], marker="s", ls="--", color=pal[1],
+                label=f"{design} (split)")
+        ax.set_xlabel("treatment level")
+        ax.set_ylabel("mean answer")
+        ax.set_title(f"Range sensitivity: {design}")
+        ax.legend(frameon=False, fontsize=9)
     return _save(fig, out_dir, name)

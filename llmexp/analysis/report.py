@@ -48,7 +48,8 @@ def _fmt(df: pd.DataFrame) -> pd.DataFrame:
     d = df.copy()
     pairs = [("ci_low", "ci_high", "95% CI"), ("mae_ci_low", "mae_ci_high", "MAE 95% CI"),
              ("mad_ci_low", "mad_ci_high", "95% CI"), ("peak_ci_low", "peak_ci_high", "peak 95% CI"),
-             ("loglog_ci_low", "loglog_ci_high", "log-log 95% CI")]
+             ("loglog_ci_low", "loglog_ci_high", "log-log 95% CI"),
+             ("diff_ci_low", "diff_ci_high", "difference 95% CI")]
     for lo, hi, name in pairs:
         if lo in d and hi in d:
             d[name] = [f"[{a:.3f}, {b:.3f}]" if pd.notna(a) and pd.notna(b) else ""

@@ -137,6 +137,10 @@ class Renderer:
                     env = {f"unit.{k}": v for k, v in unit.items()}
                     if condition is not None:
                         env.update({f"treatment.{k}": v for k, v in condition.values.items()})
+                    elif any(r.startswith("treatment.") for r in ex.references(covariate.value)):
+                        # computed from a treatment, in a prompt listing all conditions: it
+                        # varies by condition, so it reads as a placeholder like the treatment
+                        return f"[{phrase(target.name)}]"
                     return ex.format_value(ex.evaluate(covariate.value, env), covariate.value_type)
                 return ex.format_value(pinned[target.name], pinned_types[target.name])
             return ex.format_value((persona or {}).get(target.name), "text")

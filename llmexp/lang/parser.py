@@ -83,6 +83,21 @@ def _integer(token: Token, what: str) -> int:
 class ToAst(Transformer):
     """Builds AST nodes bottom-up. Clauses come back as (tag, payload) pairs."""
 
+    def __init__(self):
+        super().__init__()
+        self.repeated: list[tuple[str, ast.Pos]] = []  # clauses given twice in one statement
+        self._seen: dict[int, set[str]] = {}  # id(node) -> one-time clauses already set
+
+    def _set_once(self, node, tag: str, payload, statement: str, pos: ast.Pos) -> None:
+        """Set a one-time clause; a second one is reported, not silently taken."""
+        seen = self._seen.setdefault(id(node), set())
+        if tag in seen:
+            word = {"assignment": "between/within", "as_type": "as", "source": "from", "persona": "with persona"}.get(tag, tag)
+            self.repeated.append((f"{statement} gives '{word}' twice", pos))
+            return
+        seen.add(tag)
+        setattr(node, tag, payload)
+
     # ---- tokens and small pieces
     def string(self, token):
         raw = str(token)
@@ -125,7 +140,7 @@ class ToAst(Transformer):
         name, *clauses = children
         node = ast.StudyDecl(name, _pos(meta))
         for tag, payload in clauses:
-            setattr(node, tag, payload)
+            self._set_once(node, tag, payload, "the study statement", node.pos)
         return node
 
     def description(self, text):
@@ -141,15 +156,22 @@ class ToAst(Transformer):
         node = ast.UnitsDecl(str(name), _pos(meta), source=source)
         for tag, payload in clauses:
             if tag == "key":
-                node.key = payload
+                self._set_once(node, "key", payload, f"units '{node.name}'", node.pos)
             else:
                 node.columns.extend(payload)
         return node
 
     @v_args(meta=True, inline=False)
     def units_inline(self, meta, children):
-        name, *rows = children
-        return ast.UnitsDecl(str(name), _pos(meta), rows=list(rows))
+        name, *items = children
+        rows = [item for item in items if isinstance(item, list)]
+        node = ast.UnitsDecl(str(name), _pos(meta), rows=rows)
+        for tag, payload in (item for item in items if isinstance(item, tuple)):
+            if tag == "key":
+                self._set_once(node, "key", payload, f"units '{node.name}'", node.pos)
+            else:
+                node.columns.extend(payload)
+        return node
 
     def key(self, name):
         return ("key", ast.Named(str(name), _pos(name)))
@@ -178,7 +200,7 @@ class ToAst(Transformer):
             if tag == "attribute":
                 node.attributes.append(payload)
             else:
-                setattr(node, tag, payload)
+                self._set_once(node, tag, payload, f"persona '{node.name}'", node.pos)
         return node
 
     def persona_source(self, text):
@@ -226,7 +248,7 @@ class ToAst(Transformer):
         name, expr, *clauses = children
         node = ast.TreatmentDecl(str(name), _pos(meta), expr)
         for tag, payload in clauses:
-            setattr(node, tag, payload)
+            self._set_once(node, tag, payload, f"treatment '{node.name}'", node.pos)
         return node
 
     def between(self, *_):
@@ -296,7 +318,7 @@ class ToAst(Transformer):
         name, expr, *clauses = children
         node = ast.CovariateDecl(str(name), _pos(meta), specified=True, expr=expr)
         for tag, payload in clauses:
-            setattr(node, tag, payload)
+            self._set_once(node, tag, payload, f"covariate '{node.name}'", node.pos)
         return node
 
     @v_args(meta=True, inline=False)
@@ -304,7 +326,7 @@ class ToAst(Transformer):
         name, *clauses = children
         node = ast.CovariateDecl(str(name), _pos(meta), specified=False)
         for tag, payload in clauses:
-            setattr(node, tag, payload)
+            self._set_once(node, tag, payload, f"covariate '{node.name}'", node.pos)
         return node
 
     def probe(self, question, answer):
@@ -377,7 +399,7 @@ class ToAst(Transformer):
             elif tag == "split":
                 node.split.extend(payload)
             else:
-                setattr(node, tag, payload)
+                self._set_once(node, tag, payload, f"design '{node.name}'", node.pos)
         return node
 
     def with_persona(self, name):
@@ -401,7 +423,7 @@ class ToAst(Transformer):
             if tag == "param":
                 node.params.append(payload)
             else:
-                node.replicates = payload
+                self._set_once(node, "replicates", payload, f"model {name.value!r}", node.pos)
         return node
 
     def replicates(self, token):
@@ -417,7 +439,7 @@ class ToAst(Transformer):
         node = ast.BaselineDecl(source, _pos(meta))
         for tag, payload in clauses:
             if tag == "count":
-                node.count = payload
+                self._set_once(node, "count", payload, "the baseline statement", node.pos)
             else:
                 getattr(node, tag).extend(payload)
         return node
@@ -589,13 +611,17 @@ def _isolate(text: str, start: int, end: int) -> str:
 
 
 def _transform(tree, filename: str) -> list:
+    transformer = ToAst()
     try:
-        return ToAst().transform(tree)
+        statements = transformer.transform(tree)
     except VisitError as exc:
         if isinstance(exc.orig_exc, _UserError):
             err = exc.orig_exc
             raise StudyError([Problem(str(err), filename, err.pos.line, err.pos.column)]) from None
         raise
+    if transformer.repeated:
+        raise StudyError([Problem(message, filename, pos.line, pos.column) for message, pos in transformer.repeated])
+    return statements
 
 
 def parse_text(text: str, filename: str = "<study>") -> ast.StudyFile:

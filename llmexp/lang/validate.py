@@ -98,6 +98,13 @@ class Validator:
         self.namespace.treatments = [t.name for t in self.all(ast.TreatmentDecl)]
         covariate_decls = self.all(ast.CovariateDecl)
         self.namespace.covariates = [c.name for c in covariate_decls]
+        # Persona attributes are known names too, so using one outside `describe` gets the
+        # specific error, not "unknown field"; a name that is also a unit column, treatment
+        # or covariate keeps meaning that.
+        taken = set(self.namespace.unit_columns) | set(self.namespace.treatments) | set(self.namespace.covariates)
+        self.namespace.persona_attributes = sorted(
+            {a for p in personas.values() for a in [x.name for x in p.attributes] + list((p.rows or [{}])[0])} - taken
+        )
         cells = self.cells(treatments)
         covariates = self.covariates(units, treatments)
         outcomes = self.outcomes()
@@ -205,9 +212,24 @@ class Validator:
                 else:
                     self.error(f"column '{name}' mixes text and numbers across rows", decl.pos)
                     columns[name] = "text"
+            typed = set()
+            for column in decl.columns:  # `columns price: money` types inline fields too
+                if column.name in typed:
+                    self.error(f"column '{column.name}' is typed twice", column.pos)
+                typed.add(column.name)
+                if column.name not in columns:
+                    self.error(f"no column '{column.name}' in the rows", column.pos, suggest(column.name, columns))
+                elif not _fits(columns[column.name], column.type, [r[column.name] for r in rows]):
+                    self.error(f"column '{column.name}' holds {columns[column.name]} values; it cannot be {column.type}", column.pos)
+                else:
+                    columns[column.name] = column.type
             if len(self.problems) > errors_before:  # rows do not agree: the table is unusable
                 self.units_failed = True
                 return None
+            for row in rows:  # whole numbers as int, as a CSV's integer column reads
+                for name, coltype in columns.items():
+                    if coltype == "integer":
+                        row[name] = int(row[name])
         key = decl.key.name if decl.key else next(iter(columns), None)
         if decl.key and key not in columns:
             self.error(f"key column '{key}' is not in the table", decl.key.pos, suggest(key, columns))
@@ -829,6 +851,7 @@ class Validator:
                     )
             texts = [d.text for d in self.all(ast.ContextDecl)] + [o.question for o in self.all(ast.OutcomeDecl)]
             texts += [c.text for c in self.all(ast.CovariateDecl) if c.text is not None]
+            texts += [c.probe.question for c in self.all(ast.CovariateDecl) if c.probe is not None]  # asked blind too
             for text in texts:
                 for match in LEAKY_WORDS.finditer(text.value):
                     self.warn(
@@ -836,6 +859,17 @@ class Validator:
                         text.offset_pos(match.start()),
                         "blind prompts should read like a real situation; unblinded designs state the design for you",
                     )
+
+
+def _fits(inferred: str, declared: str, values: list) -> bool:
+    """Whether inline values of an inferred type can be typed as declared."""
+    if declared == inferred:
+        return True
+    if declared in ("number", "money"):
+        return inferred in ("number", "integer", "money")
+    if declared == "integer":
+        return inferred in ("number", "integer") and all(float(v).is_integer() for v in values)
+    return False
 
 
 def _level_equal(value, level) -> bool:

@@ -15,22 +15,59 @@ cache), `cost.py` (prices, estimates), `progress.py`, `results.py` (reading runs
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-from llmexp.run.cost import CostEstimate, estimate_cost  # noqa: E402
-from llmexp.run.results import RunPlan, RunResults, RunSummary, open_run  # noqa: E402
-from llmexp.run.runner import default_run_dir, run_study  # noqa: E402
-from llmexp.run.scheduler import RetryPolicy  # noqa: E402
+# Imported lazily: `llmexp check` (which loads llmexp.run.commands) should not pay for
+# importing litellm; reading a run (`open_run`) does not need litellm at all.
+_EXPORTS = {
+    "run_study": "llmexp.run.runner",
+    "default_run_dir": "llmexp.run.runner",
+    "open_run": "llmexp.run.results",
+    "RunResults": "llmexp.run.results",
+    "RunSummary": "llmexp.run.results",
+    "RunPlan": "llmexp.run.results",
+    "estimate_cost": "llmexp.run.cost",
+    "CostEstimate": "llmexp.run.cost",
+    "RetryPolicy": "llmexp.run.scheduler",
+}
 
-__all__ = [
-    "run_study",
-    "open_run",
-    "estimate_cost",
-    "RunResults",
-    "RunSummary",
-    "RunPlan",
-    "CostEstimate",
-    "RetryPolicy",
-    "default_run_dir",
-]
+__all__ = list(_EXPORTS)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from llmexp.run.cost import CostEstimate, estimate_cost
+    from llmexp.run.results import RunPlan, RunResults, RunSummary, open_run
+    from llmexp.run.runner import default_run_dir, run_study
+    from llmexp.run.scheduler import RetryPolicy
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'llmexp.run' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+class _CallableModule(__import__("types").ModuleType):
+    """`llmexp.run(study, ...)` keeps working after this subpackage is imported.
+
+    Importing `llmexp.run` (the package) replaces the `llmexp.run` function of
+    `llmexp/__init__.py` with this module, so the module itself is made callable.
+    """
+
+    def __call__(self, study, **kwargs):
+        from llmexp.run.runner import run_study
+
+        if not hasattr(study, "treatments"):
+            import llmexp
+
+            study = llmexp.load(study)
+        return run_study(study, **kwargs)
+
+
+__import__("sys").modules[__name__].__class__ = _CallableModule

@@ -24,7 +24,7 @@ def run_command(
     rpm: Optional[float] = typer.Option(None, "--rpm", help="requests per minute per model"),
     tpm: Optional[float] = typer.Option(None, "--tpm", help="tokens per minute per model"),
     dry_run: bool = typer.Option(False, "--dry-run", help="show the plan and cost estimate; make no calls"),
-    max_cost: Optional[float] = typer.Option(None, "--max-cost", help="stop before spending more than this many dollars"),
+    max_cost: Optional[float] = typer.Option(None, "--max-cost", help="dollars this invocation may spend: no call starts that could exceed it (in-flight calls are reserved at their estimated cost)"),
     replicates: Optional[int] = typer.Option(None, "--replicates", help="override every model's replicates"),
     no_cache: bool = typer.Option(False, "--no-cache", help="do not read or write the shared response cache"),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="response cache directory (default $LLMEXP_CACHE_DIR or ~/.cache/llmexp)"),
@@ -49,21 +49,27 @@ def run_command(
     from llmexp.compile import compile_study
 
     trials = compile_study(study)
-    result = run_study(
-        study,
-        trials=trials,
-        run_dir=out,
-        limit=limit,
-        concurrency=concurrency,
-        dry_run=dry_run,
-        max_cost=max_cost,
-        cache_dir=cache_dir,
-        use_cache=not no_cache,
-        progress=not quiet,
-        rpm=rpm,
-        tpm=tpm,
-        command=sys.argv,
-    )
+    try:
+        result = run_study(
+            study,
+            trials=trials,
+            run_dir=out,
+            limit=limit,
+            concurrency=concurrency,
+            dry_run=dry_run,
+            max_cost=max_cost,
+            cache_dir=cache_dir,
+            use_cache=not no_cache,
+            progress=not quiet,
+            rpm=rpm,
+            tpm=tpm,
+            command=sys.argv,
+        )
+    except RunError as exc:  # a model was stopped: show what was saved, then the reason
+        partial = getattr(exc, "results", None)
+        if partial is not None:
+            _echo(str(partial.summary()))
+        raise
     if dry_run:
         _echo(str(result))
         return

@@ -74,7 +74,7 @@ class ProgressDisplay:
             return self
         if self.tty:
             from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
             self._console = Console(file=self.stream, highlight=False)
             self._progress = Progress(

@@ -17,7 +17,7 @@ from typing import Any, Iterable, Optional, Sequence, Union
 from llmexp.errors import RunError
 from llmexp.run import providers
 from llmexp.run.cache import ResponseCache
-from llmexp.run.cost import CostEstimate, completion_budget, estimate_cost, model_price
+from llmexp.run.cost import completion_budget, estimate_cost, model_price
 from llmexp.run.progress import ProgressDisplay
 from llmexp.run.providers.base import PARAMS_KEY, SEED_KEY, STANDARD_PARAMS, TRIAL_KEY
 from llmexp.run.results import RunPlan, RunResults
@@ -175,7 +175,32 @@ def _redact_params_json(text: Optional[str]) -> Optional[str]:
         return text
 
 
-def _check_models(names: Iterable[str]) -> None:
+# providers whose API key litellm.validate_environment reports reliably
+KEYED_PROVIDERS = {
+    "openai", "anthropic", "gemini", "mistral", "groq", "together_ai", "deepseek", "xai",
+    "cohere", "cohere_chat", "openrouter", "fireworks_ai", "perplexity",
+}
+
+
+def _check_key(name: str, provider: str, params: dict) -> None:
+    """Fail before any call when a hosted model's API key is plainly missing."""
+    import litellm
+
+    if provider not in KEYED_PROVIDERS or params.get("api_key"):
+        return
+    try:
+        env = litellm.validate_environment(name, api_base=params.get("api_base"))
+    except Exception:
+        return
+    missing = [k for k in env.get("missing_keys") or [] if "KEY" in k or "TOKEN" in k]
+    if missing and not env.get("keys_in_environment"):
+        raise RunError(
+            f"model {name!r} needs an API key: set {' or '.join(missing)} in the environment "
+            "(or give the model an api_key param); no calls were made"
+        )
+
+
+def _check_models(names: Iterable[str], params_by_model: Optional[dict] = None) -> None:
     import litellm
 
     providers.ensure_registered()
@@ -191,7 +216,7 @@ def _check_models(names: Iterable[str]) -> None:
         if name.startswith(providers.SYNTHETIC_PREFIX):
             continue
         try:
-            litellm.get_llm_provider(name)
+            _, provider, _, _ = litellm.get_llm_provider(name)
         except Exception as exc:
             raise RunError(
                 f"unknown model {name!r}: litellm does not know its provider ({str(exc).splitlines()[0][:200]}); "
@@ -199,6 +224,7 @@ def _check_models(names: Iterable[str]) -> None:
                 "'openai/<name>' with an api_base param for an OpenAI-compatible server, 'synthetic/respondent' "
                 "or 'llmexp/gemma3-270m'"
             ) from None
+        _check_key(name, provider, (params_by_model or {}).get(name) or {})
 
 
 def _run_coro(coro):
@@ -273,7 +299,8 @@ def _prepare_calls(rows: list[dict], study, seed: int, retry: RetryPolicy, spec_
         chars = sum(len(str(m.get("content", ""))) for m in messages)
         completion = completion_budget(params)
         est_tokens = chars // 4 + 4 * len(messages) + completion
-        est_cost = price.cost(chars // 4 + 4 * len(messages), completion)
+        # budget reservation errs high: chars/3 prompt tokens, the whole max_tokens completion
+        est_cost = price.cost(chars // 3 + 4 * len(messages), completion)
         calls.append(
             Call(
                 trial_id=row["trial_id"],
@@ -375,7 +402,12 @@ def run_study(
         est = estimate_cost(study, pending, spec_params)
         return RunPlan(study=study, run_dir=run_dir, rows=rows, pending=len({r['trial_id'] for r in pending}), estimate=est)
 
-    _check_models(model_names)
+    first_params = {}
+    for r in rows:
+        if r["model"] not in first_params:
+            p = _loads(r.get("params"))
+            first_params[r["model"]] = p if isinstance(p, dict) and p else spec_params.get(r["model"], {})
+    _check_models(model_names, first_params)
 
     # ---- run directory: manifest first (resume check), then the store
     existing = None

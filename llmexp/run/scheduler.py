@@ -22,10 +22,11 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import re
 import time
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from typing import Any, Callable, Optional
+from typing import Callable, Optional
 
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 
@@ -50,6 +51,10 @@ class ModelStopped(Exception):
     pass
 
 
+# litellm reports a missing API key as a 500 from the OpenAI client ("Missing credentials")
+_MISSING_KEY = re.compile(r"missing credentials|api_key client option must be set|no api key provided|invalid api key|incorrect api key", re.I)
+
+
 def classify(exc: BaseException) -> tuple[str, bool, bool]:
     """(kind, transient, stops_model) for an exception raised by litellm.acompletion."""
     import litellm
@@ -61,7 +66,7 @@ def classify(exc: BaseException) -> tuple[str, bool, bool]:
     if isinstance(exc, (litellm.Timeout, asyncio.TimeoutError, TimeoutError)):
         return "timeout", True, False
     status = getattr(exc, "status_code", None)
-    if isinstance(exc, litellm.AuthenticationError) or status == 401:
+    if isinstance(exc, litellm.AuthenticationError) or status == 401 or _MISSING_KEY.search(str(exc)[:2000]):
         return "auth", False, True
     if isinstance(exc, litellm.PermissionDeniedError) or status == 403:
         return "permission", False, True

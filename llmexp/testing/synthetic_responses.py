@@ -38,8 +38,6 @@ from llmexp.spec import (
     ModelSpec,
     Outcome,
     Persona,
-    PersonaAttribute,
-    Distribution,
     Probe,
     Study,
     Treatment,

@@ -122,3 +122,71 @@ def test_observations_rules():
     assert len(out) == 7
     assert out[out["trial_id"] == "t1"]["y"].iloc[0] == pytest.approx(0.3)  # P(first label)
     assert set(out["level"]) == {0.5, 1.0}
+
+
+def _cat_row(level: str, kind: str, value: float, i: int) -> dict:
+    row = _row("disease", 1.0, 0.0, kind, value, i)
+    cell = f"frame={level}"
+    row.update(unit=json.dumps({"scenario": "disease"}), cell=cell,
+               target="choice" if kind == "outcome" else "severity",
+               conditions=json.dumps([{"cell": cell, "levels": {"frame": level},
+                                       "values": {"frame": level}}]))
+    if kind == "outcome":
+        row["answer"] = json.dumps({"type": "binary", "labels": ["A", "B"]})
+    return row
+
+
+def test_categorical_treatment_hand_computed():
+    from llmexp.spec import (AnswerSpec, Covariate, ModelSpec, Outcome, Probe, Study,
+                             Treatment, Units)
+
+    study = Study(
+        name="framing", units=Units(name="scenario", key="scenario",
+                                    columns={"scenario": "text"}, rows=({"scenario": "disease"},)),
+        treatments=(Treatment(name="frame", levels=("gain", "loss"), value_type="text"),),
+        covariates=(Covariate(name="severity", specified=False, probe=Probe(
+            question="___ will die", answer=AnswerSpec(type="number", low=0, high=600))),),
+        outcomes=(Outcome(name="choice", answer=AnswerSpec(type="binary", labels=("A", "B")),
+                          question="Which?"),),
+        context="...", designs=(Design(name="blind", mode="blind"),),
+        models=(ModelSpec(name="m"),),
+        baseline=Baseline(source="cells.csv", treatments={"frame": "frame"},
+                          outcomes={"choice": "safe_share"}, n_column="n",
+                          rows=({"frame": "gain", "safe_share": 0.7, "n": 100},
+                                {"frame": "loss", "safe_share": 0.35, "n": 100})),
+        analyses=("effects", "leakage", "baseline"))
+    # gain: A A A B -> 0.75 ; loss: A B B B -> 0.25 ; severity probes 10, 10 | 14, 14
+    outs = [("gain", 1), ("gain", 1), ("gain", 1), ("gain", 0),
+            ("loss", 1), ("loss", 0), ("loss", 0), ("loss", 0)]
+    rows = [_cat_row(lv, "outcome", float(v), i) for i, (lv, v) in enumerate(outs)]
+    rows += [_cat_row(lv, "probe", v, 50 + i)
+             for i, (lv, v) in enumerate([("gain", 10.0), ("gain", 10.0), ("loss", 14.0),
+                                         ("loss", 14.0)])]
+    res = analyze(study, pd.DataFrame(rows), n_boot=50)
+    eff = res.table("effects").query("method == 'ols'").iloc[0]
+    assert eff["estimate"] == pytest.approx(0.25 - 0.75, abs=1e-12)  # loss - gain
+    assert eff["term"] == "loss vs gain"
+    b = res.table("baseline_summary").iloc[0]
+    # |0.75 - 0.7| = 0.05, |0.25 - 0.35| = 0.10 -> MAE 0.075; human effect 0.35 - 0.7 = -0.35
+    assert b["mae"] == pytest.approx(0.075, abs=1e-12)
+    assert b["effect_human"] == pytest.approx(-0.35, abs=1e-12)
+    assert b["effect_diff"] == pytest.approx(-0.5 + 0.35, abs=1e-12)
+    # unit mean 12: 10/12 and 14/12 -> index = 14/12 - 10/12 = 1/3
+    leak = res.table("leakage").iloc[0]
+    assert leak["leakage_index"] == pytest.approx(1 / 3, abs=1e-12)
+    assert leak["contrast"] == "loss vs gain"
+
+
+def test_aggregate_percent_answers_are_scaled():
+    df = hand_table().iloc[:1].copy()
+    conds = [{"cell": f"price={lv}", "levels": {"price": lv}, "values": {"price": lv * 2.0}}
+             for lv in (0.5, 1.0)]
+    df.loc[:, "mode"] = "aggregate"
+    df.loc[:, "conditions"] = json.dumps(conds)
+    df.loc[:, "answer"] = json.dumps({"type": "number", "low": 0, "high": 100,
+                                      "per_condition": True})
+    df.loc[:, "condition_values"] = json.dumps({"price=0.5": 80, "price=1.0": None})
+    df["value"] = np.nan
+    obs = build_observations(hand_study(), df)
+    assert obs.table["y"].tolist() == [pytest.approx(0.8)]
+    assert obs.invalid["missing_conditions"].sum() == 1

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -67,7 +66,11 @@ def test_summary_json_has_every_analysis_and_refuter_verdicts(full):
     assert leak["blind"]["flagged"] and not leak["unblinded"]["flagged"]
     foc = {r["design"]: r for r in s["focalism"]}
     assert foc["fixed"]["flagged"] and foc["human"]["role"] == "human"
+    ranking = {r["design"]: r for r in s["baseline"]["design_ranking"]}
     assert s["baseline"]["design_ranking"][0]["design"] in ("agg", "agg_split")
+    assert ranking["blind"]["mae_minus_reference"] == 0 and ranking["agg"]["reference"] == "blind"
+    # aggregate answers are far less noisy than single draws: paired difference excludes 0
+    assert ranking["agg"]["diff_ci_high"] < 0
 
 
 def test_tables_written_as_csv_and_parquet(full):
@@ -78,7 +81,7 @@ def test_tables_written_as_csv_and_parquet(full):
         assert len(csv) == len(pq) == len(res.tables[name]) > 0
     cells = res.tables["pooled_cells"]
     assert (cells["ci_low"] <= cells["mean"]).all() and (cells["mean"] <= cells["ci_high"]).all()
-    for f in ("demand_curves", "leakage", "focalism", "cell_errors", "design_ranking"):
+    for f in ("demand_curves", "leakage", "focalism", "cell_errors", "design_ranking", "range"):
         assert (out / "figures" / f"{f}.png").stat().st_size > 1000
         assert (out / "figures" / f"{f}.svg").read_text().lstrip().startswith("<?xml")
 

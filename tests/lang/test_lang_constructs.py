@@ -309,6 +309,13 @@ def test_warnings_are_returned_not_raised():
     assert (leak.line, leak.column) == (11, 21)
 
 
+def test_leaky_word_in_a_probe_question_warns():
+    text = BASE.replace("Another costs $___.", "In the other condition it costs $___.")
+    _, warnings = check_text(text, "t.study")
+    (w,) = [w for w in warnings if "'condition'" in w.message]
+    assert (w.line, w.column) == (7, 23)
+
+
 def test_specified_covariate_computed_from_treatment_warns():
     text = BASE + 'specified s = x * 2 text "S {s}."\n'
     _, warnings = check_text(text, "t.study")
@@ -326,3 +333,25 @@ def test_shipped_studies_are_valid():
     for path in studies:
         study, _ = check_study(path)
         assert study.designs and study.outcomes, path
+
+
+def test_units_inline_key_and_columns():
+    text = BASE.replace(
+        '  row id = "b", price = 4\n',
+        '  row id = "b", price = 4\n  key id\n  columns price: money\n',
+    ).replace("row id", "row code = 1, id").replace('row id = "b"', 'row code = 2, id = "b"').replace(
+        "row code = 1, id = \"b\"", "row code = 2, id = \"b\""
+    )
+    study = check(text)
+    assert study.units.key == "id"
+    assert study.units.columns == {"code": "integer", "id": "text", "price": "money"}
+    assert study.units.rows[0] == {"code": 1, "id": "a", "price": 2}
+    assert isinstance(study.units.rows[0]["code"], int)
+
+
+def test_negative_numbers_keep_their_sign():
+    # regression: the grammar dropped the "-" of signed numbers
+    text = BASE.replace("levels(1, 2)", "levels(-2 to 2 step 2)") + "persona p t: normal -5 sd 2\n  w: one of \"a\" 1, \"b\" 3\n"
+    study = check(text)
+    assert study.treatments[0].levels == (-2, 0, 2)
+    assert study.personas[0].attributes[0].distribution.mean == -5

