@@ -37,7 +37,7 @@ COMMAND_MODULES = (
     "llmexp.diagnose.commands",
 )
 
-err_console = Console(stderr=True, highlight=False)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def _register_all() -> None:
@@ -57,7 +57,7 @@ _register_all()
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app, printing our own errors without a traceback."""
     try:
-        app(args=argv, standalone_mode=False)
+        code = app(args=argv, standalone_mode=False)
     except LlmexpError as exc:
         err_console.print(str(exc), markup=False)
         sys.exit(2)
@@ -75,6 +75,8 @@ def main(argv: list[str] | None = None) -> None:
         if isinstance(exc, click.exceptions.Abort):
             sys.exit(1)
         raise
+    if isinstance(code, int) and code:
+        sys.exit(code)
 
 
 if __name__ == "__main__":

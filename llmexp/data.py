@@ -82,6 +82,8 @@ def read_table(
     """
     if not path.exists():
         raise DataError(f'{shown_as}: file not found (looked for {path})')
+    if not path.is_file():
+        raise DataError(f"{shown_as}: not a file (looked for {path})")
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
             reader = csv.reader(handle)
@@ -94,6 +96,8 @@ def read_table(
         raise DataError(f"{shown_as}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except csv.Error as exc:
         raise DataError(f"{shown_as}: malformed CSV ({exc})") from None
+    except OSError as exc:
+        raise DataError(f"{shown_as}: cannot read ({exc.strerror or exc})") from None
 
     header = [h.strip() for h in header]
     duplicates = sorted({h for h in header if header.count(h) > 1})

@@ -96,6 +96,7 @@ def check(
     spec_out: Optional[Path] = typer.Option(None, "--spec", help="Also write the validated spec as JSON here."),
     as_json: bool = typer.Option(False, "--json", help="Print a machine-readable summary instead of tables."),
     strict: bool = typer.Option(False, "--strict", help="Treat warnings as errors (exit 2)."),
+    ast_out: Optional[Path] = typer.Option(None, "--ast", help="Also write the parsed syntax tree as JSON here."),
 ) -> None:
     """Validate a study and summarize it: units, cells, trials per design, calls and tokens.
 
@@ -104,6 +105,8 @@ def check(
     from llmexp.compile import compile_study
     from llmexp.lang import check_study
 
+    if ast_out:
+        write_ast(file, ast_out)
     study, warnings = check_study(file)
     print_problems(warnings)
     trials = compile_study(study)
@@ -142,6 +145,17 @@ def check(
         from llmexp.errors import LlmexpError
 
         raise LlmexpError(f"--strict: {len(warnings)} warning(s) count as errors")
+
+
+def write_ast(file: Path, out: Path) -> None:
+    """The parse stage's artifact: every statement with its positions, as JSON."""
+    import dataclasses
+
+    from llmexp.lang.parser import parse_file
+
+    tree = parse_file(file)
+    statements = [{"statement": type(s).__name__, **dataclasses.asdict(s)} for s in tree.statements]
+    out.write_text(json.dumps({"path": tree.path, "statements": statements}, indent=1, default=str) + "\n")
 
 
 def _cost_estimate(study, trials) -> Optional[float]:

@@ -122,6 +122,20 @@ def _interleave(rows: list[dict]) -> list[dict]:
     return out
 
 
+def _local_in_compile_order(rows: list[dict], order: dict) -> list[dict]:
+    """The embedded model answers one call at a time and reuses its KV cache for the prompt
+    prefix shared with the previous call: give it its trials in compile order (neighbours
+    share the longest prefixes). Other models keep the interleaved order."""
+    slots = [i for i, r in enumerate(rows) if str(r["model"]).startswith(providers.LOCAL_PREFIX)]
+    if not slots:
+        return rows
+    local = sorted((rows[i] for i in slots), key=lambda r: order.get(id(r), 0))
+    out = list(rows)
+    for i, r in zip(slots, local):
+        out[i] = r
+    return out
+
+
 def _normalize_models(models: Any) -> list:
     from llmexp.spec import ModelSpec
 
@@ -380,6 +394,7 @@ def run_study(
     if not rows_all:
         raise RunError("the study compiles to no trials")
 
+    order = {id(r): i for i, r in enumerate(rows_all)}
     rows = _interleave(rows_all)
     if limit is not None:
         rows = rows[: int(limit)]
@@ -476,6 +491,7 @@ def run_study(
                 continue
             seen.add(tid)
             pending_rows.append(r)
+        pending_rows = _local_in_compile_order(pending_rows, order)
 
         calls = _prepare_calls(pending_rows, study, study.seed, retry, spec_params)
         stats = Stats(total=len(calls))
@@ -532,6 +548,7 @@ def run_study(
             price = model_price(name, spec_params.get(name) or {})
             states[name] = ModelState(
                 name=name,
+                max_concurrency=1 if name.startswith(providers.LOCAL_PREFIX) else None,
                 limiter=RateLimiter(rpm or (spec.rpm if spec else None), tpm or (spec.tpm if spec else None)),
                 price_in=price.input,
                 price_out=price.output,

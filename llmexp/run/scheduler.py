@@ -207,6 +207,14 @@ class ModelState:
     price_out: float = 0.0
     stopped: Optional[str] = None
     consecutive_failures: int = 0
+    max_concurrency: Optional[int] = None  # e.g. 1 for the embedded model (one call at a time)
+    _gate: Optional[asyncio.Semaphore] = None
+
+    @property
+    def gate(self) -> Optional[asyncio.Semaphore]:
+        if self.max_concurrency and self._gate is None:
+            self._gate = asyncio.Semaphore(self.max_concurrency)
+        return self._gate
 
 
 @dataclass
@@ -393,9 +401,17 @@ class Scheduler:
             nonlocal attempts
             if state.stopped:
                 raise ModelStopped(state.stopped)
-            attempts += 1
-            await state.limiter.acquire(call.est_tokens)
-            return await litellm.acompletion(model=call.target, messages=call.messages, **call.kwargs)
+            gate = state.gate
+            if gate is None:
+                attempts += 1
+                await state.limiter.acquire(call.est_tokens)
+                return await litellm.acompletion(model=call.target, messages=call.messages, **call.kwargs)
+            async with gate:  # FIFO: calls reach the model in the order they were taken
+                if state.stopped:
+                    raise ModelStopped(state.stopped)
+                attempts += 1
+                await state.limiter.acquire(call.est_tokens)
+                return await litellm.acompletion(model=call.target, messages=call.messages, **call.kwargs)
 
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.retry.max_attempts),

@@ -337,10 +337,8 @@ def test_shipped_studies_are_valid():
 
 def test_units_inline_key_and_columns():
     text = BASE.replace(
-        '  row id = "b", price = 4\n',
-        '  row id = "b", price = 4\n  key id\n  columns price: money\n',
-    ).replace("row id", "row code = 1, id").replace('row id = "b"', 'row code = 2, id = "b"').replace(
-        "row code = 1, id = \"b\"", "row code = 2, id = \"b\""
+        '  row id = "a", price = 2\n  row id = "b", price = 4\n',
+        '  row code = 1, id = "a", price = 2\n  row code = 2, id = "b", price = 4\n  key id\n  columns price: money\n',
     )
     study = check(text)
     assert study.units.key == "id"

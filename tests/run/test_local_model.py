@@ -100,6 +100,19 @@ def test_render_prompt_ends_at_answer():
     assert text == "S.\n\nQ?\nAnswer:"
 
 
+def test_answer_options():
+    from llmexp.run.providers.local import answer_options
+
+    assert answer_options({"type": "binary", "labels": ["purchase", "not purchase"]}) == [
+        ("purchase", "purchase"),
+        ("not purchase", "not purchase"),
+    ]
+    # likert is answered with its numbers (as the prompt asks), keyed by the point labels
+    likert = {"type": "likert", "low": 1, "high": 3, "labels": ["bad", "ok", "good"]}
+    assert answer_options(likert) == [("bad", "1"), ("ok", "2"), ("good", "3")]
+    assert answer_options({"type": "likert", "low": 1, "high": 3}) == [("1", "1"), ("2", "2"), ("3", "3")]
+
+
 @pytest.mark.local_model
 def test_probs_normalised_and_mass(lm):
     probs, mass = lm.score_labels(PROMPT.format(price="3.49"), LABELS)

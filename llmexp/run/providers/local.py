@@ -564,7 +564,7 @@ class LocalModel:
         self,
         prompt: str,
         n: int,
-        labels: Optional[Sequence[str]],
+        options: Optional[Sequence[tuple[str, str]]],
         temperature: float,
         seed: int,
         numeric: str = "probability",
@@ -574,7 +574,8 @@ class LocalModel:
     ) -> tuple[str, int, int, list[dict[str, float]]]:
         """One answer per condition: "1) <answer>" lines, each continuing the text so far.
 
-        labels: pick a label per line (scored as for single answers); else draw a number
+        options: (key, answer text) pairs (`answer_options`) to pick one of per line, scored
+        as for single answers; else draw a number
         of kind `numeric` (within low..high where given). Returns (text, prompt_tokens,
         completion_tokens, per-line label probs). Every line reuses the KV cache of the
         text before it.
@@ -587,11 +588,11 @@ class LocalModel:
             line_probs: list[dict[str, float]] = []
             for k in range(1, n + 1):
                 tokens = tokens + self.tokenize(f"\n{k})")
-                if labels:
-                    conts = [" " + lab for lab in labels]
+                if options:
+                    conts = [" " + text for _, text in options]
                     probs, _, seqs = self._score(tokens, conts)
                     chosen = _choose(probs, conts, temperature, rng)
-                    line_probs.append({lab: probs[c] for lab, c in zip(labels, conts)})
+                    line_probs.append({key: probs[c] for (key, _), c in zip(options, conts)})
                     tokens = tokens + seqs[chosen]
                     value = chosen.strip()
                 else:
@@ -719,19 +720,30 @@ def render_prompt(messages: Iterable[dict]) -> str:
     return f"{text}\n{ANSWER_CUE}" if text else ANSWER_CUE
 
 
-def answer_labels(answer: dict) -> list[str]:
-    """The labels an answer spec offers (likert without labels: the integers low..high)."""
+def answer_options(answer: dict) -> list[tuple[str, str]]:
+    """(key, answer text) for each label-like option of an answer spec.
+
+    The answer text (after a space) is the continuation scored and the text returned; the
+    key names the option in `probs`, matching the spec's labels so the runner can read them.
+    Likert scales are answered with their numbers, as the prompt asks ("Answer with one
+    whole number from 1 to 7, where 1 = ..."); a point label, when the spec has one per
+    point, is the key. Binary without labels: "Yes"/"No".
+    """
     labels = [str(x) for x in (answer.get("labels") or [])]
-    if labels:
-        return labels
     kind = answer.get("type")
-    if kind == "binary":
-        return ["Yes", "No"]
-    low, high = answer.get("low"), answer.get("high")
-    if kind == "likert" and low is not None and high is not None and float(low).is_integer() and float(high).is_integer():
-        if 0 < high - low <= 100:
-            return [str(i) for i in range(int(low), int(high) + 1)]
-    return []
+    if kind == "likert":
+        low, high = answer.get("low"), answer.get("high")
+        try:
+            lo, hi = float(low), float(high)
+        except (TypeError, ValueError):
+            lo = hi = math.nan
+        if lo.is_integer() and hi.is_integer() and 0 < hi - lo <= 100:
+            points = [str(v) for v in range(int(lo), int(hi) + 1)]
+            keys = labels if len(labels) == len(points) else points
+            return list(zip(keys, points))
+    if not labels and kind == "binary":
+        labels = ["Yes", "No"]
+    return [(label, label) for label in labels]
 
 
 def trial_seed(seed: int, trial: Optional[dict], prompt: str, params: dict) -> int:
@@ -758,7 +770,7 @@ def respond(lm: LocalModel, messages: list, trial: Optional[dict], params: dict,
     rng_seed = trial_seed(seed, trial, prompt, params)
     answer = (trial or {}).get("answer") or {}
     kind = answer.get("type")
-    labels = answer_labels(answer) if kind in LABEL_TYPES else []
+    options = answer_options(answer) if kind in LABEL_TYPES else []
     low = _float(answer.get("low"), None) if answer.get("low") is not None else None
     high = _float(answer.get("high"), None) if answer.get("high") is not None else None
 
@@ -766,19 +778,19 @@ def respond(lm: LocalModel, messages: list, trial: Optional[dict], params: dict,
         n = max(1, len((trial or {}).get("conditions") or []))
         numeric = kind if kind in NUMBER_TYPES else "number"
         text, n_prompt, n_done, _ = lm.answer_lines(
-            prompt, n, labels or None, temperature, rng_seed, numeric, low=low, high=high
+            prompt, n, options or None, temperature, rng_seed, numeric, low=low, high=high
         )
         return Reply(text=text, prompt_tokens=n_prompt, completion_tokens=n_done)
 
     with lm.lock:
         prompt_tokens = lm.tokenize(prompt, bos=True)
-        if labels:
-            conts = [" " + lab for lab in labels]
+        if options:
+            conts = [" " + text for _, text in options]
             probs, mass, seqs = lm._score(prompt_tokens, conts)
             chosen = _choose(probs, conts, temperature, np.random.default_rng(rng_seed))
             return Reply(
                 text=chosen.strip(),
-                probs={lab: probs[c] for lab, c in zip(labels, conts)},
+                probs={key: probs[c] for (key, _), c in zip(options, conts)},
                 prob_mass=mass,
                 prompt_tokens=len(prompt_tokens),
                 completion_tokens=len(seqs[chosen]),
