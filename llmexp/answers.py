@@ -157,7 +157,7 @@ _SCALE = re.compile(
     re.I,
 )
 _RANGE = re.compile(
-    r"(?<![\w.])\$?(\d+(?:\.\d+)?)\s*(?:-|–|to)\s*\$?(\d+(?:\.\d+)?)(?![\w.])(\s?%)?", re.I
+    r"(?<![\w.])\$?(\d+(?:\.\d+)?)\s*%?\s*(?:-|–|to|and)\s*\$?(\d+(?:\.\d+)?)(?![\w.])(\s?%|\s?percent)?", re.I
 )
 _RATIO = re.compile(r"(?<![\w.])(\d+)\s+(?:in|out\s+of)\s+(\d+)(?![\w.])", re.I)
 
@@ -200,7 +200,7 @@ def _fmt(x: float) -> str:
 def _parse_number(text: str, low, high, last: bool) -> Answer:
     norm = _normalize(text)
     rng = _RANGE.search(norm)
-    if rng and not _SCALE.search(norm):
+    if rng and not last and not _SCALE.search(norm):
         a, b = float(rng.group(1)), float(rng.group(2))
         if a < b and not rng.group(3):
             val = (a + b) / 2
@@ -218,6 +218,14 @@ def _parse_number(text: str, low, high, last: bool) -> Answer:
 
 def _parse_probability(text: str, last: bool) -> Answer:
     norm = _normalize(text)
+    rng = _RANGE.search(norm)
+    if rng and not last:  # "50-60%" -> 0.55 (per-condition parts: the last number instead)
+        a, b = float(rng.group(1)), float(rng.group(2))
+        if a < b:
+            if rng.group(3) or b > 1.0:
+                a, b = a / 100.0, b / 100.0
+            if 0.0 <= a and b <= 1.0:
+                return Answer(True, round((a + b) / 2, 12))
     ratio = _RATIO.search(norm)
     if ratio and int(ratio.group(2)) > 0 and int(ratio.group(1)) <= int(ratio.group(2)):
         return Answer(True, int(ratio.group(1)) / int(ratio.group(2)))

@@ -53,6 +53,9 @@ VALID = [
     (PROB, "3 in 10", 0.3, None),
     (PROB, "1", 1.0, None),
     (PROB, "0%", 0.0, None),
+    (PROB, "50-60%", 0.55, None),
+    (PROB, "between 20% and 30%", 0.25, None),
+    (MONEY, "between $3 and $5", 4.0, None),
 ]
 
 INVALID = [

@@ -152,3 +152,32 @@ def test_missing_api_key_is_caught_before_any_call(tmp_path, monkeypatch):
     exc = litellm.InternalServerError(message="OpenAIException - Missing credentials. Please pass an `api_key`", llm_provider="openai", model="gpt-4o-mini")
     assert classify(exc) == ("auth", False, True)
     assert classify(litellm.InternalServerError(message="boom", llm_provider="openai", model="m")) == ("server", True, False)
+
+
+@pytest.mark.parametrize("tty", [False, True])
+def test_progress_display_plain_and_live(tty):
+    import asyncio
+    import io
+
+    from llmexp.run.progress import ProgressDisplay, status_line
+    from llmexp.run.scheduler import Stats
+
+    class Stream(io.StringIO):
+        def isatty(self):
+            return tty
+
+    stats = Stats(total=10, done=4, ok=3, failed=1, cost=0.0123, retries=2, errors={"rate_limit": 2, "server": 1})
+    line = status_line(stats)
+    for part in ("4/10 calls", "/s", "ETA", "$0.0123", "failed 1", "rate_limit 2", "server 1"):
+        assert part in line
+    stream = Stream()
+
+    async def go():
+        async with ProgressDisplay(stats, enabled=True, stream=stream, interval=0.01) as display:
+            display.message("model x stopped (auth): no key")
+            stats.done = 10
+
+    asyncio.run(go())
+    out = stream.getvalue()
+    assert "model x stopped (auth): no key" in out
+    assert ("10/10" in out) if tty else ("10/10 calls" in out)

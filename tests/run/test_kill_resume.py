@@ -43,7 +43,7 @@ def _final_ids(run_dir: Path) -> set[str]:
 
 @pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
 def test_sigkill_then_resume(tmp_path):
-    with FakeOpenAI(latency=0.05) as server:
+    with FakeOpenAI(latency=0.1) as server:
         study = make_study(params={"openai/fake-model": {"api_base": server.api_base, "api_key": "sk-fake"}}, n_units=4, replicates=4)
         trials = make_trials(study)
         assert len(trials) == 160

@@ -158,7 +158,7 @@ def test_litellm_route_matches_pure_api(lm):
     from llmexp.run.providers.local import render_prompt
 
     ensure_registered()
-    expected, mass = lm.score_labels(render_prompt(MESSAGES), LABELS)
+    expected, mass = lm.score_answers(render_prompt(MESSAGES), ["purchase", "not purchase"])
     kwargs = dict(
         model="llmexp/gemma3-270m",
         messages=MESSAGES,
@@ -170,7 +170,7 @@ def test_litellm_route_matches_pure_api(lm):
     resp = asyncio.run(litellm.acompletion(**kwargs))
     for r in (sync, resp):
         probs, prob_mass = extract_probs(r)
-        assert probs["purchase"] == pytest.approx(expected[" purchase"], abs=1e-9)
+        assert probs == pytest.approx(expected, abs=1e-9)
         assert prob_mass == pytest.approx(mass, rel=1e-9)
         assert r.choices[0].message.content in ("purchase", "not purchase")
         assert r.usage.prompt_tokens == len(lm.tokenize(render_prompt(MESSAGES), bos=True))

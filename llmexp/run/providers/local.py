@@ -12,8 +12,10 @@ ending where the answer starts (`render_prompt`: "...\\nAnswer:"). Then, by answ
 (from the structured trial the runner attaches, see `base.py`):
 
 - binary / categorical / likert: the probability of each label as a continuation
-  (" purchase", " not purchase"): the sum of the label tokens' log-probabilities, labels
-  scored as whole token sequences; a label that is a token-prefix of another (" 1" of
+  (" purchase", " not purchase"), counted in two surface forms, plain and opening with a
+  quote (' "purchase'), since the prompts quote the labels and the model mostly answers
+  with a quote (`LocalModel._score_options`): the sum of the label tokens'
+  log-probabilities, labels scored as whole token sequences; a label that is a token-prefix of another (" 1" of
   " 10") is scored as *terminated* (its probability times 1 - P(the longer labels' next
   token)), so the events are disjoint. `probs` are normalised over the labels and
   `prob_mass` is the raw mass they covered. The returned text is the argmax label at
@@ -199,6 +201,14 @@ def _logsumexp(values: Sequence[float]) -> float:
     if m == -math.inf:
         return -math.inf
     return m + math.log(sum(math.exp(v - m) for v in values))
+
+
+def _normalise(logp: dict[str, float]) -> tuple[dict[str, float], float]:
+    """(probabilities normalised over the keys, total raw mass) from log-probabilities."""
+    lse = _logsumexp(list(logp.values()))
+    if lse == -math.inf:
+        return {k: 1.0 / len(logp) for k in logp}, 0.0
+    return {k: math.exp(v - lse) for k, v in logp.items()}, min(1.0, math.exp(lse))
 
 
 class LocalModel:
@@ -390,12 +400,40 @@ class LocalModel:
         covered before normalising.
         """
         with self.lock:
-            probs, mass, _ = self._score(self.tokenize(prompt, bos=True), list(labels))
+            logp, _ = self._logps(self.tokenize(prompt, bos=True), list(labels))
+            return _normalise(logp)
+
+    def score_answers(self, prompt: str, texts: Sequence[str]) -> tuple[dict[str, float], float]:
+        """Like `score_labels` for answer texts ("purchase"), counting ' t' and ' "t' (what
+        the litellm provider reports). Returns (probs by text, mass)."""
+        with self.lock:
+            probs, mass, _ = self._score_options(self.tokenize(prompt, bos=True), list(texts))
             return probs, mass
 
-    def _score(
-        self, prompt_tokens: list[int], labels: list[str]
+    def _score_options(
+        self, prompt_tokens: list[int], texts: Sequence[str]
     ) -> tuple[dict[str, float], float, dict[str, list[int]]]:
+        """Probabilities of answer texts, each counted in its surface forms ' t' and ' "t'.
+
+        The prompts state the labels in quotes (`Answer with exactly one of: "purchase" or
+        "not purchase"`), and a base model then opens its answer with a quote more often
+        than not (over half the next-token mass on the demand prompts), so plain labels
+        alone covered ~1-2% of the mass and quoted ones ~30%. Both forms of one answer are
+        disjoint events and are added. Returns (probs by text, mass, text -> tokens of " t").
+        """
+        forms: dict[str, str] = {}
+        for text in texts:
+            for cont in (" " + text, ' "' + text):
+                forms.setdefault(cont, text)
+        logp, seqs = self._logps(prompt_tokens, list(forms))
+        per_text = {
+            text: _logsumexp([lp for cont, lp in logp.items() if forms[cont] == text]) for text in texts
+        }
+        probs, mass = _normalise(per_text)
+        return probs, mass, {text: seqs[" " + text] for text in texts}
+
+    def _logps(self, prompt_tokens: list[int], labels: list[str]) -> tuple[dict[str, float], dict[str, list[int]]]:
+        """Log-probability of each continuation as a whole token sequence (see module doc)."""
         if not labels:
             raise ValueError("no labels to score")
         if not prompt_tokens:
@@ -423,14 +461,7 @@ class LocalModel:
                 cont = float(sum(math.exp(float(rows[n][t])) for t in nexts))
                 lp += math.log1p(-min(cont, 1.0 - 1e-12))
             logp[label] = lp
-        lse = _logsumexp(list(logp.values()))
-        if lse == -math.inf:
-            probs = {label: 1.0 / len(logp) for label in labels}
-            mass = 0.0
-        else:
-            probs = {label: math.exp(logp[label] - lse) for label in labels}
-            mass = min(1.0, math.exp(lse))
-        return probs, mass, seqs
+        return logp, seqs
 
     # ------------------------------------------------------------------ generation
 
@@ -589,12 +620,12 @@ class LocalModel:
             for k in range(1, n + 1):
                 tokens = tokens + self.tokenize(f"\n{k})")
                 if options:
-                    conts = [" " + text for _, text in options]
-                    probs, _, seqs = self._score(tokens, conts)
-                    chosen = _choose(probs, conts, temperature, rng)
-                    line_probs.append({key: probs[c] for (key, _), c in zip(options, conts)})
+                    texts = [text for _, text in options]
+                    probs, _, seqs = self._score_options(tokens, texts)
+                    chosen = _choose(probs, texts, temperature, rng)
+                    line_probs.append({key: probs[text] for key, text in options})
                     tokens = tokens + seqs[chosen]
-                    value = chosen.strip()
+                    value = chosen
                 else:
                     value, drawn = self._generate(
                         tokens, max_tokens, temperature, rng, numeric=numeric, low=low, high=high
@@ -785,12 +816,12 @@ def respond(lm: LocalModel, messages: list, trial: Optional[dict], params: dict,
     with lm.lock:
         prompt_tokens = lm.tokenize(prompt, bos=True)
         if options:
-            conts = [" " + text for _, text in options]
-            probs, mass, seqs = lm._score(prompt_tokens, conts)
-            chosen = _choose(probs, conts, temperature, np.random.default_rng(rng_seed))
+            texts = [text for _, text in options]
+            probs, mass, seqs = lm._score_options(prompt_tokens, texts)
+            chosen = _choose(probs, texts, temperature, np.random.default_rng(rng_seed))
             return Reply(
-                text=chosen.strip(),
-                probs={key: probs[c] for (key, _), c in zip(options, conts)},
+                text=chosen,
+                probs={key: probs[text] for key, text in options},
                 prob_mass=mass,
                 prompt_tokens=len(prompt_tokens),
                 completion_tokens=len(seqs[chosen]),
