@@ -54,6 +54,22 @@ def _register_all() -> None:
 _register_all()
 
 
+def _click_exception_types() -> tuple[tuple, tuple]:
+    """Usage-error and abort classes of click and of typer's vendored copy (typer >= 0.29 raises
+    `typer._click.exceptions.*`, which are not click's classes)."""
+    import click
+
+    usage, abort = [click.exceptions.ClickException], [click.exceptions.Abort]
+    try:
+        from typer._click import exceptions as tce  # type: ignore[attr-defined]
+
+        usage.append(tce.ClickException)
+        abort.append(tce.Abort)
+    except (ImportError, AttributeError):
+        pass
+    return tuple(usage), tuple(abort)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app, printing our own errors without a traceback."""
     try:
@@ -67,12 +83,11 @@ def main(argv: list[str] | None = None) -> None:
     except SystemExit:
         raise
     except Exception as exc:  # click usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
+        usage, abort = _click_exception_types()
+        if isinstance(exc, usage):
             exc.show()
             sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
+        if isinstance(exc, abort):
             sys.exit(1)
         raise
     if isinstance(code, int) and code:

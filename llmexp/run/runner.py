@@ -504,6 +504,7 @@ def run_study(
             hits = cache.get_many([c.cache_key for c in calls if c.cacheable])
             if hits:
                 remaining = []
+                hit_rows: list[tuple] = []
                 for c in calls:
                     h = hits.get(c.cache_key) if c.cacheable else None
                     if h is None or h.get("model") != c.model:
@@ -520,8 +521,10 @@ def run_study(
                         cache_hit=True,
                     )
                     row = build_row(c, out, scrub)
-                    store_rows = [row]
-                    store.write_responses(store_rows)
+                    hit_rows.append(row)
+                    if len(hit_rows) >= 5000:  # one transaction per 5,000 hits, not per hit
+                        store.write_responses(hit_rows)
+                        hit_rows = []
                     stats.done += 1
                     stats.cache_hits += 1
                     if row[10] == "ok":
@@ -530,6 +533,7 @@ def run_study(
                         stats.invalid += 1
                     stats.prompt_tokens += out.prompt_tokens
                     stats.completion_tokens += out.completion_tokens
+                store.write_responses(hit_rows)
                 calls = remaining
 
         spent = 0.0

@@ -9,12 +9,18 @@ One `Scheduler.run()` drives every pending call through `litellm.acompletion`:
 - retries through tenacity: exponential backoff with jitter on transient failures
   (429, 5xx, timeouts, connection errors, malformed replies), at most
   `RetryPolicy.max_attempts` attempts, waiting at least the server's `Retry-After`;
+- a rate-limited model adapts instead of hammering: its first 429 engages a `Throttle`, an
+  AIMD window on that model's calls in flight (halved on a 429, grown by 1/window per
+  success, like TCP congestion control), and every 429's Retry-After pauses ALL of that
+  model's calls, not only the one that got it;
 - permanent failures (authentication, unknown model, bad request) stop that model at once
   with ONE message; `max_consecutive_failures` calls in a row failing after all retries
   also stop it (a dead endpoint does not burn through thousands of calls);
 - `--max-cost`: a call starts only if spent + reserved (estimated cost of in-flight calls)
   + its own estimate stays within the budget;
-- results go to a `Writer` that commits to the store (and cache) every ~0.2 s.
+- results go to a `Writer` that commits to the store (and cache) as soon as the event loop is
+  idle (all answers that arrived in one loop iteration share one transaction), so a killed
+  run loses only the calls in flight.
 """
 
 from __future__ import annotations
@@ -199,6 +205,48 @@ class Call:
     cache_key: str
 
 
+class Throttle:
+    """AIMD window on one model's calls in flight, engaged by the model's first 429.
+
+    `window` calls may be in flight; a 429 halves it (once per round: only calls started
+    after the last cut can cut it again) and pauses every call of the model until the
+    server's Retry-After has passed; each success grows it by 1/window, up to `ceiling`."""
+
+    def __init__(self, inflight: int, ceiling: int):
+        self.ceiling = max(1, ceiling)
+        self.window = max(1.0, inflight / 2.0)
+        self.inflight = 0
+        self.pause_until = 0.0
+        self.last_cut = time.monotonic()
+        self.cuts = 0
+        self._cond = asyncio.Condition()
+
+    async def enter(self) -> float:
+        async with self._cond:
+            await self._cond.wait_for(lambda: self.inflight < int(self.window))
+            self.inflight += 1
+        wait = self.pause_until - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        return time.monotonic()
+
+    async def leave(self) -> None:
+        async with self._cond:
+            self.inflight -= 1
+            self._cond.notify(max(1, int(self.window) - self.inflight))
+
+    def success(self) -> None:
+        self.window = min(float(self.ceiling), self.window + 1.0 / self.window)
+
+    def limited(self, started: float, wait: Optional[float]) -> None:
+        now = time.monotonic()
+        if started >= self.last_cut:
+            self.window = max(1.0, self.window / 2.0)
+            self.last_cut = now
+            self.cuts += 1
+        self.pause_until = max(self.pause_until, now + (wait if wait is not None else 0.0))
+
+
 @dataclass
 class ModelState:
     name: str
@@ -209,6 +257,8 @@ class ModelState:
     consecutive_failures: int = 0
     max_concurrency: Optional[int] = None  # e.g. 1 for the embedded model (one call at a time)
     _gate: Optional[asyncio.Semaphore] = None
+    inflight: int = 0  # calls of this model in flight (for the throttle's first window)
+    throttle: Optional[Throttle] = None  # engaged by the first 429
 
     @property
     def gate(self) -> Optional[asyncio.Semaphore]:
@@ -285,6 +335,8 @@ class Writer:
         self.rows: list[tuple] = []
         self.cache_rows: list[tuple] = []
         self._task: Optional[asyncio.Task] = None
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._soon = False
         self.written = 0
 
     def add(self, row: tuple, cache_row: Optional[tuple] = None) -> None:
@@ -293,6 +345,15 @@ class Writer:
             self.cache_rows.append(cache_row)
         if len(self.rows) >= self.batch:
             self.flush()
+        elif not self._soon and self._loop is not None:
+            # commit once the loop has handled every answer that is ready now: one
+            # transaction per loop iteration, and nothing finished waits for the timer
+            self._soon = True
+            self._loop.call_soon(self._flush_soon)
+
+    def _flush_soon(self) -> None:
+        self._soon = False
+        self.flush()
 
     def flush(self) -> None:
         if self.rows:
@@ -306,13 +367,14 @@ class Writer:
             except Exception:  # the cache is an optimisation; the store is the record
                 pass
 
-    async def _loop(self) -> None:
+    async def _tick(self) -> None:
         while True:
             await asyncio.sleep(self.interval)
             self.flush()
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._loop())
+        self._loop = asyncio.get_running_loop()
+        self._task = self._loop.create_task(self._tick())
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -404,8 +466,18 @@ class Scheduler:
             gate = state.gate
             if gate is None:
                 attempts += 1
+                throttle = state.throttle
+                if throttle is not None:
+                    return await self._throttled(call, state, throttle)
                 await state.limiter.acquire(call.est_tokens)
-                return await litellm.acompletion(model=call.target, messages=call.messages, **call.kwargs)
+                state.inflight += 1
+                try:
+                    return await litellm.acompletion(model=call.target, messages=call.messages, **call.kwargs)
+                except litellm.RateLimitError as exc:
+                    self._engage(state).limited(t0, self._pause(exc))
+                    raise
+                finally:
+                    state.inflight -= 1
             async with gate:  # FIFO: calls reach the model in the order they were taken
                 if state.stopped:
                     raise ModelStopped(state.stopped)
@@ -450,6 +522,31 @@ class Scheduler:
             latency=latency,
             attempts=attempts,
         )
+
+    def _pause(self, exc: BaseException) -> Optional[float]:
+        ra = retry_after(exc)
+        return min(ra, self.retry.max_retry_after) if ra is not None else self.retry.initial_wait
+
+    def _engage(self, state: ModelState) -> Throttle:
+        if state.throttle is None:
+            state.throttle = Throttle(state.inflight, self.concurrency)
+            self.on_message(f"model {state.name} is rate limited (429): adapting its calls in flight")
+        return state.throttle
+
+    async def _throttled(self, call: Call, state: ModelState, throttle: Throttle):
+        import litellm
+
+        started = await throttle.enter()
+        try:
+            await state.limiter.acquire(call.est_tokens)
+            resp = await litellm.acompletion(model=call.target, messages=call.messages, **call.kwargs)
+        except litellm.RateLimitError as exc:
+            throttle.limited(started, self._pause(exc))
+            raise
+        finally:
+            await throttle.leave()
+        throttle.success()
+        return resp
 
     def _stop_model(self, state: ModelState, kind: str, exc: BaseException) -> None:
         if state.stopped:

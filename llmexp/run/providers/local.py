@@ -68,6 +68,7 @@ import math
 import os
 import re
 import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Iterable, Optional, Sequence
 
@@ -89,7 +90,7 @@ N_BATCH = 512
 NUMBER_TOKENS = 8  # token budget for one numeric answer (digits are single tokens in Gemma)
 FREE_TOKENS = 16  # default budget for free text (no trial attached, no max_tokens)
 MIN_BATCH = 16  # never decode fewer tokens at once (see LocalModel._logprob_rows)
-MAX_ROWS = 256  # cap on cached log-prob rows (1 MB each for Gemma's 262k vocabulary)
+MAX_ROWS = 64  # cap on cached log-prob rows (1 MB each for Gemma's 262k vocabulary)
 LABEL_TYPES = ("binary", "categorical", "likert")
 NUMBER_TYPES = ("number", "money", "probability")
 
@@ -258,18 +259,25 @@ class LocalModel:
         self.n_threads = threads
         self._batch = llama_cpp.llama_batch_init(self.n_batch, 0, 1)
         self._kv: list[int] = []  # tokens held in the KV cache, positions 0..len-1
-        self._rows: dict[int, np.ndarray] = {}  # position -> log-probs of the next token
+        # log-probs of the next token, keyed by the token sequence before it (LRU). Rows
+        # depend only on the tokens (see _logprob_rows), so they stay valid whatever the
+        # KV cache holds later.
+        self._rows: OrderedDict[tuple[int, ...], np.ndarray] = OrderedDict()
         self._number_sets: Optional[dict[str, np.ndarray]] = None
         self.lock = threading.RLock()
         self.decoded_tokens = 0  # tokens evaluated (for benchmarks)
         self.reused_tokens = 0  # prompt tokens served from the KV cache
 
     def close(self) -> None:
+        """Free the model (a later `LocalModel.get()` loads a new one)."""
         with self.lock:
             if self._batch is not None:
                 self._c.llama_batch_free(self._batch)
                 self._batch = None
             self._llm.close()
+        with LocalModel._instance_lock:
+            if LocalModel._instance is self:
+                LocalModel._instance = None
 
     # ------------------------------------------------------------------ tokens
 
@@ -303,8 +311,6 @@ class LocalModel:
                 self._c.llama_memory_clear(self._mem, True)  # partial removal unsupported
                 n = 0
             del self._kv[n:]
-        for pos in [p for p in self._rows if p >= n]:
-            del self._rows[pos]
 
     def _chunks(self, n: int) -> list[int]:
         """Sizes of the decode batches for n new tokens: at most n_batch, none below MIN_BATCH.
@@ -319,7 +325,7 @@ class LocalModel:
         sizes.append(n)
         return sizes
 
-    def _decode(self, tokens: Sequence[int], want: set[int], store: bool) -> dict[int, np.ndarray]:
+    def _decode(self, tokens: Sequence[int], want: set[int]) -> dict[int, np.ndarray]:
         """Append `tokens` to the KV cache; return log-prob rows at the positions in `want`."""
         start = len(self._kv)
         if start + len(tokens) > self.n_ctx:
@@ -351,11 +357,6 @@ class LocalModel:
                     ptr = self._c.llama_get_logits_ith(self._ctx, i)
                     row = _log_softmax(np.ctypeslib.as_array(ptr, shape=(self.n_vocab,)))
                     out[base + i] = row
-                    if store:
-                        self._rows[base + i] = row
-        if len(self._rows) > MAX_ROWS:  # keep the earliest rows (prompt ends), drop the rest
-            for pos in sorted(self._rows)[MAX_ROWS // 2 :]:
-                del self._rows[pos]
         return out
 
     def _logprob_rows(self, tokens: Sequence[int], positions: Sequence[int], store: bool = True) -> list[np.ndarray]:
@@ -367,28 +368,38 @@ class LocalModel:
         new suffix is shorter): llama.cpp's CPU kernels for batches of 1-7 tokens round
         differently from the larger-batch kernels (probabilities moved by up to 0.03 in
         our measurements), while batches of >= 8 give bit-identical results however a
-        sequence is split. So a row depends only on the tokens, never on what was cached.
+        sequence is split. So a row depends only on the tokens, never on what was cached,
+        and rows are memoised by token sequence (store=False: compute without keeping).
         """
         end = max(positions) + 1
         target = list(tokens[:end])
-        lcp = 0
-        for a, b in zip(self._kv, target):
-            if a != b:
-                break
-            lcp += 1
-        # rows below lcp are valid for `target`; the cache may hold more tokens (e.g. the
-        # previous label), which stay until a decode needs their place
-        missing = [p for p in positions if p >= lcp or p not in self._rows]
-        got: dict[int, np.ndarray] = {}
+        keys = {p: tuple(target[: p + 1]) for p in positions}
+        found: dict[int, np.ndarray] = {}
+        for p, key in keys.items():
+            row = self._rows.get(key)
+            if row is not None:
+                self._rows.move_to_end(key)
+                found[p] = row
+        missing = [p for p in positions if p not in found]
         if missing:
+            lcp = 0
+            for a, b in zip(self._kv, target):
+                if a != b:
+                    break
+                lcp += 1
             start = max(0, min(min(missing), lcp, end - MIN_BATCH))
-            want = set(missing) | {p for p in self._rows if start <= p < lcp}  # re-store rows we recompute
             self.reused_tokens += start
             self._truncate(start)
-            got = self._decode(target[start:], want, store)
+            got = self._decode(target[start:], set(missing))
+            for p in missing:
+                found[p] = got[p]
+                if store:
+                    self._rows[keys[p]] = got[p]
+            while len(self._rows) > MAX_ROWS:
+                self._rows.popitem(last=False)
         else:
             self.reused_tokens += len(target)
-        return [got[p] if p in got else self._rows[p] for p in positions]
+        return [found[p] for p in positions]
 
     # ------------------------------------------------------------------ scoring
 

@@ -1,0 +1,422 @@
+"""llmexp benchmarks: one command, one table, every figure measured side by side in one run.
+
+    python benchmarks/run.py            # the recorded table (a few minutes)
+    python benchmarks/run.py --quick    # smaller sizes, for development
+
+Each measurement runs in its own child process (clean CPU and peak-memory accounting); the
+fake OpenAI-compatible server runs in yet another process (`llmexp.testing.fake_openai`),
+so its CPU does not count against the client. Sections:
+
+- throughput: llmexp `run_study` vs plain `litellm.acompletion` (the same calls, the same
+  concurrency, no store) at concurrency 16, 64, 256 against a 50 ms mock; the practical
+  limit is min(concurrency / latency, the best plain-litellm rate of this run); llmexp's own
+  CPU per call is its CPU per call minus plain litellm's;
+- baselines: a naive sequential litellm loop, and EDSL (in its own venv, `--edsl-python`)
+  on the same yes/no questions against the same mock, at the same concurrency;
+- cache: re-running a 10k-trial study served from the response cache;
+- compile: 100k trials from a .study file;
+- analysis: `llmexp.analysis.analyze` on a synthetic 1M-response table (time, peak RSS);
+- local model: seconds per binary trial on the embedded Gemma model, with and without
+  prefix (KV cache) reuse.
+
+Writes benchmarks/results/latest.json (all raw figures) and prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+MODEL = "openai/fake-model"
+LATENCY_MS = 50.0
+DEFAULT_EDSL_PYTHON = "/tmp/edsl-venv/bin/python"
+
+
+def _params(api_base: str) -> dict:
+    return {"api_base": api_base, "api_key": "sk-fake"}
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+# ====================================================================== child measurements
+
+
+def m_plain(a) -> dict:
+    """Plain litellm.acompletion, `n` calls, at most `c` in flight (a semaphore)."""
+    import litellm
+
+    from llmexp.testing.workload import workload
+
+    _, trials = workload(a.n, MODEL, _params(a.api_base))
+    msgs = [json.loads(m) for m in trials["messages"]]
+    kw = dict(api_base=a.api_base, api_key="sk-fake", timeout=120, max_retries=0)
+
+    async def go(batch):
+        sem = asyncio.Semaphore(a.c)
+
+        async def one(m):
+            async with sem:
+                r = await litellm.acompletion(model=MODEL, messages=m, **kw)
+                return r.choices[0].message.content
+
+        return await asyncio.gather(*(one(m) for m in batch))
+
+    asyncio.run(go([[{"role": "user", "content": f"warm-up {i}"}] for i in range(min(a.c, 32))]))
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    out = asyncio.run(go(msgs))
+    wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    return {"n": a.n, "c": a.c, "wall": wall, "cpu": cpu, "rate": a.n / wall, "cpu_ms_per_call": 1000 * cpu / a.n, "answered": sum(1 for x in out if x)}
+
+
+def m_llmexp(a) -> dict:
+    """`run_study` on `n` trials at concurrency `c` (no cache, no progress display)."""
+    from llmexp.run import run_study
+    from llmexp.testing.workload import workload
+
+    tmp = Path(tempfile.mkdtemp(prefix="llmexp-bench-"))
+    ws, wt = workload(min(a.c, 32), MODEL, _params(a.api_base), name="warmup")
+    run_study(ws, wt, run_dir=tmp / "warm", use_cache=False, progress=False, concurrency=a.c)
+    study, trials = workload(a.n, MODEL, _params(a.api_base))
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    res = run_study(study, trials, run_dir=tmp / "run", use_cache=False, progress=False, concurrency=a.c)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    s = res.stats
+    return {"n": a.n, "c": a.c, "wall": wall, "cpu": cpu, "rate": a.n / wall, "cpu_ms_per_call": 1000 * cpu / a.n, "ok": s.ok, "failed": s.failed}
+
+
+def m_sequential(a) -> dict:
+    """The naive loop: one blocking litellm.completion after another."""
+    import litellm
+
+    from llmexp.testing.workload import workload
+
+    _, trials = workload(a.n, MODEL, _params(a.api_base))
+    kw = dict(api_base=a.api_base, api_key="sk-fake", timeout=120, max_retries=0)
+    litellm.completion(model=MODEL, messages=[{"role": "user", "content": "warm-up"}], **kw)
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    answered = 0
+    for m in trials["messages"]:
+        r = litellm.completion(model=MODEL, messages=json.loads(m), **kw)
+        answered += bool(r.choices[0].message.content)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    return {"n": a.n, "wall": wall, "cpu": cpu, "rate": a.n / wall, "answered": answered}
+
+
+def m_cache(a) -> dict:
+    """Re-run of an `n`-trial study whose answers are all in the response cache."""
+    from llmexp.run import run_study
+    from llmexp.run.cache import ResponseCache
+    from llmexp.testing.workload import workload
+
+    tmp = Path(tempfile.mkdtemp(prefix="llmexp-bench-cache-"))
+    study, trials = workload(a.n, MODEL, _params(a.api_base), name="cached")
+    fill = {}
+    if a.fill == "run":  # a real first run against the mock fills the cache
+        t0 = time.perf_counter()
+        first = run_study(study, trials, run_dir=tmp / "first", cache_dir=tmp / "cache", progress=False, concurrency=a.c)
+        fill = {"first_run_wall": time.perf_counter() - t0, "first_run_ok": first.stats.ok}
+    else:  # write the cache directly (same rows a run writes)
+        cache = ResponseCache(tmp / "cache")
+        cache.put_many([(k, MODEL, "yes", None, None, 20, 1, 0.0) for k in trials["cache_key"]])
+        cache.close()
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    res = run_study(study, trials, run_dir=tmp / "again", cache_dir=tmp / "cache", progress=False, concurrency=a.c)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    return {"n": a.n, "wall": wall, "cpu": cpu, "cache_hits": res.stats.cache_hits, "ok": res.stats.ok, **fill}
+
+
+def m_compile(a) -> dict:
+    """compile_study on studies/demand_curve.study with replicates raised to reach ~n trials."""
+    import llmexp
+    from llmexp.compile import compile_study
+
+    study = llmexp.load(ROOT / "studies" / "demand_curve.study")
+    base = len(compile_study(study))
+    reps = max(1, round(a.n / base))
+    study = study.with_models([m.model_copy(update={"replicates": reps}) for m in study.models])
+    t0 = time.perf_counter()
+    trials = compile_study(study)
+    wall = time.perf_counter() - t0
+    return {"trials": len(trials), "replicates": reps, "base_trials": base, "wall": wall, "rate": len(trials) / wall, "peak_rss_mb": _peak_rss_mb()}
+
+
+def m_analysis(a) -> dict:
+    """analyze() on a synthetic response table of ~n rows (peak RSS of this process)."""
+    from llmexp.analysis import analyze
+    from llmexp.testing.synthetic_responses import Truth, make_responses, make_study
+
+    probe = make_study(n_units=10)
+    rows10 = len(make_responses(probe, Truth(), seed=0))
+    n_units = max(2, round(a.n * 10 / rows10))
+    study = make_study(n_units=n_units, analyses=tuple(a.analyses.split(",")))
+    t0 = time.perf_counter()
+    responses = make_responses(study, Truth(), seed=0)
+    make_s = time.perf_counter() - t0
+    rss_before = _peak_rss_mb()
+    t0 = time.perf_counter()
+    result = analyze(study, responses, figures=False, n_boot=a.n_boot)
+    wall = time.perf_counter() - t0
+    tables = {k: len(v) for k, v in getattr(result, "tables", {}).items()} if hasattr(result, "tables") else {}
+    return {"rows": len(responses), "units": n_units, "analyses": a.analyses, "n_boot": a.n_boot, "make_s": make_s, "wall": wall, "rss_before_mb": rss_before, "peak_rss_mb": _peak_rss_mb(), "tables": tables}
+
+
+def m_local(a) -> dict:
+    """Seconds per binary trial of the embedded model, with prefix reuse (as shipped) or
+    with the KV cache and row cache cleared before every call (`--cold`)."""
+    import llmexp
+    from llmexp.compile import compile_study
+    from llmexp.run import run_study
+    from llmexp.run.providers import local
+
+    study = llmexp.load(ROOT / "studies" / "demand_quick.study")
+    trials = compile_study(study)
+    binary = trials[trials["answer"].map(lambda s: '"binary"' in (s if isinstance(s, str) else json.dumps(s)))]
+    lm = local.LocalModel.get()  # load once, outside the timing
+    if a.cold:
+        orig = local.respond
+
+        def cold_respond(lm_, *args, **kwargs):
+            lm_.clear_cache()
+            return orig(lm_, *args, **kwargs)
+
+        local.respond = cold_respond
+    tmp = Path(tempfile.mkdtemp(prefix="llmexp-bench-local-"))
+    run_study(study, binary.head(3), run_dir=tmp / "warm", use_cache=False, progress=False)  # warm-up
+    sub = binary.iloc[3 : 3 + a.n]
+    decoded0, reused0 = lm.decoded_tokens, lm.reused_tokens
+    t0 = time.perf_counter()
+    res = run_study(study, sub, run_dir=tmp / "run", use_cache=False, progress=False)
+    wall = time.perf_counter() - t0
+    return {"n": len(sub), "cold": a.cold, "wall": wall, "s_per_trial": wall / len(sub), "ok": res.stats.ok,
+            "decoded_tokens": lm.decoded_tokens - decoded0, "reused_tokens": lm.reused_tokens - reused0, "threads": lm.n_threads}
+
+
+CHILDREN = {"plain": m_plain, "llmexp": m_llmexp, "sequential": m_sequential, "cache": m_cache, "compile": m_compile, "analysis": m_analysis, "local": m_local}
+
+
+# ====================================================================== driver
+
+
+def child(kind: str, timeout: float = 1800, python: str | None = None, **kw) -> dict:
+    cmd = [python or sys.executable, __file__, "--child", kind]
+    for k, v in kw.items():
+        if v is True:
+            cmd.append(f"--{k.replace('_', '-')}")
+        elif v is not None and v is not False:
+            cmd += [f"--{k.replace('_', '-')}", str(v)]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0:
+        return {"error": (proc.stderr or proc.stdout)[-1500:], "process_wall": time.perf_counter() - t0}
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out["process_wall"] = time.perf_counter() - t0
+    return out
+
+
+def edsl_run(python: str, api_base: str, n: int, c: int) -> dict:
+    if not Path(python).exists():
+        return {"error": f"no EDSL interpreter at {python} (see benchmarks/README.md to install it)"}
+    proc = subprocess.run([python, str(ROOT / "benchmarks" / "edsl_bench.py"), "--api-base", api_base, "--n", str(n), "--concurrency", str(c)],
+                          capture_output=True, text=True, timeout=1800)  # fmt: skip
+    if proc.returncode != 0:
+        return {"error": (proc.stderr or proc.stdout)[-1500:]}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def machine() -> dict:
+    from importlib import metadata
+
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    versions = {}
+    for name in ("llmexp", "litellm", "openai", "httpx", "pandas", "numpy", "llama-cpp-python"):
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return {"nproc": os.cpu_count(), "cpu": cpu, "python": platform.python_version(), "platform": platform.platform(), "versions": versions,
+            "mem_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)}  # fmt: skip
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="small sizes (development)")
+    ap.add_argument("--edsl-python", default=os.environ.get("EDSL_PYTHON", DEFAULT_EDSL_PYTHON))
+    ap.add_argument("--only", default="", help="comma list of sections: throughput,baselines,cache,compile,analysis,local")
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "latest.json")
+    ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--n", type=int, default=0, help=argparse.SUPPRESS)
+    ap.add_argument("--c", type=int, default=16, help=argparse.SUPPRESS)
+    ap.add_argument("--api-base", default="", help=argparse.SUPPRESS)
+    ap.add_argument("--fill", default="direct", help=argparse.SUPPRESS)
+    ap.add_argument("--analyses", default="demand_curve,effects,leakage", help=argparse.SUPPRESS)
+    ap.add_argument("--n-boot", type=int, default=200, help=argparse.SUPPRESS)
+    ap.add_argument("--cold", action="store_true", help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.child:
+        print(json.dumps(CHILDREN[a.child](a)), flush=True)
+        return 0
+
+    from llmexp.testing.fake_openai import ServerProcess
+
+    q = a.quick
+    only = set(filter(None, a.only.split(",")))
+    want = (lambda s: not only or s in only)
+    sizes = dict(
+        tp_n=600 if q else 3000, seq_n=40 if q else 200, edsl_n=200 if q else 1000, cache_n=2000 if q else 10_000,
+        compile_n=20_000 if q else 100_000, analysis_n=100_000 if q else 1_000_000, local_n=12 if q else 60,
+        concurrency=(16, 64) if q else (16, 64, 256),
+    )  # fmt: skip
+    res: dict = {"machine": machine(), "quick": q, "sizes": sizes, "latency_ms": LATENCY_MS, "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    print(f"machine: {json.dumps(res['machine'])}", flush=True)
+
+    def log(name, out):
+        print(f"  {name}: {json.dumps(out)[:400]}", flush=True)
+
+    with ServerProcess(latency_ms=LATENCY_MS, lifetime=3600) as srv:
+        if want("throughput"):
+            res["plain"], res["llmexp"] = {}, {}
+            for c in sizes["concurrency"]:
+                res["plain"][c] = child("plain", n=sizes["tp_n"], c=c, api_base=srv.api_base)
+                log(f"plain litellm c={c}", res["plain"][c])
+                res["llmexp"][c] = child("llmexp", n=sizes["tp_n"], c=c, api_base=srv.api_base)
+                log(f"llmexp c={c}", res["llmexp"][c])
+        if want("baselines"):
+            res["sequential"] = child("sequential", n=sizes["seq_n"], api_base=srv.api_base)
+            log("sequential", res["sequential"])
+            res["edsl"] = {}
+            for c in sizes["concurrency"]:
+                res["edsl"][c] = edsl_run(a.edsl_python, srv.api_base, sizes["edsl_n"], c)
+                log(f"edsl c={c}", res["edsl"][c])
+    if want("cache"):
+        with ServerProcess(latency_ms=0, lifetime=1800) as fast:
+            res["cache"] = child("cache", n=sizes["cache_n"], c=64, api_base=fast.api_base, fill="direct" if q else "run")
+        log("cache", res["cache"])
+    if want("compile"):
+        res["compile"] = child("compile", n=sizes["compile_n"])
+        log("compile", res["compile"])
+    if want("analysis"):
+        res["analysis"] = child("analysis", n=sizes["analysis_n"], timeout=3600)
+        log("analysis", res["analysis"])
+    if want("local"):
+        res["local_warm"] = child("local", n=sizes["local_n"])
+        log("local (prefix reuse)", res["local_warm"])
+        res["local_cold"] = child("local", n=sizes["local_n"], cold=True)
+        log("local (cold)", res["local_cold"])
+    res["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    a.out.write_text(json.dumps(res, indent=2, default=str) + "\n")
+    table = render(res)
+    print()
+    print(table)
+    a.out.with_suffix(".md").write_text(table + "\n")
+    return 0
+
+
+# ====================================================================== the table
+
+
+def _f(x, fmt="{:.1f}"):
+    return "n/a" if x is None else fmt.format(x)
+
+
+def render(res: dict) -> str:
+    m = res["machine"]
+    lines = [
+        f"Machine: {m['nproc']} cores ({m['cpu']}), {m['mem_gb']} GB, Python {m['python']}, "
+        + ", ".join(f"{k} {v}" for k, v in m["versions"].items())
+        + f"; mock latency {res['latency_ms']:.0f} ms{' (--quick)' if res['quick'] else ''}",
+        "",
+        "| measure | result | target | met |",
+        "| --- | --- | --- | --- |",
+    ]
+
+    def row(name, result, target, met):
+        lines.append(f"| {name} | {result} | {target} | {'yes' if met else ('NO' if met is not None else '-')} |")
+
+    lat = res["latency_ms"] / 1000.0
+    plain, lx = res.get("plain") or {}, res.get("llmexp") or {}
+    ceiling = max((p.get("rate", 0) for p in plain.values()), default=0) or None
+    for c in sorted(lx, key=int):
+        p, l = plain.get(c, {}), lx[c]
+        if "error" in l or "error" in p:
+            row(f"throughput c={c}", f"error: {(l.get('error') or p.get('error'))[-200:]}", "", False)
+            continue
+        physical = int(c) / lat
+        practical = min(physical, ceiling)
+        frac = l["rate"] / practical
+        row(f"throughput c={c} ({l['n']} trials)",
+            f"{l['rate']:.0f}/s = {100 * frac:.0f}% of practical limit {practical:.0f}/s (physical {physical:.0f}/s; plain litellm here {p['rate']:.0f}/s, ceiling {ceiling:.0f}/s)",
+            ">= 90%", frac >= 0.9)  # fmt: skip
+    for c in sorted(lx, key=int):
+        p, l = plain.get(c, {}), lx[c]
+        if "error" in l or "error" in p:
+            continue
+        own = l["cpu_ms_per_call"] - p["cpu_ms_per_call"]
+        row(f"llmexp own CPU per call, c={c}", f"{own:.2f} ms (llmexp {l['cpu_ms_per_call']:.2f} ms - plain litellm {p['cpu_ms_per_call']:.2f} ms)", "<= 0.5 ms", own <= 0.5)
+    seq = res.get("sequential")
+    if seq and "error" not in seq:
+        for c in sorted(lx, key=int):
+            if "rate" in lx[c]:
+                row(f"vs naive sequential loop, c={c}", f"{lx[c]['rate'] / seq['rate']:.1f}x ({seq['rate']:.1f}/s sequential)", "-", None)
+    for c, e in sorted((res.get("edsl") or {}).items(), key=lambda kv: int(kv[0])):
+        if "error" in e:
+            row(f"vs EDSL, c={c}", "EDSL failed: " + e["error"].strip().splitlines()[-1][:200], ">= 5x", False)
+        elif c in lx and "rate" in lx[c]:
+            ratio = lx[c]["rate"] / e["rate"]
+            row(f"vs EDSL {e.get('edsl', '')}, c={c} ({e['n']} yes/no)", f"{ratio:.1f}x (EDSL {e['rate']:.0f}/s, {e['answered']}/{e['n']} answered)", ">= 5x", ratio >= 5)
+    ch = res.get("cache")
+    if ch:
+        if "error" in ch:
+            row("cached re-run", "error: " + ch["error"][-200:], "<= 5 s", False)
+        else:
+            row(f"cached re-run of {ch['n']:,} trials", f"{ch['wall']:.2f} s in run_study ({ch['process_wall']:.1f} s for the process incl. imports{', first run %.0f s' % ch['first_run_wall'] if 'first_run_wall' in ch else ''}); {ch['cache_hits']:,} hits",
+                "<= 5 s", ch["wall"] <= 5 * ch["n"] / 10_000)  # fmt: skip
+    co = res.get("compile")
+    if co:
+        if "error" in co:
+            row("compile", "error: " + co["error"][-200:], "<= 10 s", False)
+        else:
+            row(f"compile {co['trials']:,} trials", f"{co['wall']:.2f} s ({co['rate']:,.0f} trials/s, peak RSS {co['peak_rss_mb']:.0f} MB)", "<= 10 s", co["wall"] <= 10 * co["trials"] / 100_000)
+    an = res.get("analysis")
+    if an:
+        if "error" in an:
+            row("analysis", "error: " + an["error"][-300:], "<= 30 s, <= 2 GB", False)
+        else:
+            row(f"analysis of {an['rows']:,} responses ({an['analyses']}, {an['n_boot']} bootstrap draws)",
+                f"{an['wall']:.1f} s, peak RSS {an['peak_rss_mb']:.0f} MB (table alone {an['rss_before_mb']:.0f} MB)",
+                "<= 30 s, <= 2 GB", an["wall"] <= 30 and an["peak_rss_mb"] <= 2048)  # fmt: skip
+    for key, label in (("local_warm", "with prefix reuse"), ("local_cold", "without prefix reuse")):
+        lo = res.get(key)
+        if lo:
+            if "error" in lo:
+                row(f"local model {label}", "error: " + lo["error"][-200:], "<= 0.15 s", False)
+            else:
+                row(f"local model, binary trial, {label}", f"{lo['s_per_trial']:.3f} s/trial ({lo['n']} trials, {lo['threads']} threads, {lo['reused_tokens']} of {lo['reused_tokens'] + lo['decoded_tokens']} prompt tokens reused)",
+                    "<= 0.15 s" if key == "local_warm" else "-", lo["s_per_trial"] <= 0.15 if key == "local_warm" else None)  # fmt: skip
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

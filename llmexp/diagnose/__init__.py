@@ -1,0 +1,16 @@
+"""Diagnose a study before paying for model calls (DeclareDesign's `diagnose_design`).
+
+    from llmexp.diagnose import diagnose
+    d = diagnose(study, sims=200, replicates=[1, 2, 5], params={"effect": -1, "leakage": 0.5})
+    d.table        # bias, RMSE, power, coverage per replicates x model x design x estimand
+    d.costs        # calls, tokens, dollars per replicates (= `llmexp run --dry-run`)
+
+`llmexp diagnose FILE` is the command line (llmexp.diagnose.commands); docs/diagnose.md.
+Layout: `respondent.py` (the synthetic respondent over a trial table, vectorised),
+`estimators.py` (the analysis's OLS estimators in closed form over many simulations),
+`simulate.py` (`diagnose`), `pilot.py` (respondent params from a real run).
+"""
+
+from llmexp.diagnose.simulate import Diagnosis, DiagnoseError, diagnose, parse_replicates
+
+__all__ = ["diagnose", "Diagnosis", "DiagnoseError", "parse_replicates"]
