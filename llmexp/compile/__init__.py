@@ -14,6 +14,7 @@ from typing import Iterable, Optional
 
 import pandas as pd
 
+from llmexp._verbs import make_callable
 from llmexp.compile.base import RENDERERS, Renderer
 from llmexp.errors import LlmexpError
 from llmexp.spec import ModelSpec, Study
@@ -39,6 +40,15 @@ def renderer(study: Study, design_name: str) -> Renderer:
     return RENDERERS[design.mode](study, design)
 
 
+MAX_TRIALS = 2_000_000  # a trial table beyond this is almost surely a typo (replicates 100000000)
+
+
+def count_trials(study: Study, designs: Optional[Iterable[str]] = None, models: Optional[list[ModelSpec]] = None) -> int:
+    """The size of the trial table, computed without rendering it."""
+    wanted = list(designs) if designs else [d.name for d in study.designs]
+    return sum(renderer(study, name).count(model) for model in models or study.models for name in wanted if name in {d.name for d in study.designs})
+
+
 def iter_trials(study: Study, designs: Optional[Iterable[str]] = None, models: Optional[list[ModelSpec]] = None):
     wanted = list(designs) if designs else [d.name for d in study.designs]
     unknown = [d for d in wanted if d not in {x.name for x in study.designs}]
@@ -55,6 +65,12 @@ def compile_study(
     models: Optional[list[ModelSpec]] = None,
 ) -> pd.DataFrame:
     """The trial table (see docs/artifacts.md); deterministic for a given study and seed."""
+    expected = count_trials(study, designs, models)
+    if expected > MAX_TRIALS:
+        raise LlmexpError(
+            f"study {study.name!r} would compile to {expected:,} trials (more than {MAX_TRIALS:,}); "
+            "check replicates, persona counts and levels"
+        )
     rows = list(iter_trials(study, designs, models))
     frame = pd.DataFrame.from_records(rows, columns=TRIAL_COLUMNS)
     duplicated = frame["trial_id"].duplicated()
@@ -84,3 +100,15 @@ def _is_missing(value) -> bool:
         return value is None or (isinstance(value, float) and value != value)
     except TypeError:
         return False
+
+
+def _compile(study, **kwargs) -> pd.DataFrame:
+    """Compile a study (or a path to one) into the trial table; same as `compile_study`."""
+    if not hasattr(study, "treatments"):
+        from llmexp.lang import load_study
+
+        study = load_study(study)
+    return compile_study(study, **kwargs)
+
+
+make_callable(__name__, _compile)

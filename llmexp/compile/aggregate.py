@@ -22,6 +22,9 @@ class AggregateRenderer(MultiConditionRenderer):
             for low, high in self.design.split
         ]
 
+    def count(self, model):
+        return len(self.units.rows) * len(self.parts()) * model.replicates * len(self.study.outcomes)
+
     def trials(self, model):
         for unit in self.units.rows:
             pinned = self.pinned_values(unit)

@@ -80,6 +80,10 @@ class Renderer:
     def trials(self, model: ModelSpec) -> Iterator[dict]:
         raise NotImplementedError
 
+    def count(self, model: ModelSpec) -> int:
+        """How many trials `trials(model)` yields, computed without rendering any."""
+        raise NotImplementedError
+
     # ---------------------------------------------------------------- conditions
     def _level_cells(self) -> list[dict[str, Any]]:
         if self.study.cells is not None:
@@ -229,11 +233,16 @@ class Renderer:
         )
 
     def blindness_statement(self) -> str:
-        names = " and ".join(phrase(t.name) for t in self.study.treatments)
-        return (
-            f"Each respondent saw only their own {names}. They did not know that it had been randomized "
-            "or what other respondents were shown."
-        )
+        between = [phrase(t.name) for t in self.study.treatments if t.assignment == "between"]
+        within = [phrase(t.name) for t in self.study.treatments if t.assignment == "within"]
+        parts = []
+        if between:
+            parts.append(f"Each respondent saw only their own {' and '.join(between)}.")
+        if within:
+            parts.append(f"Each respondent answered once for every {' and '.join(within)}, one at a time.")
+        what = "the values had" if within else "it had"
+        parts.append(f"They did not know that {what} been randomized or what other respondents were shown.")
+        return " ".join(parts)
 
     def condition_label(self, condition: Condition) -> str:
         return ", ".join(
@@ -344,12 +353,19 @@ class BetweenRenderer(Renderer):
     def probe_messages(self, unit, condition, conditions, pinned, persona_text, covariate) -> list[dict]:
         raise NotImplementedError
 
-    def trials(self, model: ModelSpec) -> Iterator[dict]:
-        probes = [
+    def probed(self) -> list:
+        return [
             c
             for c in self.study.covariates
             if c.probe is not None and self.design.probes and c.name not in self.design.pins
         ]
+
+    def count(self, model: ModelSpec) -> int:
+        per_respondent = len(self.study.outcomes) + len(self.probed())
+        return len(self.units.rows) * len(self.level_cells) * self.persona_count() * model.replicates * per_respondent
+
+    def trials(self, model: ModelSpec) -> Iterator[dict]:
+        probes = self.probed()
         for unit in self.units.rows:
             unit_id = str(unit[self.units.key])
             conditions = self.conditions(unit)

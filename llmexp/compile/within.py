@@ -13,6 +13,9 @@ from llmexp.compile.unblinded import EXPERT
 
 @register("within")
 class WithinRenderer(MultiConditionRenderer):
+    def count(self, model):
+        return len(self.units.rows) * self.persona_count() * model.replicates * len(self.study.outcomes)
+
     def trials(self, model):
         for unit in self.units.rows:
             unit_id = str(unit[self.units.key])

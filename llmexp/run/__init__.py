@@ -17,6 +17,8 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
+from llmexp._verbs import make_callable
+
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 # Imported lazily: `llmexp check` (which loads llmexp.run.commands) should not pay for
@@ -53,21 +55,15 @@ def __getattr__(name: str):
     return value
 
 
-class _CallableModule(__import__("types").ModuleType):
-    """`llmexp.run(study, ...)` keeps working after this subpackage is imported.
+def _run(study, **kwargs):
+    """Run a study (or a path to one); same as `llmexp.run.run_study`."""
+    from llmexp.run.runner import run_study
 
-    Importing `llmexp.run` (the package) replaces the `llmexp.run` function of
-    `llmexp/__init__.py` with this module, so the module itself is made callable.
-    """
+    if not hasattr(study, "treatments"):
+        import llmexp
 
-    def __call__(self, study, **kwargs):
-        from llmexp.run.runner import run_study
-
-        if not hasattr(study, "treatments"):
-            import llmexp
-
-            study = llmexp.load(study)
-        return run_study(study, **kwargs)
+        study = llmexp.load(study)
+    return run_study(study, **kwargs)
 
 
-__import__("sys").modules[__name__].__class__ = _CallableModule
+make_callable(__name__, _run)

@@ -29,6 +29,7 @@ def run_command(
     no_cache: bool = typer.Option(False, "--no-cache", help="do not read or write the shared response cache"),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="response cache directory (default $LLMEXP_CACHE_DIR or ~/.cache/llmexp)"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress display"),
+    router: Optional[Path] = typer.Option(None, "--router", help="litellm Router config (JSON/YAML): spread the calls of the models it names over its deployments (see docs/scale.md)"),
 ) -> None:
     """Run a study's trials through the models; prints a summary and the results path."""
     import llmexp
@@ -64,6 +65,7 @@ def run_command(
             rpm=rpm,
             tpm=tpm,
             command=sys.argv,
+            router=router,
         )
     except RunError as exc:  # a model was stopped: show what was saved, then the reason
         partial = getattr(exc, "results", None)

@@ -21,6 +21,8 @@ from llmexp.run.cost import completion_budget, estimate_cost, model_price
 from llmexp.run.progress import ProgressDisplay
 from llmexp.run.providers.base import PARAMS_KEY, SEED_KEY, STANDARD_PARAMS, TRIAL_KEY
 from llmexp.run.results import RunPlan, RunResults
+from llmexp.run.router import describe as describe_router
+from llmexp.run.router import load_router_config, make_router, routed_kwargs, routed_models, router_secrets
 from llmexp.run.scheduler import Call, ModelState, Outcome, RateLimiter, RetryPolicy, Scheduler, Stats, Writer, build_row
 from llmexp.run.store import (
     JSON_TRIAL_COLUMNS,
@@ -266,7 +268,7 @@ def _run_coro(coro):
 # ---------------------------------------------------------------- calls
 
 
-def _prepare_calls(rows: list[dict], study, seed: int, retry: RetryPolicy, spec_params: dict) -> list[Call]:
+def _prepare_calls(rows: list[dict], study, seed: int, retry: RetryPolicy, spec_params: dict, routed: frozenset = frozenset()) -> list[Call]:
     levels = {t.name: list(t.levels) for t in study.treatments}
     calls = []
     price_cache: dict[str, Any] = {}
@@ -305,6 +307,8 @@ def _prepare_calls(rows: list[dict], study, seed: int, retry: RetryPolicy, spec_
             kwargs["metadata"] = {TRIAL_KEY: trial, PARAMS_KEY: params, SEED_KEY: seed}
         else:
             kwargs = {k: v for k, v in params.items() if k not in RUNNER_PARAMS}
+            if model in routed:  # each Router deployment brings its own api_base / api_key
+                kwargs = routed_kwargs(kwargs)
             kwargs.setdefault("timeout", retry.timeout)
             kwargs["max_retries"] = 0  # retries are ours (bounded, logged)
         if model not in price_cache:
@@ -319,7 +323,7 @@ def _prepare_calls(rows: list[dict], study, seed: int, retry: RetryPolicy, spec_
             Call(
                 trial_id=row["trial_id"],
                 model=model,
-                target=providers.litellm_model(model),
+                target=model if model in routed else providers.litellm_model(model),
                 messages=messages,
                 kwargs=kwargs,
                 answer=answer,
@@ -353,6 +357,7 @@ def run_study(
     tpm: Optional[float] = None,
     retry: Optional[RetryPolicy] = None,
     command: Optional[Sequence[str]] = None,
+    router: Union[str, Path, dict, None] = None,
 ) -> Union[RunResults, RunPlan]:
     """Run a study's trials through litellm into a run directory; resumable.
 
@@ -364,6 +369,8 @@ def run_study(
     spread across models and designs. max_cost: dollars; no call starts that could exceed
     it. cache_dir / use_cache: the shared response cache. rpm / tpm: rate limits applied to
     every model (else each ModelSpec's). dry_run: no calls, returns a `RunPlan`.
+    router: a litellm Router config (dict or JSON/YAML file, see `llmexp.run.router`): calls
+    of the models it names go through `Router.acompletion` over its deployments.
 
     Returns `RunResults`. Raises `RunError` (with `.results`) if a model was stopped by a
     permanent failure (e.g. a missing API key) after saving everything else.
@@ -417,12 +424,14 @@ def run_study(
         est = estimate_cost(study, pending, spec_params)
         return RunPlan(study=study, run_dir=run_dir, rows=rows, pending=len({r['trial_id'] for r in pending}), estimate=est)
 
+    router_config = load_router_config(router)
+    routed = frozenset(routed_models(router_config) & set(model_names))
     first_params = {}
     for r in rows:
         if r["model"] not in first_params:
             p = _loads(r.get("params"))
             first_params[r["model"]] = p if isinstance(p, dict) and p else spec_params.get(r["model"], {})
-    _check_models(model_names, first_params)
+    _check_models([m for m in model_names if m not in routed], first_params)
 
     # ---- run directory: manifest first (resume check), then the store
     existing = None
@@ -437,7 +446,7 @@ def run_study(
         raise RunError(f"{run_dir} exists and is not an llmexp run directory; choose another --out")
 
     all_params = [dict(_loads(r.get("params")) or {}) for r in rows[:1000]] + list(spec_params.values())
-    scrub = _scrubber(_secrets(all_params))
+    scrub = _scrubber(sorted(set(_secrets(all_params)) | set(router_secrets(router_config)), key=len, reverse=True))
     store = RunStore(run_dir, create=True)
     cache = None
     try:
@@ -461,6 +470,8 @@ def run_study(
             for m in study.models
         ]
         manifest["versions"] = package_versions()
+        if router_config is not None:
+            manifest["router"] = describe_router(router_config)
         session = {
             "started": now_iso(started),
             "ended": None,
@@ -470,6 +481,7 @@ def run_study(
             "max_cost": max_cost,
             "concurrency": int(concurrency),
             "cache": bool(use_cache),
+            "router": sorted(routed) or None,
         }
         manifest.setdefault("sessions", []).append(session)
         manifest["status"] = "running"
@@ -493,7 +505,7 @@ def run_study(
             pending_rows.append(r)
         pending_rows = _local_in_compile_order(pending_rows, order)
 
-        calls = _prepare_calls(pending_rows, study, study.seed, retry, spec_params)
+        calls = _prepare_calls(pending_rows, study, study.seed, retry, spec_params, routed)
         stats = Stats(total=len(calls))
         writer = Writer(store, None)
 
@@ -547,6 +559,7 @@ def run_study(
             msg = None
 
         states = {}
+        router_obj = make_router(router_config) if routed else None
         for name in model_names:
             spec = next((m for m in study.models if m.name == name), None)
             price = model_price(name, spec_params.get(name) or {})
@@ -556,6 +569,7 @@ def run_study(
                 limiter=RateLimiter(rpm or (spec.rpm if spec else None), tpm or (spec.tpm if spec else None)),
                 price_in=price.input,
                 price_out=price.output,
+                complete=router_obj.acompletion if name in routed else None,
             )
 
         async def main() -> Stats:

@@ -6,7 +6,8 @@ One `Scheduler.run()` drives every pending call through `litellm.acompletion`:
   pandas, no task per trial, JSON parsed once when the call is prepared);
 - per-model token buckets for requests/min and tokens/min (`ModelSpec.rpm/tpm` or CLI),
   acquired before every attempt, so retries count against the limits too;
-- retries through tenacity: exponential backoff with jitter on transient failures
+- retries through tenacity (engaged when a call's first attempt fails, so a call that
+  succeeds at once pays nothing for it): exponential backoff with jitter on transient failures
   (429, 5xx, timeouts, connection errors, malformed replies), at most
   `RetryPolicy.max_attempts` attempts, waiting at least the server's `Retry-After`;
 - a rate-limited model adapts instead of hammering: its first 429 engages a `Throttle`, an
@@ -67,8 +68,8 @@ def classify(exc: BaseException) -> tuple[str, bool, bool]:
 
     if isinstance(exc, ModelStopped):
         return "stopped", False, False
-    if isinstance(exc, litellm.RateLimitError):
-        return "rate_limit", True, False
+    if isinstance(exc, litellm.RateLimitError) or type(exc).__name__ in ("RouterRateLimitError", "RouterRateLimitErrorBasic"):
+        return "rate_limit", True, False  # (the Router's: every deployment is cooling down)
     if isinstance(exc, (litellm.Timeout, asyncio.TimeoutError, TimeoutError)):
         return "timeout", True, False
     status = getattr(exc, "status_code", None)
@@ -100,6 +101,9 @@ def classify(exc: BaseException) -> tuple[str, bool, bool]:
 
 def retry_after(exc: BaseException) -> Optional[float]:
     """Seconds the server asked us to wait (Retry-After / retry-after-ms), if any."""
+    cooldown = getattr(exc, "cooldown_time", None)  # litellm Router: all deployments cooling down
+    if isinstance(cooldown, (int, float)):
+        return max(0.0, float(cooldown))
     headers = None
     for attr in ("litellm_response_headers", "headers"):
         headers = getattr(exc, attr, None)
@@ -257,6 +261,7 @@ class ModelState:
     consecutive_failures: int = 0
     max_concurrency: Optional[int] = None  # e.g. 1 for the embedded model (one call at a time)
     _gate: Optional[asyncio.Semaphore] = None
+    complete: Optional[Callable] = None  # instead of litellm.acompletion (e.g. a Router's)
     inflight: int = 0  # calls of this model in flight (for the throttle's first window)
     throttle: Optional[Throttle] = None  # engaged by the first 429
 
@@ -436,11 +441,19 @@ class Scheduler:
 
     # -- the retry machinery
     def _wait(self, state) -> float:
-        n = state.attempt_number
+        exc = state.outcome.exception() if state.outcome is not None else None
+        return self._backoff(state.attempt_number, exc)
+
+    def _wait_after_first(self, state) -> float:
+        """tenacity's wait when it takes over after the first attempt (its attempt 1 is our 2)."""
+        exc = state.outcome.exception() if state.outcome is not None else None
+        return self._backoff(state.attempt_number + 1, exc)
+
+    def _backoff(self, n: int, exc: Optional[BaseException]) -> float:
+        """Seconds to wait after failed attempt `n` (1-based)."""
         p = self.retry
         base = min(p.max_wait, p.initial_wait * (2 ** (n - 1)))
         base += random.random() * p.jitter * p.initial_wait
-        exc = state.outcome.exception() if state.outcome is not None else None
         ra = retry_after(exc) if exc is not None else None
         if ra is not None:  # honour Retry-After: never retry sooner than the server asked
             return max(base, min(ra, p.max_retry_after))
@@ -472,9 +485,10 @@ class Scheduler:
                 await state.limiter.acquire(call.est_tokens)
                 state.inflight += 1
                 try:
-                    return await litellm.acompletion(model=call.target, messages=call.messages, **call.kwargs)
-                except litellm.RateLimitError as exc:
-                    self._engage(state).limited(t0, self._pause(exc))
+                    return await (state.complete or litellm.acompletion)(model=call.target, messages=call.messages, **call.kwargs)
+                except Exception as exc:
+                    if classify(exc)[0] == "rate_limit":
+                        self._engage(state).limited(t0, self._pause(exc))
                     raise
                 finally:
                     state.inflight -= 1
@@ -483,16 +497,22 @@ class Scheduler:
                     raise ModelStopped(state.stopped)
                 attempts += 1
                 await state.limiter.acquire(call.est_tokens)
-                return await litellm.acompletion(model=call.target, messages=call.messages, **call.kwargs)
+                return await (state.complete or litellm.acompletion)(model=call.target, messages=call.messages, **call.kwargs)
 
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(self.retry.max_attempts),
-            wait=self._wait,
-            retry=retry_if_exception(self._should_retry),
-            reraise=True,
-        )
         try:
-            resp = await retrying(attempt)
+            try:  # the first attempt directly: tenacity's bookkeeping only once a call fails
+                resp = await attempt()
+            except Exception as first:  # noqa: BLE001
+                if not self._should_retry(first) or self.retry.max_attempts <= 1:
+                    raise
+                await asyncio.sleep(self._backoff(1, first))
+                retrying = AsyncRetrying(
+                    stop=stop_after_attempt(self.retry.max_attempts - 1),
+                    wait=self._wait_after_first,
+                    retry=retry_if_exception(self._should_retry),
+                    reraise=True,
+                )
+                resp = await retrying(attempt)
         except Exception as exc:  # noqa: BLE001 - every failure becomes a recorded row
             kind, transient, stops = classify(exc)
             if transient and kind in self.stats.errors:  # the last attempt was not a retry
@@ -534,14 +554,15 @@ class Scheduler:
         return state.throttle
 
     async def _throttled(self, call: Call, state: ModelState, throttle: Throttle):
-        import litellm
+        import litellm  # noqa: F401
 
         started = await throttle.enter()
         try:
             await state.limiter.acquire(call.est_tokens)
-            resp = await litellm.acompletion(model=call.target, messages=call.messages, **call.kwargs)
-        except litellm.RateLimitError as exc:
-            throttle.limited(started, self._pause(exc))
+            resp = await (state.complete or litellm.acompletion)(model=call.target, messages=call.messages, **call.kwargs)
+        except Exception as exc:
+            if classify(exc)[0] == "rate_limit":
+                throttle.limited(started, self._pause(exc))
             raise
         finally:
             await throttle.leave()
