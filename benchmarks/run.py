@@ -160,19 +160,22 @@ def m_analysis(a) -> dict:
     from llmexp.analysis import analyze
     from llmexp.testing.synthetic_responses import Truth, make_responses, make_study
 
-    probe = make_study(n_units=10)
-    rows10 = len(make_responses(probe, Truth(), seed=0))
-    n_units = max(2, round(a.n * 10 / rows10))
+    # a fixed number of units (products), replicates scaled to reach ~n responses: the
+    # analyses' cost grows with units x cells (one small model per unit), not with draws
+    n_units = a.units
+    probe = make_study(n_units=n_units)
+    per_draw = len(make_responses(probe, Truth(draws=1), seed=0))
+    draws = max(1, round(a.n / per_draw))
     study = make_study(n_units=n_units, analyses=tuple(a.analyses.split(",")))
     t0 = time.perf_counter()
-    responses = make_responses(study, Truth(), seed=0)
+    responses = make_responses(study, Truth(draws=draws), seed=0)
     make_s = time.perf_counter() - t0
     rss_before = _peak_rss_mb()
     t0 = time.perf_counter()
     result = analyze(study, responses, figures=False, n_boot=a.n_boot)
     wall = time.perf_counter() - t0
     tables = {k: len(v) for k, v in getattr(result, "tables", {}).items()} if hasattr(result, "tables") else {}
-    return {"rows": len(responses), "units": n_units, "analyses": a.analyses, "n_boot": a.n_boot, "make_s": make_s, "wall": wall, "rss_before_mb": rss_before, "peak_rss_mb": _peak_rss_mb(), "tables": tables}
+    return {"rows": len(responses), "units": n_units, "draws": draws, "analyses": a.analyses, "n_boot": a.n_boot, "make_s": make_s, "wall": wall, "rss_before_mb": rss_before, "peak_rss_mb": _peak_rss_mb(), "tables": tables}
 
 
 def m_local(a) -> dict:
@@ -255,7 +258,7 @@ def machine() -> dict:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             pass
-    return {"nproc": os.cpu_count(), "cpu": cpu, "python": platform.python_version(), "platform": platform.platform(), "versions": versions,
+    return {"nproc": os.cpu_count(), "cpu": cpu, "loadavg": os.getloadavg(), "python": platform.python_version(), "platform": platform.platform(), "versions": versions,
             "mem_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)}  # fmt: skip
 
 
@@ -272,6 +275,7 @@ def main() -> int:
     ap.add_argument("--fill", default="direct", help=argparse.SUPPRESS)
     ap.add_argument("--analyses", default="demand_curve,effects,leakage", help=argparse.SUPPRESS)
     ap.add_argument("--n-boot", type=int, default=200, help=argparse.SUPPRESS)
+    ap.add_argument("--units", type=int, default=100, help=argparse.SUPPRESS)
     ap.add_argument("--cold", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child:
@@ -324,6 +328,7 @@ def main() -> int:
         log("local (prefix reuse)", res["local_warm"])
         res["local_cold"] = child("local", n=sizes["local_n"], cold=True)
         log("local (cold)", res["local_cold"])
+    res["loadavg_end"] = os.getloadavg()
     res["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(res, indent=2, default=str) + "\n")
@@ -346,7 +351,8 @@ def render(res: dict) -> str:
     lines = [
         f"Machine: {m['nproc']} cores ({m['cpu']}), {m['mem_gb']} GB, Python {m['python']}, "
         + ", ".join(f"{k} {v}" for k, v in m["versions"].items())
-        + f"; mock latency {res['latency_ms']:.0f} ms{' (--quick)' if res['quick'] else ''}",
+        + f"; mock latency {res['latency_ms']:.0f} ms{' (--quick)' if res['quick'] else ''}"
+        + (f"; load average {m['loadavg'][0]:.1f} at start, {res['loadavg_end'][0]:.1f} at end" if m.get("loadavg") and res.get("loadavg_end") else ""),
         "",
         "| measure | result | target | met |",
         "| --- | --- | --- | --- |",
@@ -404,7 +410,7 @@ def render(res: dict) -> str:
         if "error" in an:
             row("analysis", "error: " + an["error"][-300:], "<= 30 s, <= 2 GB", False)
         else:
-            row(f"analysis of {an['rows']:,} responses ({an['analyses']}, {an['n_boot']} bootstrap draws)",
+            row(f"analysis of {an['rows']:,} responses ({an['units']} units x {an['draws']} draws; {an['analyses']}; {an['n_boot']} bootstrap draws)",
                 f"{an['wall']:.1f} s, peak RSS {an['peak_rss_mb']:.0f} MB (table alone {an['rss_before_mb']:.0f} MB)",
                 "<= 30 s, <= 2 GB", an["wall"] <= 30 and an["peak_rss_mb"] <= 2048)  # fmt: skip
     for key, label in (("local_warm", "with prefix reuse"), ("local_cold", "without prefix reuse")):

@@ -40,6 +40,12 @@ def _fmt(v, digits: int = 3) -> str:
     return f"{v:.{digits}f}"
 
 
+def _short(text, n: int = 40) -> str:
+    if not isinstance(text, str):
+        return ""
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
 def render(diag, console) -> None:
     from rich.table import Table
 
@@ -57,9 +63,9 @@ def render(diag, console) -> None:
         if r["estimand"] == "effect":
             what = f"effect {r.get('treatment') or ''}".strip()
             if r.get("term") and r["term"] != "slope":
-                what += f" ({r['term']})"
+                what += f" ({_short(r['term'])})"
         elif r["estimand"] == "difference":
-            what = f"difference {r['term']}"
+            what = f"difference {_short(r.get('term'), 60)}".strip()
         elif r["estimand"] == "focalism":
             what = f"focalism jump at {r.get('covariate')}" + (" (pinned)" if r.get("role") == "pinned" else "")
         if r["estimand"] != "leakage" and len(diag.study.outcomes) > 1:
@@ -94,6 +100,10 @@ def render(diag, console) -> None:
     else:
         for m, p in params.items():
             console.print(f"respondent for {m}: " + " ".join(f"{k} {v}" for k, v in p.items()), markup=False)
+    if "note" in t:
+        for r in t.dropna(subset=["note"]).to_dict("records"):
+            console.print(f"note: replicates {r['replicates']}, {r['design']}: {r['note']}", markup=False,
+                          highlight=False)
     for n in diag.notes:
         console.print(f"note: {n}", markup=False, highlight=False)
     console.print(f"({diag.seconds:.1f} s)", highlight=False)

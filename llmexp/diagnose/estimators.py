@@ -5,7 +5,7 @@
 (`llmexp.analysis._stats.choose_cluster`). The design matrix X depends only on the design,
 never on the answers, so for S simulated answer vectors Y (n x S) everything is matrix algebra:
 
-    B = pinv(X) Y                        coefficients (k x S)
+    B = pinv(X'X) X'Y                    coefficients (k x S; X sparse)
     E = Y - X B                          residuals
     HC1:      var_j = n/(n-k) * sum_i A_ji^2 E_i^2                       (normal reference)
     cluster:  var_j = G/(G-1) (n-1)/(n-k) * sum_g (sum_{i in g} A_ji E_i)^2   (t, G-1 df)
@@ -38,35 +38,46 @@ class OLSPlan:
     se_type: str
 
     def __post_init__(self):
-        self.X = np.asarray(self.X, float)
-        self.pinv = np.linalg.pinv(self.X)
-        n = self.X.shape[0]
-        self.rank = int(np.linalg.matrix_rank(self.X))
+        from scipy import sparse
+
+        X = np.asarray(self.X, float)
+        n = X.shape[0]
         self.n = n
-        self.A = self.pinv[self.keep]  # m x n
+        # X is mostly dummies: keep it sparse and work with X'X (k x k); pinv(X) = pinv(X'X) X'
+        self.Xs = sparse.csr_matrix(X)
+        xtx = (self.Xs.T @ self.Xs).toarray()
+        w, v = np.linalg.eigh(xtx)
+        tol = max(xtx.shape) * np.finfo(float).eps * max(abs(w).max(), 1e-300)
+        nz = w > tol
+        self.rank = int(nz.sum())
+        self.xtx_pinv = (v[:, nz] / w[nz]) @ v[:, nz].T
+        self.X = X
+        self._set_keep(self.keep)
         if self.groups is None:
             self.n_clusters = 0
             self.factor = n / max(n - self.rank, 1)
             self.df = None
         else:
-            from scipy import sparse
-
             codes, uniq = pd.factorize(np.asarray(self.groups))
             self.codes = codes
             g = len(uniq)
             self.indicator = sparse.csr_matrix((np.ones(n), (codes, np.arange(n))), shape=(g, n))
             self.n_clusters = g
             # statsmodels' cov_cluster uses the number of columns of exog for k_params
-            k = self.X.shape[1]
+            k = X.shape[1]
             self.factor = g / (g - 1) * (n - 1) / max(n - k, 1)
             self.df = g - 1
+
+    def _set_keep(self, keep: list) -> None:
+        self.keep = list(keep)
+        # rows of pinv(X) for the reported coefficients (m x n)
+        self.A = np.asarray((self.Xs @ self.xtx_pinv[self.keep].T).T) if self.keep else np.zeros((0, self.n))
 
     def select(self, j: int) -> "OLSPlan":
         """The same fit reporting only coefficient j (shares X, pinv and the cluster setup)."""
         sub = OLSPlan.__new__(OLSPlan)
         sub.__dict__.update(self.__dict__)
-        sub.keep = [j]
-        sub.A = self.pinv[[j]]
+        sub._set_keep([j])
         return sub
 
     def fit(self, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -74,8 +85,8 @@ class OLSPlan:
         Y = np.asarray(Y, float)
         if Y.ndim == 1:
             Y = Y[:, None]
-        B = self.pinv @ Y
-        E = Y - self.X @ B
+        B = self.xtx_pinv @ np.asarray(self.Xs.T @ Y)
+        E = Y - np.asarray(self.Xs @ B)
         est = B[self.keep]
         if self.groups is None:
             var = (self.A ** 2) @ (E ** 2) * self.factor
@@ -104,6 +115,21 @@ class OLSPlan:
         return p, est - q * se, est + q * se
 
 
+def _groups(df: pd.DataFrame, cluster: str):
+    """`choose_cluster` as the analysis calls it, refusing what statsmodels cannot fit there: a
+    cluster column missing for some rows (e.g. personas pooled with persona-free designs)."""
+    from llmexp.analysis._stats import choose_cluster
+
+    groups, se_type = choose_cluster(df, cluster)
+    col = {"cluster(unit)": "unit_id", "cluster(persona)": "persona_id", "cluster(call)": "trial_id"}.get(se_type)
+    if col is not None and col in df and df[col].isna().any():
+        raise ValueError(f"{se_type} is chosen but some rows have no {col} "
+                         "(llmexp.analysis cannot fit this regression either)")
+    if groups is not None and groups.ndim > 1:
+        raise ValueError("diagnose supports one-way clustering only")
+    return groups, se_type
+
+
 def effects_plans(study, frame: pd.DataFrame, cluster: str = "auto") -> list[tuple[dict, OLSPlan]]:
     """One plan per reported treatment term of `estimate_effects` (method ols, scope design).
 
@@ -112,7 +138,6 @@ def effects_plans(study, frame: pd.DataFrame, cluster: str = "auto") -> list[tup
     """
     import patsy
 
-    from llmexp.analysis._stats import choose_cluster
     from llmexp.analysis.effects import _is_treatment_term, _pretty, _work_frame
 
     w, rhs, names = _work_frame(study, frame)
@@ -124,9 +149,7 @@ def effects_plans(study, frame: pd.DataFrame, cluster: str = "auto") -> list[tup
         raise ValueError("diagnose: the design matrix dropped rows (missing treatment levels)")
     keep_fn = _is_treatment_term(names)
     keep = [j for j, c in enumerate(X.columns) if keep_fn(c)]
-    groups, se_type = choose_cluster(w, cluster)
-    if groups is not None and groups.ndim > 1:  # two-way clustering is not vectorised here
-        raise ValueError("diagnose supports one-way clustering only")
+    groups, se_type = _groups(w, cluster)
     plan = OLSPlan(X.to_numpy(), list(X.columns), keep, groups, se_type)
     out = []
     for j in keep:
@@ -142,11 +165,10 @@ def leakage_plan(frame: pd.DataFrame, cluster: str = "auto") -> tuple[dict, OLSP
     """The leakage index regression ``v_norm ~ level`` for one (covariate, design, model).
 
     Returns (meta, plan, unit group codes for the normalisation v / mean_unit(v))."""
-    from llmexp.analysis._stats import choose_cluster
 
     level = frame["level"].to_numpy(float)
     X = np.column_stack([np.ones(len(level)), level])
-    groups, se_type = choose_cluster(frame, cluster)
+    groups, se_type = _groups(frame, cluster)
     plan = OLSPlan(X, ["Intercept", "level"], [1], groups, se_type)
     norm_codes = pd.factorize(frame["unit_id"].astype(str))[0]
     return (dict(treatment=None, term="slope", se_type=se_type, n_obs=len(frame),
@@ -175,7 +197,6 @@ def interaction_plans(study, frame: pd.DataFrame, cluster: str = "auto") -> list
     ``level:design[x]`` term (design x's slope minus the reference design's)."""
     import patsy
 
-    from llmexp.analysis._stats import choose_cluster
     from llmexp.analysis.effects import _pretty, _work_frame
 
     design_order = [d.name for d in study.designs]
@@ -190,9 +211,7 @@ def interaction_plans(study, frame: pd.DataFrame, cluster: str = "auto") -> list
     fe = " + C(unit_id)" if w["unit_id"].nunique() > 1 else ""
     X = patsy.dmatrix(f"{rhs[0]} * {dterm}" + "".join(f" + {r}" for r in rhs[1:]) + fe, w,
                       return_type="dataframe")
-    groups, se_type = choose_cluster(w, cluster)
-    if groups is not None and groups.ndim > 1:
-        raise ValueError("diagnose supports one-way clustering only")
+    groups, se_type = _groups(w, cluster)
     plan = OLSPlan(X.to_numpy(), list(X.columns), [], groups, se_type)
     out = []
     for j, term in enumerate(X.columns):
@@ -215,7 +234,6 @@ def focalism_plans(study, frame: pd.DataFrame, degree: int = 3, cluster: str = "
     and in every design that does not pin that covariate. Returns [(meta, plan, row index)]."""
     import patsy
 
-    from llmexp.analysis._stats import choose_cluster
     from llmexp.analysis.focalism import TOL, _smooth_terms
     from llmexp.analysis.observations import to_float
 
@@ -248,7 +266,7 @@ def focalism_plans(study, frame: pd.DataFrame, degree: int = 3, cluster: str = "
                 fe = " + C(unit_id)" if g["unit_id"].nunique() > 1 else ""
                 X = patsy.dmatrix(_smooth_terms(g["level"].nunique(), degree) + fe + " + step", g,
                                   return_type="dataframe")
-                groups, se_type = choose_cluster(g, cluster)
+                groups, se_type = _groups(g, cluster)
                 plan = OLSPlan(X.to_numpy(), list(X.columns), [list(X.columns).index("step")], groups, se_type)
                 out.append((dict(design=design, pinned_design=d.name, covariate=cov, role=role,
                                  treatment=None, term="jump", se_type=se_type, n_obs=len(g),

@@ -231,18 +231,28 @@ def _estimand_jobs(study, frame: pd.DataFrame, cluster: str, probed: list) -> li
             for meta, plan in interaction_plans(study, data, cluster):
                 jobs.append(dict(meta=dict(estimand="difference", target=out.name, **meta), plan=plan,
                                  rows=data.index.to_numpy(), truth_col="ev"))
-        except ValueError:
-            pass
+        except ValueError as exc:
+            jobs.append(dict(meta=dict(design="(all)", estimand="difference", target=out.name,
+                                       note=f"design differences not diagnosed: {exc}")))
         if pinned:
-            for meta, plan, rows in focalism_plans(study, data, cluster=cluster):
-                jobs.append(dict(meta=dict(estimand="focalism", target=out.name, **meta), plan=plan,
-                                 rows=rows, truth_col="ev"))
+            try:
+                for meta, plan, rows in focalism_plans(study, data, cluster=cluster):
+                    jobs.append(dict(meta=dict(estimand="focalism", target=out.name, **meta), plan=plan,
+                                     rows=rows, truth_col="ev"))
+            except ValueError as exc:
+                jobs.append(dict(meta=dict(design="(all)", estimand="focalism", target=out.name,
+                                           note=f"focalism not diagnosed: {exc}")))
     probes = frame[(frame["kind"] == "probe") & frame["target"].isin(probed)]
     probes = probes[np.isfinite(probes["level"])]
     for (cov, design), g in probes.groupby(["target", "design"], sort=False):
         if g["level"].nunique() < 2:
             continue
-        meta, plan, codes = leakage_plan(g, cluster)
+        try:
+            meta, plan, codes = leakage_plan(g, cluster)
+        except ValueError as exc:
+            jobs.append(dict(meta=dict(design=design, estimand="leakage", target=cov,
+                                       note=f"leakage not diagnosed: {exc}")))
+            continue
         jobs.append(dict(meta=dict(design=design, estimand="leakage", target=cov, **meta), plan=plan,
                          rows=g.index.to_numpy(), codes=codes, truth_col="ev"))
     for job in jobs:

@@ -272,9 +272,19 @@ def _prepare_calls(rows: list[dict], study, seed: int, retry: RetryPolicy, spec_
     levels = {t.name: list(t.levels) for t in study.treatments}
     calls = []
     price_cache: dict[str, Any] = {}
+    parsed: dict = {}  # params / answer JSON strings repeat across trials: parse each once
+
+    def shared(value):  # read-only parsed JSON, shared by the calls with the same string
+        if isinstance(value, str):
+            hit = parsed.get(value)
+            if hit is None:
+                hit = parsed[value] = _loads(value)
+            return hit
+        return _loads(value)
+
     for row in rows:
         model = row["model"]
-        params = _loads(row.get("params")) or {}
+        params = shared(row.get("params")) or {}
         if not isinstance(params, dict):
             params = {}
         if not params and spec_params.get(model):
@@ -282,7 +292,7 @@ def _prepare_calls(rows: list[dict], study, seed: int, retry: RetryPolicy, spec_
         messages = _loads(row["messages"])
         if isinstance(messages, str):
             messages = [{"role": "user", "content": messages}]
-        answer = _loads(row.get("answer")) or {}
+        answer = shared(row.get("answer")) or {}
         conditions = _loads(row.get("conditions")) or []
         custom = providers.is_custom(model)
         if custom:
@@ -488,9 +498,13 @@ def run_study(
         write_manifest(run_dir, manifest, scrub)
 
         stored_rows = []
+        redacted: dict = {}  # params strings repeat across trials: redact each once
         for r in rows:
             rr = dict(r)
-            rr["params"] = _redact_params_json(rr.get("params"))
+            p = rr.get("params")
+            if p not in redacted:
+                redacted[p] = _redact_params_json(p)
+            rr["params"] = redacted[p]
             stored_rows.append(rr)
         store.add_trials(stored_rows)
 

@@ -32,16 +32,12 @@ def test_window_halves_once_per_round_and_grows_per_success():
 
 
 def test_rate_limited_run_completes_and_engages_the_throttle(tmp_path):
-    messages = []
     retry = RetryPolicy(max_attempts=8, initial_wait=0.02, max_wait=0.2, jitter=0.5, timeout=5.0, max_retry_after=0.5)
     with FakeOpenAI(rate_limit_rps=100, rate_limit_burst=4) as server:
         study, trials = workload(60, "openai/fake-model", {"api_base": server.api_base, "api_key": "sk-fake"})
-        import llmexp.run.runner as runner
-
         res = run_study(study, trials, run_dir=tmp_path / "run", use_cache=False, progress=False, concurrency=16, retry=retry)
         st = server.stats()
     assert res.stats.ok == 60 and res.stats.failed == 0
     assert st["paid_total"] == 60
     assert st["rate_limited"] > 0  # the burst of 16 met a bucket of 4
     assert res.stats.errors.get("rate_limit", 0) == st["rate_limited"]  # each 429 retried, none lost
-    del messages, runner

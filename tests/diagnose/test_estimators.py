@@ -130,3 +130,34 @@ def test_focalism_and_design_differences_equal_the_analysis(synthetic_run):
         assert est[0, 0] == pytest.approx(r["jump"], rel=1e-9, abs=1e-12)
         assert se[0, 0] == pytest.approx(r["se"], rel=1e-9)
         assert p[0, 0] == pytest.approx(r["p_value"], rel=1e-7)
+
+
+def test_two_treatments_personas_and_within_equal_the_analysis(tmp_path):
+    """discount_deadline: two numeric treatments, a within-prompt design (clustered by call) and a
+    persona design (clustered by persona)."""
+    from llmexp.diagnose import diagnose
+
+    study = llmexp.load(QUICK.parent / "discount_deadline.study")
+    study = study.with_models([ModelSpec(name="synthetic/respondent", params={"effect": -1.0}, replicates=2)])
+    res = run_study(study, run_dir=tmp_path / "dd", progress=False, use_cache=False)
+    obs = build_observations(study, res.to_pandas())
+    ref = estimate_effects(study, obs, methods=("ols",), interaction=True)
+    assert set(ref["scope"]) == {"design"}  # the analysis cannot fit the pooled interaction here
+    data = obs.outcomes().reset_index(drop=True)
+    se_types = set()
+    for design, g in data.groupby("design", sort=False):
+        g = g.reset_index(drop=True)
+        plans = effects_plans(study, g)
+        r = ref[ref["design"] == design]
+        assert len(plans) == len(r) == 2
+        for (meta, plan), (_, rr) in zip(plans, r.iterrows()):
+            est, se = plan.fit(g["y"].to_numpy())
+            assert meta["treatment"] == rr["treatment"] and meta["se_type"] == rr["se_type"]
+            assert est[0, 0] == pytest.approx(rr["estimate"], rel=1e-9)
+            assert se[0, 0] == pytest.approx(rr["se"], rel=1e-9)
+            se_types.add(meta["se_type"])
+    assert {"HC1", "cluster(call)", "cluster(persona)"} <= se_types
+    # and diagnose says so instead of reporting a meaningless interval
+    d = diagnose(study, sims=10).table
+    row = d[d["estimand"] == "difference"]
+    assert len(row) == 1 and "not diagnosed" in row["note"].iloc[0]

@@ -21,7 +21,7 @@ from llmexp.analysis.observations import build_observations
 from llmexp.answers import parse_answer
 from llmexp.compile import compile_study
 from llmexp.diagnose import diagnose
-from llmexp.diagnose.respondent import respondent_params, structured_trial
+from llmexp.diagnose.respondent import structured_trial
 from llmexp.run.providers.synthetic import SyntheticRespondent
 
 from conftest import QUICK, write_small_study
