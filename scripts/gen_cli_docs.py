@@ -2,8 +2,8 @@
 """Generate docs/cli.md from the CLI's own --help output, so the reference cannot drift.
 
 Runs `llmexp --help` and `llmexp COMMAND --help` for every command that `llmexp --help`
-lists, each in a subprocess of this Python with a fixed terminal (COLUMNS=100, NO_COLOR=1,
-TERM=dumb) so the text is the same on every machine, and writes docs/cli.md.
+lists, through the CLI's own typer/click app, with a fixed terminal (COLUMNS=100,
+NO_COLOR=1, TERM=dumb) so the text is the same on every machine, and writes docs/cli.md.
 
     python scripts/gen_cli_docs.py            # rewrite docs/cli.md
     python scripts/gen_cli_docs.py --check    # exit 1 if docs/cli.md is out of date
@@ -46,8 +46,7 @@ def _env() -> dict[str, str]:
     return env
 
 
-def help_text(*args: str) -> str:
-    """The help text of `llmexp ARGS --help`, trailing spaces removed."""
+def _help_subprocess(args: tuple[str, ...]) -> str:
     proc = subprocess.run(
         [sys.executable, "-c", _RUNNER, *args, "--help"],
         capture_output=True,
@@ -58,7 +57,41 @@ def help_text(*args: str) -> str:
     )
     if proc.returncode != 0:
         raise RuntimeError(f"llmexp {' '.join(args)} --help failed ({proc.returncode}):\n{proc.stderr}")
-    lines = [line.rstrip() for line in proc.stdout.splitlines()]
+    return proc.stdout
+
+
+def _help_in_process(args: tuple[str, ...]) -> str:
+    from typer.testing import CliRunner
+
+    from llmexp.cli import app
+
+    saved = {k: os.environ.get(k) for k in ("COLUMNS", "LINES", "NO_COLOR", "TERM")}
+    os.environ.update({k: v for k, v in _env().items() if k in saved})
+    try:
+        # click's test runner forces an 80-column width; a real terminal of COLUMNS=100
+        # gets min(100, max_content_width 80) - 2 = 78 columns: pass that explicitly.
+        result = CliRunner().invoke(
+            app, [*args, "--help"], prog_name="llmexp", env=_env(), terminal_width=78
+        )
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    if result.exit_code != 0:
+        raise RuntimeError(f"llmexp {' '.join(args)} --help failed ({result.exit_code}):\n{result.output}")
+    return result.output
+
+
+def help_text(*args: str, subprocess_mode: bool = False) -> str:
+    """The help text of `llmexp ARGS --help`, trailing spaces removed.
+
+    By default the app is invoked in this process (fast); `subprocess_mode` runs the real
+    entry point in a child Python instead (the two give the same text; the test checks it).
+    """
+    raw = _help_subprocess(args) if subprocess_mode else _help_in_process(args)
+    lines = [line.rstrip() for line in raw.splitlines()]
     return "\n".join(lines).strip("\n")
 
 

@@ -71,7 +71,11 @@ def choose_cluster(df: pd.DataFrame, cluster: str = "auto", min_clusters: int = 
     Explicit: "unit", "persona", "call", "unit+persona" (two-way, OLS only), "none" (HC1).
     """
     def codes(col: str) -> np.ndarray:
-        return pd.factorize(df[col].astype(str))[0]
+        values = df[col]
+        if col == "persona_id" and "trial_id" in df:
+            # a call without a persona is its own respondent: its own cluster
+            values = values.where(values.notna(), "call:" + df["trial_id"].astype(str))
+        return pd.factorize(values.astype(str))[0]
 
     if cluster == "none":
         return None, "HC1"

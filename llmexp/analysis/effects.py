@@ -206,7 +206,12 @@ def _interactions(study, data, design_order, cluster, alpha, outcome) -> list[di
         formula = f"y ~ {main} * {dterm}" + "".join(f" + {r}" for r in rhs[1:]) + fe
         try:
             res, se_type, ncl = fit_ols(w, formula, cluster)
-        except (np.linalg.LinAlgError, ValueError):
+        except (np.linalg.LinAlgError, ValueError) as exc:  # say so rather than drop the row
+            rows.append(dict(outcome=outcome, model=model, design=None, mode=None, scope="interaction",
+                             method="ols", treatment=main, term=f"not estimated: {exc}", reference=ref,
+                             estimate=float("nan"), se=float("nan"), ci_low=float("nan"),
+                             ci_high=float("nan"), p_value=float("nan"), n_obs=len(w),
+                             n_units=w["unit_id"].nunique(), se_type=None, n_clusters=None))
             continue
         ci = np.asarray(res.conf_int(alpha))
         for j, term in enumerate(res.params.index):

@@ -216,6 +216,8 @@ class Renderer:
         if len(treatments) == 1:
             t = treatments[0]
             shown = [ex.format_value(c.values[t.name], t.value_type) for c in conditions]
+            if t.value_type == "text":  # quoted: text levels may be sentences with their own commas and periods
+                shown = [f'"{v}"' for v in shown]
             text = (
                 f"The {phrase(t.name)} shown to each respondent was drawn at random, with equal probability, "
                 f"from these {len(shown)} values: {', '.join(shown)}."

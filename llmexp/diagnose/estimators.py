@@ -116,15 +116,10 @@ class OLSPlan:
 
 
 def _groups(df: pd.DataFrame, cluster: str):
-    """`choose_cluster` as the analysis calls it, refusing what statsmodels cannot fit there: a
-    cluster column missing for some rows (e.g. personas pooled with persona-free designs)."""
+    """`choose_cluster` as the analysis calls it (one-way clustering only)."""
     from llmexp.analysis._stats import choose_cluster
 
     groups, se_type = choose_cluster(df, cluster)
-    col = {"cluster(unit)": "unit_id", "cluster(persona)": "persona_id", "cluster(call)": "trial_id"}.get(se_type)
-    if col is not None and col in df and df[col].isna().any():
-        raise ValueError(f"{se_type} is chosen but some rows have no {col} "
-                         "(llmexp.analysis cannot fit this regression either)")
     if groups is not None and groups.ndim > 1:
         raise ValueError("diagnose supports one-way clustering only")
     return groups, se_type

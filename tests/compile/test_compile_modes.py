@@ -165,3 +165,22 @@ def test_new_studies_compile(name):
     blind = trials[trials["mode"] == "blind"]
     for _, row in blind.iterrows():
         assert "random" not in row["messages"].lower()
+
+
+def test_unblinded_quotes_text_levels():
+    """Text levels that are whole sentences are quoted in the randomization statement, so
+    their own commas and periods do not run together ("... $125., ..." or "..").
+    """
+    text = '''study "t" seed 1
+units s
+  row id = "x"
+treatment frame = levels("You pay $15 now.", "You pay $125, later.")
+context "{frame}"
+outcome buy: binary "yes" / "no"
+  question "Do you buy it?"
+modes unblinded
+'''
+    trials = compiled(text)
+    body = user(trials.iloc[0])
+    assert 'from these 2 values: "You pay $15 now.", "You pay $125, later.".' in body
+    assert ".." not in body

@@ -9,7 +9,7 @@ import pytest
 
 from llmexp.cli import main
 
-from conftest import QUICK
+from diaghelp import QUICK
 
 
 def _run(capsys, *args):

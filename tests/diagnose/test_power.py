@@ -24,7 +24,7 @@ from llmexp.diagnose import diagnose
 from llmexp.diagnose.respondent import structured_trial
 from llmexp.run.providers.synthetic import SyntheticRespondent
 
-from conftest import QUICK, write_small_study
+from diaghelp import QUICK, write_small_study
 
 
 def _direct_simulation(study, sims: int, alpha: float = 0.05) -> pd.DataFrame:

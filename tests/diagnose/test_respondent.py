@@ -15,7 +15,7 @@ from llmexp.diagnose.respondent import draw_answers, observation_frame, structur
 from llmexp.run.providers.synthetic import DEFAULTS, SyntheticRespondent, outcome_probability, probe_value
 from llmexp.spec import ModelSpec
 
-from conftest import QUICK
+from diaghelp import QUICK
 
 PARAMS = dict(DEFAULTS, effect=-1.3, leakage=0.6, focalism=0.4, noise=0.1, unit_sd=0.5)
 

@@ -32,3 +32,10 @@ def test_every_command_documented():
     assert {"check", "compile", "run", "results", "analyze", "report"} <= set(names)
     for name in names:
         assert f"## llmexp {name}\n" in text, f"llmexp {name} missing from docs/cli.md: run python scripts/gen_cli_docs.py"
+
+
+def test_in_process_help_matches_the_real_command():
+    """The generator's in-process help equals what the `llmexp` entry point prints."""
+    gen = _generator()
+    assert gen.help_text("run") == gen.help_text("run", subprocess_mode=True)
+    assert gen.help_text() == gen.help_text(subprocess_mode=True)
