@@ -82,6 +82,12 @@ def _pretty(term: str, names: dict) -> tuple[str, str]:
     return term, term
 
 
+def _no_residual_df(res) -> bool:
+    """A saturated fit (no residual degrees of freedom) has no estimable interval."""
+    df = getattr(res, "df_resid", None)
+    return df is not None and np.isfinite(df) and df <= 0
+
+
 def _rows(res, names: dict, meta: dict, alpha: float, keep) -> list[dict]:
     ci = np.asarray(res.conf_int(alpha))
     params = res.params
@@ -94,6 +100,9 @@ def _rows(res, names: dict, meta: dict, alpha: float, keep) -> list[dict]:
         out.append(dict(meta, treatment=tname, term=contrast, estimate=float(np.asarray(params)[j]),
                         se=float(np.asarray(res.bse)[j]), ci_low=float(ci[j, 0]),
                         ci_high=float(ci[j, 1]), p_value=float(np.asarray(res.pvalues)[j])))
+    if _no_residual_df(res):
+        for row in out:
+            row.update(se=float("nan"), ci_low=float("nan"), ci_high=float("nan"), p_value=float("nan"))
     return out
 
 
@@ -102,6 +111,36 @@ def _is_treatment_term(names: dict):
         return ":" not in term and any(term == c or term.startswith(f"C({c},")
                                        for c in names if not c.endswith(":levels"))
     return keep
+
+
+def _collapse_identical_copies(w: pd.DataFrame) -> tuple[pd.DataFrame, bool]:
+    """One row per cell when replicates are exact copies.
+
+    A log-probability answer (the embedded model's binary answers) is the same number every
+    time the same prompt is asked, so its replicates are copies, not independent draws;
+    counting them as observations gives zero-width intervals and p = 0. When every
+    (design, unit, condition, persona) cell with several observations holds a single value,
+    keep one row per cell: the interval then reflects the cells, and is not estimable when
+    there are no more cells than parameters.
+    """
+    keys = [c for c in ("design", "unit_id", "persona_id") if c in w.columns]
+    keys += [c for c in w.columns if c.startswith("lvl__")]
+    if not keys or w.empty:
+        return w, False
+    cols = [w[c].map(lambda v: "<NA>" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v))
+            for c in keys]
+    k = cols[0].str.cat(cols[1:], sep="\x1f") if len(cols) > 1 else cols[0]
+    g = w["y"].groupby(k)
+    sizes = g.size()
+    if not (sizes > 1).any():
+        return w, False
+    spread = (g.max() - g.min())[sizes > 1]
+    if not bool((spread.abs() <= 1e-12).all()):
+        return w, False
+    return w.loc[~k.duplicated()].copy(), True
+
+
+COLLAPSED_NOTE = "replicates were identical copies (deterministic answers): one observation per cell"
 
 
 def fit_ols(df: pd.DataFrame, formula: str, cluster: str = "auto"):
@@ -161,10 +200,13 @@ def estimate_effects(
             w, rhs, names = _work_frame(study, g)
             if not rhs:
                 continue
+            w, collapsed = _collapse_identical_copies(w)
             fe = " + C(unit_id)" if w["unit_id"].nunique() > 1 else ""
             formula = "y ~ " + " + ".join(rhs) + fe
             meta0 = dict(outcome=out.name, model=model, design=design, mode=g["mode"].iloc[0],
                          scope="design", n_obs=len(w), n_units=w["unit_id"].nunique())
+            if collapsed:
+                meta0["note"] = COLLAPSED_NOTE
             for m in mlist:
                 try:
                     if m == "ols":
@@ -199,6 +241,9 @@ def _interactions(study, data, design_order, cluster, alpha, outcome) -> list[di
         w, rhs, names = _work_frame(study, g)
         if not rhs:
             continue
+        parts = [_collapse_identical_copies(d) for _, d in w.groupby("design", sort=False)]
+        collapsed = any(c for _, c in parts)
+        w = pd.concat([d for d, _ in parts])
         ref = present[0]
         dterm = f"C(design, Treatment(reference={ref!r}))"
         main = rhs[0]
@@ -214,6 +259,8 @@ def _interactions(study, data, design_order, cluster, alpha, outcome) -> list[di
                              n_units=w["unit_id"].nunique(), se_type=None, n_clusters=None))
             continue
         ci = np.asarray(res.conf_int(alpha))
+        if _no_residual_df(res):
+            ci = np.full_like(ci, np.nan, dtype=float)
         for j, term in enumerate(res.params.index):
             if ":C(design" not in term:
                 continue
@@ -223,8 +270,11 @@ def _interactions(study, data, design_order, cluster, alpha, outcome) -> list[di
             rows.append(dict(outcome=outcome, model=model, design=dname, mode=None,
                              scope="interaction", method="ols", treatment=tname,
                              term=f"{contrast}: {dname} - {ref}", reference=ref,
-                             estimate=float(res.params.iloc[j]), se=float(res.bse.iloc[j]),
+                             estimate=float(res.params.iloc[j]),
+                             se=float("nan") if _no_residual_df(res) else float(res.bse.iloc[j]),
                              ci_low=float(ci[j, 0]), ci_high=float(ci[j, 1]),
-                             p_value=float(res.pvalues.iloc[j]), n_obs=len(w),
-                             n_units=w["unit_id"].nunique(), se_type=se_type, n_clusters=ncl))
+                             p_value=float("nan") if _no_residual_df(res) else float(res.pvalues.iloc[j]),
+                             n_obs=len(w),
+                             n_units=w["unit_id"].nunique(), se_type=se_type, n_clusters=ncl,
+                             **({"note": COLLAPSED_NOTE} if collapsed else {})))
     return rows

@@ -85,6 +85,9 @@ def results_command(
     run_dir: Path = typer.Argument(..., help="a run directory written by `llmexp run`"),
     export: Optional[Path] = typer.Option(None, "--export", help="write the response table to out.csv or out.parquet"),
     examples: int = typer.Option(5, "--examples", help="how many invalid answers to show"),
+    archive: Optional[Path] = typer.Option(
+        None, "--archive", help="write a compact read-only copy (manifest + parquet) to this folder; analyze/report read it"
+    ),
 ) -> None:
     """Summarise a run: calls by status/model/design, tokens, cost, invalid answers."""
     from llmexp.run.results import open_run
@@ -94,6 +97,9 @@ def results_command(
     if export is not None:
         path = results.export(export)
         _echo(f"exported {path}")
+    if archive is not None:
+        path = results.archive(archive)
+        _echo(f"archived {run_dir} to {path} (read it with llmexp results/analyze/report)")
 
 
 def register(app: typer.Typer) -> None:

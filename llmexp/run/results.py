@@ -11,6 +11,23 @@ from llmexp.errors import RunError
 from llmexp.run.store import RESPONSE_COLUMNS, TRIAL_COLUMNS, RunStore, read_manifest
 
 BOOL_COLUMNS = ("valid", "cache_hit")
+ARCHIVE_TABLE = "responses.parquet"  # an archived run: manifest.json + this table, no store
+
+
+def _archived_rows(path: Path) -> tuple[list[dict], dict[str, dict]]:
+    """Trial and response rows of an archived run, as the store would give them."""
+    import pandas as pd
+
+    frame = pd.read_parquet(path)
+    frame = frame.astype(object).where(frame.notna(), None)
+    trials, responses = [], {}
+    for record in frame.to_dict(orient="records"):
+        trials.append({k: record.get(k) for k in TRIAL_COLUMNS})
+        if record.get("status") not in (None, "pending"):
+            response = {k: record.get(k) for k in RESPONSE_COLUMNS}
+            response["trial_id"] = record["trial_id"]
+            responses[record["trial_id"]] = response
+    return trials, responses
 
 
 @dataclass
@@ -94,6 +111,9 @@ class RunResults:
         return self._study
 
     def _rows(self) -> tuple[list[dict], dict[str, dict]]:
+        archived = self.run_dir / ARCHIVE_TABLE
+        if not (self.run_dir / "store.sqlite").exists() and archived.exists():
+            return _archived_rows(archived)
         store = RunStore(self.run_dir, create=False)
         try:
             trials = store.trial_rows()
@@ -193,6 +213,18 @@ class RunResults:
             failed_examples=failed_examples,
         )
 
+    def archive(self, out_dir: Path | str) -> Path:
+        """Write a compact, read-only copy of the run: manifest + one parquet table.
+
+        `open_run`, `llmexp analyze` and `llmexp report` read it like the run itself (no
+        model is called); it is small enough to commit beside a paper or a report.
+        """
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "manifest.json").write_text(json.dumps(self.manifest, indent=2, sort_keys=True) + "\n")
+        self.to_pandas(include_pending=True).to_parquet(out_dir / ARCHIVE_TABLE, index=False)
+        return out_dir
+
     def export(self, path: Path | str) -> Path:
         """Write the response table to .csv or .parquet."""
         path = Path(path)
@@ -240,11 +272,11 @@ class RunPlan:
 
 
 def open_run(run_dir: Path | str) -> RunResults:
-    """Open an existing run directory (manifest + store) for reading."""
+    """Open a run directory (manifest + store), or an archive of one, for reading."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise RunError(f"no run directory at {run_dir}")
     manifest = read_manifest(run_dir)
-    if not (run_dir / "store.sqlite").exists():
-        raise RunError(f"{run_dir} has a manifest but no store.sqlite")
+    if not (run_dir / "store.sqlite").exists() and not (run_dir / ARCHIVE_TABLE).exists():
+        raise RunError(f"{run_dir} has a manifest but no store.sqlite (nor an archived {ARCHIVE_TABLE})")
     return RunResults(run_dir, manifest=manifest)

@@ -20,7 +20,7 @@ from llmexp.run.cache import ResponseCache
 from llmexp.run.cost import completion_budget, estimate_cost, model_price
 from llmexp.run.progress import ProgressDisplay
 from llmexp.run.providers.base import PARAMS_KEY, SEED_KEY, STANDARD_PARAMS, TRIAL_KEY
-from llmexp.run.results import RunPlan, RunResults
+from llmexp.run.results import ARCHIVE_TABLE, RunPlan, RunResults
 from llmexp.run.router import describe as describe_router
 from llmexp.run.router import load_router_config, make_router, routed_kwargs, routed_models, router_secrets
 from llmexp.run.scheduler import Call, ModelState, Outcome, RateLimiter, RetryPolicy, Scheduler, Stats, Writer, build_row
@@ -445,6 +445,8 @@ def run_study(
 
     # ---- run directory: manifest first (resume check), then the store
     existing = None
+    if (run_dir / ARCHIVE_TABLE).exists() and not (run_dir / "store.sqlite").exists():
+        raise RunError(f"{run_dir} is an archived run (read-only); run into another --out directory")
     if (run_dir / "manifest.json").exists():
         existing = read_manifest(run_dir)
         if existing.get("study_hash") != shash:

@@ -188,6 +188,9 @@ class FakeOpenAI:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # headers and body go out in one write with TCP_NODELAY: otherwise Nagle's
+            # algorithm holds the body until the client's delayed ACK (~40 ms a call)
+            disable_nagle_algorithm = True
 
             def log_message(self, *args):  # quiet
                 pass
@@ -215,9 +218,11 @@ class FakeOpenAI:
                 self.send_header("Content-Length", str(content_length if content_length is not None else len(body)))
                 for k, v in (headers or {}).items():
                     self.send_header(k, v)
-                self.end_headers()
+                self._headers_buffer.append(b"\r\n")  # end_headers, without its own flush
+                data = b"".join(self._headers_buffer) + body
+                self._headers_buffer = []
                 try:
-                    self.wfile.write(body)
+                    self.wfile.write(data)
                     self.wfile.flush()
                 except (BrokenPipeError, ConnectionResetError):
                     pass

@@ -181,3 +181,25 @@ def test_progress_display_plain_and_live(tty):
     out = stream.getvalue()
     assert "model x stopped (auth): no key" in out
     assert ("10/10" in out) if tty else ("10/10 calls" in out)
+
+
+def test_an_archived_run_reads_like_the_run_and_is_read_only(tmp_path):
+    """`results --archive` writes manifest + parquet; open_run/analysis read it unchanged;
+    running into it is refused rather than silently starting a new store."""
+    import pandas as pd
+
+    import llmexp
+    from llmexp.errors import RunError
+    from llmexp.run import open_run, run_study
+    from llmexp.spec import ModelSpec
+
+    study = llmexp.load(Path(__file__).resolve().parents[2] / "studies" / "asian_disease.study")
+    study = study.with_models([ModelSpec(name="synthetic/respondent", params={"effect": -1.0}, replicates=2)])
+    run = run_study(study, run_dir=tmp_path / "run", progress=False, use_cache=False)
+    archive = run.archive(tmp_path / "archive")
+    assert sorted(p.name for p in archive.iterdir()) == ["manifest.json", "responses.parquet"]
+    original, archived = run.to_pandas(), open_run(archive).to_pandas()
+    pd.testing.assert_frame_equal(original.reset_index(drop=True), archived.reset_index(drop=True), check_dtype=False)
+    assert open_run(archive).summary().calls == run.summary().calls == len(original)
+    with pytest.raises(RunError, match="archived"):
+        run_study(study, run_dir=archive, progress=False, use_cache=False)
