@@ -54,6 +54,14 @@ def child(args) -> None:
     from llmexp.run.scheduler import RetryPolicy
     from llmexp.testing.workload import workload
 
+    if args.no_throttle:  # for comparison only: the runner as it was before the throttle
+        from llmexp.run.scheduler import Scheduler
+
+        class _Inert:
+            def limited(self, *a):
+                pass
+
+        Scheduler._engage = lambda self, state: _Inert()
     study, trials = workload(args.n, MODEL, _params(args.api_base))
     retry = RetryPolicy(**json.loads(args.retry)) if args.retry else None
     res = run_study(study, trials, run_dir=args.run_dir, use_cache=False, progress=False, concurrency=args.concurrency, retry=retry)
@@ -265,6 +273,7 @@ def main() -> int:
     ap.add_argument("--run-dir", default="", help=argparse.SUPPRESS)
     ap.add_argument("--concurrency", type=int, default=16, help=argparse.SUPPRESS)
     ap.add_argument("--retry", default="", help=argparse.SUPPRESS)
+    ap.add_argument("--no-throttle", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         child(args)

@@ -86,7 +86,7 @@ def is_numeric_treatment(study: Study, name: str) -> bool:
 @dataclass
 class Observations:
     table: pd.DataFrame  # one row per valid (call, condition)
-    invalid: pd.DataFrame  # per design/model/kind/target: calls, invalid calls, missing
+    invalid: pd.DataFrame  # per design/model/kind/target: calls, invalid calls, missing, exact copies
 
     def outcomes(self, name: Optional[str] = None) -> pd.DataFrame:
         t = self.table[self.table["kind"] == "outcome"]
@@ -117,12 +117,16 @@ def build_observations(study: Study, responses: pd.DataFrame) -> Observations:
     probe_specs = {c.name: c.probe.answer for c in study.covariates if c.probe is not None}
     recs: list[dict] = []
     inv: dict[tuple, list[int]] = {}
+    # A probability read from log-probabilities is exact for its prompt: asking the same
+    # prompt again (a replicate) returns the same number, not a new draw. Such copies are
+    # kept once, so they cannot pass for independent observations and shrink intervals.
+    exact_seen: set = set()
     cols = list(responses.columns)
     columns = [responses[c].tolist() for c in cols]
     for r in zip(*columns):
         row = dict(zip(cols, r))
         key = (row["design"], row["model"], row["kind"], row["target"])
-        counts = inv.setdefault(key, [0, 0, 0, 0])  # calls, invalid calls, conds, missing
+        counts = inv.setdefault(key, [0, 0, 0, 0, 0])  # calls, invalid calls, conds, missing, copies
         counts[0] += 1
         ok = bool(row.get("valid")) and row.get("status", "ok") in ("ok", None)
         if not ok:
@@ -180,6 +184,11 @@ def build_observations(study: Study, responses: pd.DataFrame) -> Observations:
             probs = _loads(row.get("probs"))
             if binary and isinstance(probs, dict) and labels and labels[0] in probs:
                 y = to_float(probs[labels[0]])
+                content = (key, row.get("messages"), row.get("params"))
+                if content in exact_seen:
+                    counts[4] += 1
+                    continue
+                exact_seen.add(content)
             if np.isnan(y):
                 y = to_float(row.get("value"))
             if np.isnan(y):
@@ -196,7 +205,7 @@ def build_observations(study: Study, responses: pd.DataFrame) -> Observations:
         [
             {"design": k[0], "model": k[1], "kind": k[2], "target": k[3], "calls": v[0],
              "invalid_calls": v[1], "conditions": v[2], "missing_conditions": v[3],
-             "invalid_share": v[1] / v[0] if v[0] else np.nan}
+             "exact_copies": v[4], "invalid_share": v[1] / v[0] if v[0] else np.nan}
             for k, v in inv.items()
         ]
     )

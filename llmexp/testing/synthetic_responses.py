@@ -248,8 +248,9 @@ def make_responses(study: Study, truth: Truth | None = None, seed: int = 0) -> p
         cond_json = _canon(conditions)
         payload = "|".join(map(str, [d.name, model, unit[key], rep, kind, target, cond_json,
                                      split, persona and persona[0]]))
+        tid = hashlib.sha256(payload.encode()).hexdigest()[:16]
         return {
-            "trial_id": hashlib.sha256(payload.encode()).hexdigest()[:16],
+            "trial_id": tid,
             "study": study.name,
             "design": d.name,
             "mode": d.mode,
@@ -267,7 +268,8 @@ def make_responses(study: Study, truth: Truth | None = None, seed: int = 0) -> p
             "pinned": pinned_json,
             "split": _canon(list(split)) if split is not None else None,
             "answer": _canon(answer),
-            "messages": messages_json,
+            # each synthetic call is its own prompt (real repeated prompts give equal log-probs)
+            "messages": messages_json[:-3] + f" {tid}" + messages_json[-3:],
             "order_seed": None,
         }
 
