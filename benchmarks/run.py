@@ -300,7 +300,14 @@ def main() -> int:
     ap.add_argument("--cold", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child:
-        print(json.dumps(CHILDREN[a.child](a)), flush=True)
+        import shutil
+
+        before = set(Path(tempfile.gettempdir()).glob("llmexp-bench-*"))
+        try:
+            print(json.dumps(CHILDREN[a.child](a)), flush=True)
+        finally:  # the run directories and caches this child made
+            for d in set(Path(tempfile.gettempdir()).glob("llmexp-bench-*")) - before:
+                shutil.rmtree(d, ignore_errors=True)
         return 0
 
     from llmexp.testing.fake_openai import ServerProcess

@@ -18,8 +18,13 @@ FALSE_WORDS = {"false", "no", "0", "n", "f"}
 
 def resolve_path(relative: str, study_dir: Path) -> Path:
     """Resolve a path from a study file, refusing anything outside the study's folder tree."""
+    if "\x00" in relative:
+        raise DataError(f"{relative!r} is not a usable file name (it contains a NUL character)")
     base = study_dir.resolve()
-    path = (base / relative).resolve()
+    try:
+        path = (base / relative).resolve()
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{relative!r} is not a usable file name ({exc})") from None
     if not path.is_relative_to(base):
         raise DataError(f'"{relative}" points outside the study\'s folder ({base}); copy the file next to the study')
     return path

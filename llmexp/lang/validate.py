@@ -69,6 +69,9 @@ class Validator:
         line, column = (pos.line, pos.column) if pos and pos.line else (None, None)
         self.problems.append(Problem(message, self.file, line, column, hint, severity="warning"))
 
+    def has_errors(self) -> bool:
+        return any(p.severity == "error" for p in self.problems)
+
     def all(self, kind) -> list:
         return self.by_type.get(kind, [])
 
@@ -749,6 +752,8 @@ class Validator:
                 unit_column = right.name
             elif left.name in t_names:
                 treatment_map[left.name] = right.name
+            elif left.name in {t.name for t in self.all(ast.TreatmentDecl)}:
+                continue  # a declared treatment that failed its own checks (reported there)
             else:
                 self.error(f"match: '{left.name}' is neither 'unit' nor a treatment", left.pos, suggest(left.name, list(t_names) + ["unit"]))
         outcome_map = {}
@@ -811,6 +816,8 @@ class Validator:
                 if name.name == "baseline" and baseline is None and self.all(ast.BaselineDecl):
                     continue  # the baseline statement is there but broken (reported)
                 reason = self.unsupported(name.name, designs, covariates, treatments, baseline)
+                if reason and self.has_errors():
+                    continue  # likely a consequence of the errors already reported
                 if reason:
                     self.error(f"analysis '{name.name}' cannot run on this study: {reason}", name.pos)
                     continue

@@ -443,3 +443,24 @@ def test_study_path_is_a_folder(tmp_path):
 
     with pytest.raises(LlmexpError, match=r"cannot read \(Is a directory\)"):
         check_study(tmp_path)
+
+
+def test_nul_in_a_data_path_is_a_located_error_without_follow_on_errors(tmp_path):
+    """Found by the fuzzer: an escaped NUL in a CSV path used to raise ValueError."""
+    from llmexp.errors import StudyError
+    from llmexp.lang import check_text
+
+    text = (
+        'study "s"\n'
+        'units products from "data/x\\0.csv"\n'
+        "treatment price = products.regular_price * levels(1, 2)\n"
+        'context "{price}"\n'
+        'outcome buy: binary "yes" / "no" question "Buy?"\n'
+        "analyze demand_curve\n"
+    )
+    with pytest.raises(StudyError) as caught:
+        check_text(text, str(tmp_path / "s.study"))
+    errors = [p for p in caught.value.problems if p.severity == "error"]
+    assert [(p.line, p.column) for p in errors][:1] == [(2, 21)]
+    assert "NUL" in errors[0].message
+    assert not any("cannot run on this study" in p.message for p in errors)
