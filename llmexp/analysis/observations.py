@@ -30,20 +30,6 @@ from llmexp.spec import Study
 REQUIRED = ("design", "mode", "model", "kind", "target", "unit_id", "conditions", "valid", "value")
 
 
-_CACHE: dict[str, Any] = {}
-
-
-def _loads_cached(x: Any) -> Any:
-    """_loads for repeated strings (unit, persona, pinned, answer); callers must not mutate."""
-    if isinstance(x, str):
-        if x not in _CACHE:
-            if len(_CACHE) > 100_000:
-                _CACHE.clear()
-            _CACHE[x] = _loads(x)
-        return _CACHE[x]
-    return _loads(x)
-
-
 def _loads(x: Any) -> Any:
     if x is None or (isinstance(x, float) and np.isnan(x)):
         return None
@@ -106,122 +92,315 @@ def _answer_value(raw: Any, labels: tuple, binary: bool) -> float:
     return to_float(raw)
 
 
+def _na_aware_codes(s: pd.Series) -> tuple[np.ndarray, list]:
+    """Codes and distinct values of a column, as ``.tolist()`` would give them, computed
+    once per distinct value. Missing values keep their own object (None vs NaN matter to
+    some rules), one code per type of missing value."""
+    try:
+        codes, uniq = pd.factorize(s, use_na_sentinel=True)
+    except TypeError:  # unhashable cells (dicts, lists): one code per row
+        vals = s.tolist()
+        return np.arange(len(vals), dtype=np.int64), vals
+    values = list(uniq.tolist()) if not isinstance(uniq, list) else list(uniq)
+    codes = np.asarray(codes, dtype=np.int64)
+    na = codes < 0
+    if na.any():
+        na_vals = s.to_numpy(dtype=object)[na]
+        types = np.frompyfunc(type, 1, 1)(na_vals)
+        tcodes, tuniq = pd.factorize(types)
+        first = {}
+        for i, t in enumerate(tcodes):
+            if t not in first:
+                first[t] = na_vals[i]
+            if len(first) == len(tuniq):
+                break
+        base = len(values)
+        values.extend(first[t] for t in range(len(tuniq)))
+        codes[na] = base + np.asarray(tcodes, dtype=np.int64)
+    return codes, values
+
+
+def _column_codes(responses: pd.DataFrame, name: str, default: Any = None) -> tuple[np.ndarray, list]:
+    if name in responses.columns:
+        return _na_aware_codes(responses[name])
+    return np.zeros(len(responses), dtype=np.int64), [default]
+
+
+def _obj(values: list) -> np.ndarray:
+    out = np.empty(len(values), dtype=object)
+    out[:] = values if values else []
+    return out
+
+
+def _combine(*codes: np.ndarray) -> np.ndarray:
+    """One code per distinct tuple of codes, numbered in order of first appearance."""
+    if len(codes) == 1:
+        return pd.factorize(codes[0])[0]
+    frame = pd.DataFrame({i: c for i, c in enumerate(codes)})
+    return frame.groupby(list(frame.columns), sort=False).ngroup().to_numpy()
+
+
 def build_observations(study: Study, responses: pd.DataFrame) -> Observations:
     missing = [c for c in REQUIRED if c not in responses.columns]
     if missing:
         raise AnalysisError(
             f"the response table lacks column(s) {', '.join(missing)} (see docs/artifacts.md)"
         )
+    n = len(responses)
     prim = primary_treatment(study)
     outcome_specs = {o.name: o.answer for o in study.outcomes}
     probe_specs = {c.name: c.probe.answer for c in study.covariates if c.probe is not None}
-    recs: list[dict] = []
-    inv: dict[tuple, list[int]] = {}
-    # A probability read from log-probabilities is exact for its prompt: asking the same
-    # prompt again (a replicate) returns the same number, not a new draw. Such copies are
-    # kept once, so they cannot pass for independent observations and shrink intervals.
-    exact_seen: set = set()
-    cols = list(responses.columns)
-    columns = [responses[c].tolist() for c in cols]
-    for r in zip(*columns):
-        row = dict(zip(cols, r))
-        key = (row["design"], row["model"], row["kind"], row["target"])
-        counts = inv.setdefault(key, [0, 0, 0, 0, 0])  # calls, invalid calls, conds, missing, copies
-        counts[0] += 1
-        ok = bool(row.get("valid")) and row.get("status", "ok") in ("ok", None)
-        if not ok:
-            counts[1] += 1
-            continue
-        spec = outcome_specs.get(row["target"]) if row["kind"] == "outcome" else probe_specs.get(
-            row["target"]
-        )
-        atype = spec.type if spec is not None else "number"
-        labels = tuple(spec.labels) if spec is not None else ()
-        binary = atype == "binary"
-        conds = _loads_cached(row["conditions"]) or []
-        answer = _loads_cached(row.get("answer")) or {}
-        per_cond = bool(answer.get("per_condition")) or len(conds) > 1 or row["mode"] in (
-            "within", "aggregate")
-        unit = _loads_cached(row.get("unit")) or {}
-        persona = _loads_cached(row.get("persona")) or {}
-        pinned = _loads_cached(row.get("pinned")) or {}
-        split = row.get("split")
-        common = {
-            "trial_id": row.get("trial_id"),
-            "design": row["design"],
-            "mode": row["mode"],
-            "model": row["model"],
-            "replicate": row.get("replicate", 0),
-            "kind": row["kind"],
-            "target": row["target"],
-            "unit_id": str(row["unit_id"]),
-            "persona_id": row.get("persona_id"),
-            "split": split if isinstance(split, str) else None,
-            "answer_type": atype,
-        }
-        for k, v in persona.items():
-            common[f"persona__{k}"] = v
-        for k, v in pinned.items():
-            common[f"pin__{k}"] = v
-        for k, v in unit.items():
-            common[f"unit__{k}"] = v
-        if per_cond:
-            cv = _loads(row.get("condition_values")) or {}
-            scale100 = binary and to_float(answer.get("high")) == 100
-            for c in conds:
-                counts[2] += 1
-                raw = cv.get(c.get("cell"))
-                y = _answer_value(raw, labels, binary)
+
+    # -- per-call keys and the invalid counts' groups (first appearance order)
+    c_design, v_design = _column_codes(responses, "design")
+    c_model, v_model = _column_codes(responses, "model")
+    c_kind, v_kind = _column_codes(responses, "kind")
+    c_target, v_target = _column_codes(responses, "target")
+    key = _combine(c_design, c_model, c_kind, c_target)
+    n_keys = int(key.max()) + 1 if n else 0
+    first_of_key = np.full(n_keys, -1, dtype=np.int64)
+    first_of_key[key[::-1]] = np.arange(n - 1, -1, -1)  # first row of each key
+    calls = np.bincount(key, minlength=n_keys)
+
+    # -- validity
+    c_valid, v_valid = _column_codes(responses, "valid")
+    c_status, v_status = _column_codes(responses, "status", "ok")
+    valid_u = np.array([bool(v) for v in v_valid], dtype=bool)
+    status_u = np.array([v in ("ok", None) for v in v_status], dtype=bool)
+    ok = valid_u[c_valid] & status_u[c_status]
+    invalid_calls = np.bincount(key[~ok], minlength=n_keys)
+    rows = np.flatnonzero(ok)
+
+    # -- answer spec per (kind, target)
+    kt = _combine(c_kind, c_target)
+    kt_rows = rows
+    kt_codes = kt[kt_rows]
+    uk, first_idx = np.unique(kt_codes, return_index=True)
+    n_kt = int(kt.max()) + 1 if n else 0
+    atype_of = np.empty(n_kt, dtype=object)
+    binary_of = np.zeros(n_kt, dtype=bool)
+    labels_of: list = [()] * n_kt
+    for code, fi in zip(uk, first_idx):
+        r = kt_rows[fi]
+        kind, target = v_kind[c_kind[r]], v_target[c_target[r]]
+        spec = outcome_specs.get(target) if kind == "outcome" else probe_specs.get(target)
+        atype_of[code] = spec.type if spec is not None else "number"
+        labels_of[code] = tuple(spec.labels) if spec is not None else ()
+        binary_of[code] = atype_of[code] == "binary"
+
+    # -- decoded JSON, once per distinct string
+    c_conds, v_conds = _column_codes(responses, "conditions")
+    conds_u = [_loads(x) or [] for x in v_conds]
+    c_answer, v_answer = _column_codes(responses, "answer")
+    answer_u = [_loads(x) or {} for x in v_answer]
+    c_mode, v_mode = _column_codes(responses, "mode")
+    mode_pc = np.array([m in ("within", "aggregate") for m in v_mode], dtype=bool)
+    ans_pc = np.array([bool(a.get("per_condition")) for a in answer_u], dtype=bool)
+    conds_pc = np.array([len(c) > 1 for c in conds_u], dtype=bool)
+    per_cond = (ans_pc[c_answer] | conds_pc[c_conds] | mode_pc[c_mode])[rows]
+
+    out_row: list[np.ndarray] = []
+    out_cond: list[np.ndarray] = []  # index into cond_objs
+    out_y: list[np.ndarray] = []
+    conditions = np.zeros(n_keys, dtype=np.int64)
+    missing_conds = np.zeros(n_keys, dtype=np.int64)
+    copies = np.zeros(n_keys, dtype=np.int64)
+    # distinct condition objects: (conditions code, position) or fallback cell code
+    cond_objs: list[dict] = []
+    cond_index: dict[tuple, int] = {}
+
+    def cond_id(k: tuple, make) -> int:
+        i = cond_index.get(k)
+        if i is None:
+            i = cond_index[k] = len(cond_objs)
+            cond_objs.append(make())
+        return i
+
+    # -- per-condition rows (within / aggregate / several conditions): one per condition
+    pc_rows = rows[per_cond]
+    if len(pc_rows):
+        cv_col = responses["condition_values"] if "condition_values" in responses.columns else None
+        cv_vals = (cv_col.iloc[pc_rows].tolist() if cv_col is not None else [None] * len(pc_rows))
+        rr, cc, yy = [], [], []
+        ans_scale = [to_float(a.get("high")) == 100 for a in answer_u]
+        for r, cvx in zip(pc_rows.tolist(), cv_vals):
+            kc = kt[r]
+            labels, binary = labels_of[kc], binary_of[kc]
+            code = c_conds[r]
+            conds = conds_u[code]
+            cv = _loads(cvx) or {}
+            scale100 = binary and ans_scale[c_answer[r]]
+            k = key[r]
+            for pos, c in enumerate(conds):
+                conditions[k] += 1
+                y = _answer_value(cv.get(c.get("cell")), labels, binary)
                 if scale100:
                     y = y / 100.0
                 if np.isnan(y):
-                    counts[3] += 1
+                    missing_conds[k] += 1
                     continue
-                recs.append(_cond_record(common, c, y, prim, study))
-        else:
-            counts[2] += 1
-            y = float("nan")
-            probs = _loads(row.get("probs"))
-            if binary and isinstance(probs, dict) and labels and labels[0] in probs:
-                y = to_float(probs[labels[0]])
-                content = (key, row.get("messages"), row.get("params"))
-                if content in exact_seen:
-                    counts[4] += 1
-                    continue
-                exact_seen.add(content)
-            if np.isnan(y):
-                y = to_float(row.get("value"))
-            if np.isnan(y):
-                counts[3] += 1
-                continue
-            c = conds[0] if conds else {"cell": row.get("cell"), "levels": {}, "values": {}}
-            recs.append(_cond_record(common, c, y, prim, study))
-    table = pd.DataFrame(recs)
-    if table.empty:
+                rr.append(r)
+                cc.append(cond_id(("c", code, pos), lambda c=c: c))
+                yy.append(y)
+        out_row.append(np.asarray(rr, dtype=np.int64))
+        out_cond.append(np.asarray(cc, dtype=np.int64))
+        out_y.append(np.asarray(yy, dtype=float))
+
+    # -- one-condition rows
+    sc_rows = rows[~per_cond]
+    if len(sc_rows):
+        k_sc = key[sc_rows]
+        np.add.at(conditions, k_sc, 1)
+        y = np.full(len(sc_rows), np.nan)
+        keep = np.ones(len(sc_rows), dtype=bool)
+        if "probs" in responses.columns:
+            c_probs, v_probs = _na_aware_codes(responses["probs"])
+            probs_u = [_loads(x) for x in v_probs]
+            kt_sc = kt[sc_rows]
+            pc_sc = c_probs[sc_rows]
+            pairs = pd.unique(pd.Series(kt_sc.astype(np.int64) * (len(probs_u) + 1) + pc_sc))
+            exact = np.zeros(len(sc_rows), dtype=bool)
+            for p in pairs:
+                kc, pcode = divmod(int(p), len(probs_u) + 1)
+                probs, labels = probs_u[pcode], labels_of[kc]
+                if binary_of[kc] and isinstance(probs, dict) and labels and labels[0] in probs:
+                    m = (kt_sc == kc) & (pc_sc == pcode)
+                    exact |= m
+                    y[m] = to_float(probs[labels[0]])
+            if exact.any():
+                ex_rows = sc_rows[exact]
+                c_msg = _column_codes(responses, "messages")[0][ex_rows]
+                c_par = _column_codes(responses, "params")[0][ex_rows]
+                dup = pd.DataFrame({"k": key[ex_rows], "m": c_msg, "p": c_par}).duplicated().to_numpy()
+                d_idx = np.flatnonzero(exact)[dup]
+                keep[d_idx] = False
+                np.add.at(copies, k_sc[d_idx], 1)
+        need = keep & np.isnan(y)
+        if need.any():
+            c_value, v_value = _column_codes(responses, "value")
+            value_u = np.array([to_float(v) for v in v_value], dtype=float)
+            y[need] = value_u[c_value[sc_rows[need]]]
+        miss = keep & np.isnan(y)
+        np.add.at(missing_conds, k_sc[miss], 1)
+        keep &= ~miss
+        kept = sc_rows[keep]
+        # the condition: the first listed, else the row's own cell
+        codes_k = c_conds[kept]
+        has = np.array([bool(c) for c in conds_u], dtype=bool)
+        cid_by_conds = np.full(len(conds_u), -1, dtype=np.int64)
+        for code in np.unique(codes_k[has[codes_k]]) if len(codes_k) else []:
+            cid_by_conds[code] = cond_id(("c", int(code), 0), lambda code=code: conds_u[code][0])
+        cid = cid_by_conds[codes_k]
+        fb = ~has[codes_k]
+        if fb.any():
+            c_cell, v_cell = _column_codes(responses, "cell")
+            cid_by_cell = np.full(len(v_cell), -1, dtype=np.int64)
+            cells_k = c_cell[kept[fb]]
+            for code in np.unique(cells_k):
+                cid_by_cell[code] = cond_id(("cell", int(code)), lambda code=code: {
+                    "cell": v_cell[code], "levels": {}, "values": {}})
+            cid[fb] = cid_by_cell[cells_k]
+        out_row.append(kept)
+        out_cond.append(cid)
+        out_y.append(y[keep])
+
+    o_row = np.concatenate(out_row) if out_row else np.array([], dtype=np.int64)
+    if len(o_row) == 0:
         raise AnalysisError("no valid responses to analyse (every call was invalid or failed)")
-    for col in ("level", "shown", "y"):
-        table[col] = table[col].astype(float)
+    order = np.argsort(o_row, kind="stable")
+    o_row = o_row[order]
+    o_cond = np.concatenate(out_cond)[order]
+    o_y = np.concatenate(out_y)[order].astype(float)
+
+    table = _assemble(study, responses, prim, o_row, o_cond, o_y, cond_objs, kt, atype_of)
+
     invalid = pd.DataFrame(
         [
-            {"design": k[0], "model": k[1], "kind": k[2], "target": k[3], "calls": v[0],
-             "invalid_calls": v[1], "conditions": v[2], "missing_conditions": v[3],
-             "exact_copies": v[4], "invalid_share": v[1] / v[0] if v[0] else np.nan}
-            for k, v in inv.items()
+            {"design": v_design[c_design[r]], "model": v_model[c_model[r]],
+             "kind": v_kind[c_kind[r]], "target": v_target[c_target[r]],
+             "calls": int(calls[k]), "invalid_calls": int(invalid_calls[k]),
+             "conditions": int(conditions[k]), "missing_conditions": int(missing_conds[k]),
+             "exact_copies": int(copies[k]),
+             "invalid_share": int(invalid_calls[k]) / int(calls[k]) if calls[k] else np.nan}
+            for k, r in enumerate(first_of_key.tolist())
         ]
     )
     return Observations(table=table, invalid=invalid)
 
 
-def _cond_record(common: dict, c: dict, y: float, prim: str, study: Study) -> dict:
-    rec = dict(common)
-    levels = c.get("levels") or {}
-    values = c.get("values") or {}
-    rec["cell"] = c.get("cell")
+def _assemble(study, responses, prim, o_row, o_cond, o_y, cond_objs, kt, atype_of) -> pd.DataFrame:
+    from pandas.core.internals.construction import convert_object_array
+
+    m = len(o_row)
+    cols: dict[str, np.ndarray] = {}
+
+    def passthrough(name: str, default: Any = None, fn=None) -> np.ndarray:
+        codes, values = _column_codes(responses, name, default)
+        if fn is not None:
+            values = [fn(v) for v in values]
+        return _obj(values)[codes[o_row]]
+
+    cols["trial_id"] = passthrough("trial_id")
+    cols["design"] = passthrough("design")
+    cols["mode"] = passthrough("mode")
+    cols["model"] = passthrough("model")
+    cols["replicate"] = passthrough("replicate", 0)
+    cols["kind"] = passthrough("kind")
+    cols["target"] = passthrough("target")
+    cols["unit_id"] = passthrough("unit_id", fn=str)
+    cols["persona_id"] = passthrough("persona_id")
+    cols["split"] = passthrough("split", fn=lambda s: s if isinstance(s, str) else None)
+    cols["answer_type"] = atype_of[kt[o_row]]
+
+    # dict columns: persona__*, pin__*, unit__* (NaN where a row's dict lacks the key)
+    sig_parts = []
+    dict_parts = []
+    for src, prefix in (("persona", "persona__"), ("pinned", "pin__"), ("unit", "unit__")):
+        codes, values = _column_codes(responses, src)
+        decoded = [_loads(v) or {} for v in values]
+        rc = codes[o_row]
+        sig_parts.append(rc)
+        dict_parts.append((prefix, decoded, rc))
+    tail = ["cell"] + [f"lvl__{t.name}" for t in study.treatments] + ["level", "shown", "y"]
+    fixed = list(cols.keys())
+    sig = _combine(*sig_parts)
+    _, first = np.unique(sig, return_index=True)
+    order: list[str] = []
+    seen: set = set()
+    for i in np.sort(first):
+        names = list(fixed)
+        for prefix, decoded, rc in dict_parts:
+            names += [f"{prefix}{k}" for k in decoded[rc[i]]]
+        names += tail
+        for nm in names:
+            if nm not in seen:
+                seen.add(nm)
+                order.append(nm)
+    for prefix, decoded, rc in dict_parts:
+        keys: dict = {}
+        for d in decoded:
+            keys.update(dict.fromkeys(d))
+        for k in keys:
+            cols[f"{prefix}{k}"] = _obj([d[k] if k in d else np.nan for d in decoded])[rc]
+
+    # condition columns, once per distinct condition
+    cells, lv_cols, levels_f, shown_f = [], {t.name: [] for t in study.treatments}, [], []
+    for c in cond_objs:
+        levels = c.get("levels") or {}
+        values = c.get("values") or {}
+        cells.append(c.get("cell"))
+        for t in study.treatments:
+            lv_cols[t.name].append(levels.get(t.name))
+        lv = levels.get(prim)
+        levels_f.append(to_float(lv))
+        shown_f.append(to_float(values.get(prim, lv)))
+    cols["cell"] = _obj(cells)[o_cond]
     for t in study.treatments:
-        rec[f"lvl__{t.name}"] = levels.get(t.name)
-    lv = levels.get(prim)
-    rec["level"] = to_float(lv)
-    shown = values.get(prim, lv)
-    rec["shown"] = to_float(shown)
-    rec["y"] = float(y)
-    return rec
+        cols[f"lvl__{t.name}"] = _obj(lv_cols[t.name])[o_cond]
+    floats = {"level": np.asarray(levels_f, dtype=float)[o_cond],
+              "shown": np.asarray(shown_f, dtype=float)[o_cond], "y": o_y}
+    obj_names = [c for c in order if c not in floats]
+    converted = convert_object_array([cols[c] for c in obj_names], dtype=None)
+    data = dict(zip(obj_names, converted))
+    data.update(floats)
+    return pd.DataFrame({c: data[c] for c in order}, copy=False)

@@ -341,7 +341,7 @@ def _prepare_calls(rows: list[dict], study, seed: int, retry: RetryPolicy, spec_
                 est_tokens=est_tokens,
                 est_cost=est_cost,
                 cacheable=not model.startswith(providers.SYNTHETIC_PREFIX),
-                cache_key=row.get("cache_key") or row["trial_id"],
+                cache_key=providers.cache_key(model, row.get("cache_key") or row["trial_id"]),
             )
         )
     return calls

@@ -88,6 +88,19 @@ def litellm_model(model: str) -> str:
     return model
 
 
+# Bump when the embedded model's way of answering changes (label scoring, sampling, prompt
+# rendering): cached answers of an older revision are then not served as current ones.
+LOCAL_ANSWER_REVISION = "2026-11-23.1"
+
+
+def cache_key(model: str, key: str) -> str:
+    """The response-cache key of a call: the compiler's content hash, plus the answering
+    code's revision for the embedded model (whose answers are computed by llmexp itself)."""
+    if model.startswith(LOCAL_PREFIX):
+        return f"{key}@local-{LOCAL_ANSWER_REVISION}"
+    return key
+
+
 def local_problem() -> str | None:
     """Why `llmexp/...` models cannot run in this process, or None."""
     ensure_registered()
