@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import statsmodels.api as sm
 import statsmodels.formula.api as smf
 from scipy import stats
 
@@ -98,7 +99,14 @@ def _quadratic(df: pd.DataFrame, pooled: bool, alpha: float) -> dict:
     fe = " + C(unit_id)" if pooled and paid["unit_id"].nunique() > 1 else ""
     groups, se_type = choose_cluster(paid) if pooled else (None, "HC1")
     try:
-        res = smf.ols("y ~ level + I(level ** 2)" + fe, data=paid).fit(**fit_kwargs(groups))
+        if fe:
+            res = smf.ols("y ~ level + I(level ** 2)" + fe, data=paid).fit(**fit_kwargs(groups))
+        else:  # the same model without patsy (per-unit fits are many and small)
+            keep = paid["y"].notna() & paid["level"].notna()
+            lv = paid.loc[keep, "level"].astype(float)
+            exog = pd.DataFrame({"Intercept": 1.0, "level": lv, "I(level ** 2)": lv ** 2},
+                                index=lv.index)
+            res = sm.OLS(paid.loc[keep, "y"].astype(float), exog).fit(**fit_kwargs(groups))
     except (ValueError, np.linalg.LinAlgError):
         return {}
     b1, b2 = res.params["level"], res.params["I(level ** 2)"]
@@ -140,13 +148,14 @@ def demand_curves(study: Study, obs: Observations, unit_cells: pd.DataFrame,
     for (design, model, target), g in uc[uc["target"].isin(outs)].groupby(
             ["design", "model", "target"], sort=False):
         od = data[(data["design"] == design) & (data["model"] == model) & (data["target"] == target)]
+        od_units = dict(iter(od.groupby("unit_id", sort=False))) if per_unit_quadratic else {}
         mode = g["mode"].iloc[0]
         # per unit
         for unit, gu in g.groupby("unit_id", sort=True):
             sh = _curve_shape(gu["level"].to_numpy(float), gu["mean"].to_numpy(float),
                               gu["se"].fillna(0).to_numpy(float), alpha)
             if per_unit_quadratic:
-                sh.update(_quadratic(od[od["unit_id"] == unit], False, alpha))
+                sh.update(_quadratic(od_units.get(unit, od.iloc[:0]), False, alpha))
             summary.append(dict(design=design, mode=mode, model=model, outcome=target,
                                 scope="unit", unit_id=unit, **sh))
             arcs.extend(_arcs(gu, design, mode, model, target, unit))

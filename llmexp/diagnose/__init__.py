@@ -11,6 +11,15 @@ Layout: `respondent.py` (the synthetic respondent over a trial table, vectorised
 `simulate.py` (`diagnose`), `pilot.py` (respondent params from a real run).
 """
 
-from llmexp.diagnose.simulate import Diagnosis, DiagnoseError, diagnose, parse_replicates
+from llmexp.diagnose.errors import DiagnoseError
 
 __all__ = ["diagnose", "Diagnosis", "DiagnoseError", "parse_replicates"]
+
+
+def __getattr__(name: str):
+    """Loaded on first use: the simulation pulls in litellm, which `llmexp --help` need not."""
+    if name in ("diagnose", "Diagnosis", "parse_replicates"):
+        from llmexp.diagnose import simulate
+
+        return getattr(simulate, name)
+    raise AttributeError(f"module 'llmexp.diagnose' has no attribute {name!r}")

@@ -8,7 +8,7 @@ from typing import List, Optional
 
 import typer
 
-from llmexp.diagnose.simulate import DiagnoseError
+from llmexp.diagnose.errors import DiagnoseError
 
 
 def _params(effect, leakage, focalism, noise, param: Optional[List[str]]) -> dict:

@@ -34,14 +34,13 @@ import numpy as np
 import pandas as pd
 
 from llmexp.diagnose.estimators import effects_plans, leakage_plan, normalise_by_unit
+from llmexp.diagnose.errors import DiagnoseError
 from llmexp.diagnose.respondent import _loads, draw_answers, observation_frame, respondent_params
 from llmexp.errors import LlmexpError
 
 MAX_CELLS = 4_000_000  # rows x sims held in memory at once
 
 
-class DiagnoseError(LlmexpError):
-    """A diagnosis cannot be run as asked (bad option, nothing to diagnose)."""
 
 
 @dataclass

@@ -48,7 +48,7 @@ def test_committed_run_regenerates_every_figure_without_a_model(tmp_path):
     reported = cli("report", str(run))
     assert reported.returncode == 0, reported.stderr
     html = (run / "report" / "report.html").read_text()
-    assert len(re.findall(r'src="data:image/png;base64,', html)) >= len(FIGURES)
+    assert len(re.findall(r"src=['\"]data:image/png;base64,", html)) >= len(FIGURES)
     manifest = json.loads((run / "manifest.json").read_text())
     for analysis in manifest["spec"]["analyses"]:
         assert f"<section id='analysis-{analysis}'>" in html, analysis
