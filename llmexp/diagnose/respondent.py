@@ -45,24 +45,10 @@ def _loads(value: Any) -> Any:
 
 
 def structured_trial(row: Mapping, levels: Mapping[str, list]) -> dict:
-    """The structured trial the runner attaches for custom providers (runner._prepare_calls)."""
-    return {
-        "trial_id": row["trial_id"],
-        "kind": row.get("kind"),
-        "target": row.get("target"),
-        "mode": row.get("mode"),
-        "answer": _loads(row.get("answer")) or {},
-        "conditions": _loads(row.get("conditions")) or [],
-        "pinned": _loads(row.get("pinned")) or {},
-        "unit": _loads(row.get("unit")) or {},
-        "persona": _loads(row.get("persona")),
-        "replicate": row.get("replicate"),
-        "unit_id": row.get("unit_id"),
-        "persona_id": row.get("persona_id"),
-        "cell": row.get("cell"),
-        "split": _loads(row.get("split")),
-        "treatment_levels": {k: list(v) for k, v in levels.items()},
-    }
+    """The structured trial the runner attaches for custom providers (one builder for both)."""
+    from llmexp.run.providers.base import structured_trial as build
+
+    return build(dict(row), {k: list(v) for k, v in levels.items()}, _loads)
 
 
 def _placeholder_responses(trials: pd.DataFrame) -> pd.DataFrame:

@@ -19,7 +19,7 @@ from llmexp.run import providers
 from llmexp.run.cache import ResponseCache
 from llmexp.run.cost import completion_budget, estimate_cost, model_price
 from llmexp.run.progress import ProgressDisplay
-from llmexp.run.providers.base import PARAMS_KEY, SEED_KEY, STANDARD_PARAMS, TRIAL_KEY
+from llmexp.run.providers.base import PARAMS_KEY, SEED_KEY, STANDARD_PARAMS, TRIAL_KEY, structured_trial
 from llmexp.run.results import ARCHIVE_TABLE, RunPlan, RunResults
 from llmexp.run.router import describe as describe_router
 from llmexp.run.router import load_router_config, make_router, routed_kwargs, routed_models, router_secrets
@@ -296,23 +296,7 @@ def _prepare_calls(rows: list[dict], study, seed: int, retry: RetryPolicy, spec_
         conditions = _loads(row.get("conditions")) or []
         custom = providers.is_custom(model)
         if custom:
-            trial = {
-                "trial_id": row["trial_id"],
-                "kind": row.get("kind"),
-                "target": row.get("target"),
-                "mode": row.get("mode"),
-                "answer": answer,
-                "conditions": conditions,
-                "pinned": _loads(row.get("pinned")) or {},
-                "unit": _loads(row.get("unit")) or {},
-                "persona": _loads(row.get("persona")),
-                "replicate": row.get("replicate"),
-                "unit_id": row.get("unit_id"),
-                "persona_id": row.get("persona_id"),
-                "cell": row.get("cell"),
-                "split": _loads(row.get("split")),
-                "treatment_levels": levels,
-            }
+            trial = structured_trial(row, levels, _loads, answer=answer, conditions=conditions)
             kwargs = {k: v for k, v in params.items() if k in STANDARD_PARAMS and k != "timeout"}
             kwargs["metadata"] = {TRIAL_KEY: trial, PARAMS_KEY: params, SEED_KEY: seed}
         else:

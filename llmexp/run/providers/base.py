@@ -125,6 +125,29 @@ def _metadata(kwargs: dict) -> dict:
     return md if isinstance(md, dict) else {}
 
 
+def structured_trial(row: dict, levels: dict, loads, answer=None, conditions=None) -> dict:
+    """The structured trial a custom provider receives (under `metadata[TRIAL_KEY]`), built
+    from a trial-table row; `loads` decodes the row's JSON cells. The runner and
+    `llmexp diagnose` both build it here, so a simulated respondent sees what a real run sends."""
+    return {
+        "trial_id": row["trial_id"],
+        "kind": row.get("kind"),
+        "target": row.get("target"),
+        "mode": row.get("mode"),
+        "answer": answer if answer is not None else (loads(row.get("answer")) or {}),
+        "conditions": conditions if conditions is not None else (loads(row.get("conditions")) or []),
+        "pinned": loads(row.get("pinned")) or {},
+        "unit": loads(row.get("unit")) or {},
+        "persona": loads(row.get("persona")),
+        "replicate": row.get("replicate"),
+        "unit_id": row.get("unit_id"),
+        "persona_id": row.get("persona_id"),
+        "cell": row.get("cell"),
+        "split": loads(row.get("split")),
+        "treatment_levels": levels,
+    }
+
+
 def trial_from_kwargs(kwargs: dict) -> Optional[dict]:
     """The structured trial the runner attached, from the kwargs litellm gives a CustomLLM.
 
