@@ -21,6 +21,8 @@ Measure, per design (pinned, unpinned) and for the humans, on the outcome observ
 
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 import pandas as pd
 import statsmodels.formula.api as smf
@@ -65,6 +67,33 @@ def step_fit(df: pd.DataFrame, degree: int = 3, alpha: float = 0.05, weights=Non
                 flagged=bool(p < alpha), n_obs=len(df), se_type=se_type)
 
 
+def pinned_step(rows: pd.DataFrame, pin: pd.Series) -> tuple[pd.Series, pd.Series, float]:
+    """For the pinned design's rows: which show the treatment at or below the pinned value,
+    each unit's threshold (the highest such level) and the median threshold over units."""
+    below = rows["shown"] <= pin + TOL
+    thr = rows.assign(below=below)[below].groupby("unit_id")["level"].max()
+    return below, thr, float(thr.median()) if len(thr) else np.nan
+
+
+def mark_step(df: pd.DataFrame, thr: pd.Series, glob: float) -> pd.DataFrame:
+    """The step indicator for rows outside the pinned design: at or below the unit's threshold."""
+    t = df["unit_id"].map(thr).fillna(glob)
+    return df.assign(step=(df["level"] <= t + TOL).astype(float))
+
+
+def step_frame(study: Study, g: pd.DataFrame, design: str, pinned_design: str, cov: str,
+               below: pd.Series, thr: pd.Series, glob: float) -> Optional[tuple[pd.DataFrame, str]]:
+    """(rows with their step column and finite levels, role) for one design, or None for a
+    design that pins the covariate itself. Shared with `llmexp diagnose`."""
+    if design == pinned_design:
+        g, role = g.assign(step=below.loc[g.index].astype(float)), "pinned"
+    elif study.design(design).pins.get(cov) is not None:
+        return None
+    else:
+        g, role = mark_step(g, thr, glob), "unpinned"
+    return g[np.isfinite(g["level"])], role
+
+
 def focalism(study: Study, obs: Observations, human=None, degree: int = 3, alpha: float = 0.05
              ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(focalism table, thresholds per pinned design x covariate x unit)."""
@@ -88,28 +117,17 @@ def focalism(study: Study, obs: Observations, human=None, degree: int = 3, alpha
                                     "is not numeric, so it cannot be a threshold")
             if pd_rows["shown"].isna().all():
                 raise AnalysisError("focalism: the treatment's shown value is not numeric")
-            below = pd_rows["shown"] <= pin + TOL
-            thr = (pd_rows.assign(below=below)[below].groupby("unit_id")["level"].max())
-            glob = float(thr.median()) if len(thr) else np.nan
+            below, thr, glob = pinned_step(pd_rows, pin)
             for u, v in thr.items():
                 thr_rows.append(dict(design=d.name, covariate=cov, unit_id=u, threshold_level=v))
-
-            def mark(df: pd.DataFrame) -> pd.DataFrame:
-                t = df["unit_id"].map(thr).fillna(glob)
-                return df.assign(step=(df["level"] <= t + TOL).astype(float))
 
             for out in study.outcomes:
                 for (design, model), g in data[data["target"] == out.name].groupby(
                         ["design", "model"], sort=False):
-                    if design == d.name:
-                        g = g.assign(step=below.loc[g.index].astype(float))
-                        role = "pinned"
-                    else:
-                        if study.design(design).pins.get(cov) is not None:
-                            continue
-                        g = mark(g)
-                        role = "unpinned"
-                    g = g[np.isfinite(g["level"])]
+                    marked = step_frame(study, g, design, d.name, cov, below, thr, glob)
+                    if marked is None:
+                        continue
+                    g, role = marked
                     rows.append(dict(pinned_design=d.name, covariate=cov, outcome=out.name,
                                      design=design, mode=g["mode"].iloc[0], model=model,
                                      role=role, threshold_level=glob,
@@ -117,7 +135,7 @@ def focalism(study: Study, obs: Observations, human=None, degree: int = 3, alpha
                 if human is not None:
                     h = human[human["outcome"] == out.name]
                     if len(h):
-                        h = mark(h.copy())
+                        h = mark_step(h.copy(), thr, glob)
                         # individual humans are independent (HC1); per-cell aggregates are
                         # fitted by WLS with the cell sizes as weights
                         res = (step_fit(h, degree, alpha, weights=h["n"]) if "n" in h

@@ -229,7 +229,7 @@ def focalism_plans(study, frame: pd.DataFrame, degree: int = 3, cluster: str = "
     and in every design that does not pin that covariate. Returns [(meta, plan, row index)]."""
     import patsy
 
-    from llmexp.analysis.focalism import TOL, _smooth_terms
+    from llmexp.analysis.focalism import _smooth_terms, pinned_step, step_frame
     from llmexp.analysis.observations import to_float
 
     out = []
@@ -242,20 +242,12 @@ def focalism_plans(study, frame: pd.DataFrame, degree: int = 3, cluster: str = "
             pin = prow[col].map(to_float)
             if pin.isna().all() or prow["shown"].isna().all():
                 continue
-            below = prow["shown"] <= pin + TOL
-            thr = prow.assign(below=below)[below].groupby("unit_id")["level"].max()
-            glob = float(thr.median()) if len(thr) else np.nan
+            below, thr, glob = pinned_step(prow, pin)
             for design, g in frame.groupby("design", sort=False):
-                if design == d.name:
-                    g = g.assign(step=below.loc[g.index].astype(float))
-                    role = "pinned"
-                else:
-                    if study.design(design).pins.get(cov) is not None:
-                        continue
-                    t = g["unit_id"].map(thr).fillna(glob)
-                    g = g.assign(step=(g["level"] <= t + TOL).astype(float))
-                    role = "unpinned"
-                g = g[np.isfinite(g["level"])]
+                marked = step_frame(study, g, design, d.name, cov, below, thr, glob)
+                if marked is None:
+                    continue
+                g, role = marked
                 if g["step"].nunique() < 2:
                     continue
                 fe = " + C(unit_id)" if g["unit_id"].nunique() > 1 else ""
