@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Iterable, Optional
 
 from llmexp.errors import RunError
+from llmexp.run.store import upsert_sql, write_many
 
 CACHE_FILE = "cache.sqlite"
 CACHE_FIELDS = ("key", "model", "raw_text", "probs", "prob_mass", "prompt_tokens", "completion_tokens", "cost", "created")
@@ -62,14 +63,7 @@ class ResponseCache:
             return
         now = time.time()
         data = [tuple(r) + (now,) for r in rows]
-        c = self.conn
-        c.execute("BEGIN")
-        try:
-            c.executemany(f"INSERT OR REPLACE INTO responses({','.join(CACHE_FIELDS)}) VALUES ({','.join('?' * len(CACHE_FIELDS))})", data)
-            c.execute("COMMIT")
-        except BaseException:
-            c.execute("ROLLBACK")
-            raise
+        write_many(self.conn, upsert_sql("responses", CACHE_FIELDS), data)
 
     def __len__(self) -> int:
         return self.conn.execute("SELECT COUNT(*) FROM responses").fetchone()[0]

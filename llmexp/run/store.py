@@ -24,7 +24,7 @@ import re
 import sqlite3
 import time
 from pathlib import Path
-from typing import Any, Iterable, Optional
+from typing import Any, Iterable, Optional, Sequence
 
 from llmexp.errors import RunError
 
@@ -105,6 +105,23 @@ def _connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
+def upsert_sql(table: str, fields: Sequence[str]) -> str:
+    return f"INSERT OR REPLACE INTO {table}({','.join(fields)}) VALUES ({','.join('?' * len(fields))})"
+
+
+def write_many(conn: sqlite3.Connection, sql: str, rows: list) -> int:
+    """Run `sql` for every row in one transaction (rolled back on any error); rows changed."""
+    conn.execute("BEGIN")
+    before = conn.total_changes
+    try:
+        conn.executemany(sql, rows)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return conn.total_changes - before
+
+
 class RunStore:
     """The SQLite store of one run directory."""
 
@@ -164,12 +181,7 @@ class RunStore:
             text = json.dumps({k: row.get(k) for k in TRIAL_COLUMNS}, sort_keys=True, separators=(",", ":"), default=str)
             key = hashlib.sha256(text.encode()).hexdigest()[:32]
             data.append((key, row["trial_id"], row.get("design"), row.get("model"), text))
-        c = self.conn
-        c.execute("BEGIN")
-        before = c.total_changes
-        c.executemany("INSERT OR IGNORE INTO trials(row_key, trial_id, design, model, row) VALUES (?,?,?,?,?)", data)
-        c.execute("COMMIT")
-        return c.total_changes - before
+        return write_many(self.conn, "INSERT OR IGNORE INTO trials(row_key, trial_id, design, model, row) VALUES (?,?,?,?,?)", data)
 
     def trial_rows(self) -> list[dict]:
         return [json.loads(r[0]) for r in self.conn.execute("SELECT row FROM trials ORDER BY seq")]
@@ -187,15 +199,7 @@ class RunStore:
         """Insert or replace response rows (tuples in ROW_FIELDS order) in one transaction."""
         if not rows:
             return
-        marks = ",".join("?" * len(ROW_FIELDS))
-        c = self.conn
-        c.execute("BEGIN")
-        try:
-            c.executemany(f"INSERT OR REPLACE INTO responses({','.join(ROW_FIELDS)}) VALUES ({marks})", rows)
-            c.execute("COMMIT")
-        except BaseException:
-            c.execute("ROLLBACK")
-            raise
+        write_many(self.conn, upsert_sql("responses", ROW_FIELDS), rows)
 
     def response_rows(self) -> list[dict]:
         cur = self.conn.execute(f"SELECT {','.join(ROW_FIELDS)} FROM responses")
