@@ -145,34 +145,25 @@ def drill_kill(n, kills, concurrency, latency_ms, checks: Checks, seed: int, tmp
         killed = 0
         t_start = time.monotonic()
         moments = []
-        while killed < kills:
-            final_before, _, _ = _store(run_dir)
-            if len(final_before) >= n:
+        # Every session, killed or final, is checked against what was stored before it
+        # started: none of those trials may be paid for again.
+        while True:
+            recorded, _, _ = _store(run_dir)
+            paid_before = srv.stats(keys=True)["paid"]
+            last = killed >= kills or len(recorded) >= n
+            if last:  # the last resume runs to the end
+                done = subprocess.run(cmd, stdout=subprocess.DEVNULL, timeout=600)
+            else:
+                moment = _kill_at_random(subprocess.Popen(cmd, stdout=subprocess.DEVNULL), srv, rng)
+                if moment is not None:
+                    killed += 1
+                    moments.append(moment)
+            paid_after = srv.stats(keys=True)
+            repeated_recorded += sum(
+                1 for tid in recorded if paid_after["paid"].get(key[tid], 0) > paid_before.get(key[tid], 0)
+            )
+            if last:
                 break
-            proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
-            moment = _kill_at_random(proc, srv, rng)
-            if moment is not None:
-                killed += 1
-                moments.append(moment)
-            # what was recorded when it died, and what the server had been paid for by then
-            final_at_kill, _, _ = _store(run_dir)
-            paid_at_kill = srv.stats(keys=True)["paid"]
-            # the next session must not pay again for any of those
-            if killed >= kills:
-                break
-            proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
-            moment = _kill_at_random(proc, srv, rng)
-            if moment is not None:
-                killed += 1
-                moments.append(moment)
-            paid_now = srv.stats(keys=True)["paid"]
-            repeated_recorded += sum(1 for tid in final_at_kill if paid_now.get(key[tid], 0) > paid_at_kill.get(key[tid], 0))
-        # the last resume runs to the end
-        final_before, _, _ = _store(run_dir)
-        paid_before = srv.stats(keys=True)["paid"]
-        done = subprocess.run(cmd, stdout=subprocess.DEVNULL, timeout=600)
-        paid_after = srv.stats(keys=True)
-        repeated_recorded += sum(1 for tid in final_before if paid_after["paid"].get(key[tid], 0) > paid_before.get(key[tid], 0))
         elapsed = time.monotonic() - t_start
     final, rows, statuses = _store(run_dir)
     lost = n - len(final & set(key))

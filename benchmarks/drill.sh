@@ -5,4 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -x .venv/bin/python ]; then PY=.venv/bin/python; else PY=python3; fi
+if ! "$PY" -c "import llmexp, pandas" 2>/dev/null; then
+  echo "drill: $PY cannot import llmexp; run the README's setup command first (it creates .venv)" >&2
+  exit 2
+fi
 exec "$PY" benchmarks/drill.py "$@"
