@@ -50,12 +50,12 @@ def _params(api_base: str) -> dict:
 
 def child(args) -> None:
     """One run (or resume) of the workload: what the drill kills."""
-    from llmexp.run import run_study
-    from llmexp.run.scheduler import RetryPolicy
-    from llmexp.testing.workload import workload
+    from llmexp.runner import run_study
+    from llmexp.runner.scheduler import RetryPolicy
+    from tests.support.workload import workload
 
     if args.no_throttle:  # for comparison only: the runner as it was before the throttle
-        from llmexp.run.scheduler import Scheduler
+        from llmexp.runner.scheduler import Scheduler
 
         class _Inert:
             def limited(self, *a):
@@ -94,7 +94,7 @@ def _store(run_dir: Path) -> tuple[set, int, dict]:
 
 
 def _key_of(trials) -> dict:
-    from llmexp.testing.fake_openai import content_key
+    from tests.support.fake_openai import content_key
 
     return {r["trial_id"]: content_key(json.loads(r["messages"])) for r in trials.to_dict("records")}
 
@@ -132,8 +132,8 @@ def _kill_at_random(proc, srv, rng) -> str | None:
 
 
 def drill_kill(n, kills, concurrency, latency_ms, checks: Checks, seed: int, tmp: Path) -> dict:
-    from llmexp.testing.fake_openai import ServerProcess
-    from llmexp.testing.workload import workload
+    from tests.support.fake_openai import ServerProcess
+    from tests.support.workload import workload
 
     rng = random.Random(seed)
     run_dir = tmp / "kill-run"
@@ -191,7 +191,7 @@ def drill_kill(n, kills, concurrency, latency_ms, checks: Checks, seed: int, tmp
 
 
 def drill_faults(n, concurrency, checks: Checks, tmp: Path) -> dict:
-    from llmexp.testing.fake_openai import ServerProcess
+    from tests.support.fake_openai import ServerProcess
 
     # 30% in all; 429s are the rate-limit drill's (a 429 engages the adaptive throttle)
     faults = {"500": 0.12, "503": 0.06, "timeout": 0.04, "truncated": 0.04, "malformed": 0.04}
@@ -225,7 +225,7 @@ def drill_faults(n, concurrency, checks: Checks, tmp: Path) -> dict:
 
 
 def drill_rate_limit(n, concurrency, rps, max_ratio, checks: Checks, tmp: Path) -> dict:
-    from llmexp.testing.fake_openai import ServerProcess
+    from tests.support.fake_openai import ServerProcess
 
     run_dir = tmp / "rate-run"
     with ServerProcess(latency_ms=100, rate_limit_rps=rps, rate_limit_burst=max(1.0, rps / 5), lifetime=900) as srv:

@@ -4,7 +4,7 @@
     python benchmarks/run.py --quick    # smaller sizes, for development
 
 Each measurement runs in its own child process (clean CPU and peak-memory accounting); the
-fake OpenAI-compatible server runs in yet another process (`llmexp.testing.fake_openai`),
+fake OpenAI-compatible server runs in yet another process (`tests.support.fake_openai`),
 so its CPU does not count against the client. Sections:
 
 - throughput: llmexp `run_study` vs plain `litellm.acompletion` (the same calls, the same
@@ -68,7 +68,7 @@ def m_plain(a) -> dict:
     """Plain litellm.acompletion, `n` calls, at most `c` in flight (a semaphore)."""
     import litellm
 
-    from llmexp.testing.workload import workload
+    from tests.support.workload import workload
 
     _, trials = workload(a.n, MODEL, _params(a.api_base))
     msgs = [json.loads(m) for m in trials["messages"]]
@@ -93,8 +93,8 @@ def m_plain(a) -> dict:
 
 def m_llmexp(a) -> dict:
     """`run_study` on `n` trials at concurrency `c` (no cache, no progress display)."""
-    from llmexp.run import run_study
-    from llmexp.testing.workload import workload
+    from llmexp.runner import run_study
+    from tests.support.workload import workload
 
     tmp = Path(tempfile.mkdtemp(prefix="llmexp-bench-"))
     ws, wt = workload(min(a.c, 32), MODEL, _params(a.api_base), name="warmup")
@@ -111,7 +111,7 @@ def m_sequential(a) -> dict:
     """The naive loop: one blocking litellm.completion after another."""
     import litellm
 
-    from llmexp.testing.workload import workload
+    from tests.support.workload import workload
 
     _, trials = workload(a.n, MODEL, _params(a.api_base))
     kw = dict(api_base=a.api_base, api_key="sk-fake", timeout=120, max_retries=0)
@@ -127,9 +127,9 @@ def m_sequential(a) -> dict:
 
 def m_cache(a) -> dict:
     """Re-run of an `n`-trial study whose answers are all in the response cache."""
-    from llmexp.run import run_study
-    from llmexp.run.cache import ResponseCache
-    from llmexp.testing.workload import workload
+    from llmexp.runner import run_study
+    from llmexp.runner.cache import ResponseCache
+    from tests.support.workload import workload
 
     tmp = Path(tempfile.mkdtemp(prefix="llmexp-bench-cache-"))
     study, trials = workload(a.n, MODEL, _params(a.api_base), name="cached")
@@ -151,7 +151,7 @@ def m_cache(a) -> dict:
 def m_compile(a) -> dict:
     """compile_study on studies/demand_curve.study with replicates raised to reach ~n trials."""
     import llmexp
-    from llmexp.compile import compile_study
+    from llmexp.compiler import compile_study
 
     study = llmexp.load(ROOT / "studies" / "demand_curve.study")
     base = len(compile_study(study))
@@ -166,7 +166,7 @@ def m_compile(a) -> dict:
 def m_analysis(a) -> dict:
     """analyze() on a synthetic response table of ~n rows (peak RSS of this process)."""
     from llmexp.analysis import analyze
-    from llmexp.testing.synthetic_responses import Truth, make_responses, make_study
+    from tests.support.synthetic_responses import Truth, make_responses, make_study
 
     # a fixed number of units (products), replicates scaled to reach ~n responses: the
     # analyses' cost grows with units x cells (one small model per unit), not with draws
@@ -202,9 +202,9 @@ def m_local(a) -> dict:
     """Seconds per binary trial of the embedded model, with prefix reuse (as shipped) or
     with the KV cache and row cache cleared before every call (`--cold`)."""
     import llmexp
-    from llmexp.compile import compile_study
-    from llmexp.run import run_study
-    from llmexp.run.providers import local
+    from llmexp.compiler import compile_study
+    from llmexp.runner import run_study
+    from llmexp.providers import local
 
     study = llmexp.load(ROOT / "studies" / "demand_quick.study")
     trials = compile_study(study)
@@ -310,7 +310,7 @@ def main() -> int:
                 shutil.rmtree(d, ignore_errors=True)
         return 0
 
-    from llmexp.testing.fake_openai import ServerProcess
+    from tests.support.fake_openai import ServerProcess
 
     q = a.quick
     only = set(filter(None, a.only.split(",")))

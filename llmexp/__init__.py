@@ -24,7 +24,7 @@ def load(path):
 
 def compile(study, **kwargs):  # noqa: A001 - mirrors the CLI verb
     """Compile a study (or a path to one) into the trial table (pandas DataFrame)."""
-    from llmexp.compile import compile_study
+    from llmexp.compiler import compile_study
 
     if not hasattr(study, "treatments"):
         study = load(study)
@@ -33,7 +33,7 @@ def compile(study, **kwargs):  # noqa: A001 - mirrors the CLI verb
 
 def run(study, **kwargs):
     """Run a study (or a path to one); returns a results object with `.to_pandas()`."""
-    from llmexp.run import run_study
+    from llmexp.runner import run_study
 
     if not hasattr(study, "treatments"):
         study = load(study)

@@ -5,7 +5,7 @@
     d.table        # bias, RMSE, power, coverage per replicates x model x design x estimand
     d.costs        # calls, tokens, dollars per replicates (= `llmexp run --dry-run`)
 
-`llmexp diagnose FILE` is the command line (llmexp.diagnose.commands); docs/diagnose.md.
+`llmexp diagnose FILE` is the command line (llmexp.cli.diagnose); docs/diagnose.md.
 Layout: `respondent.py` (the synthetic respondent over a trial table, vectorised),
 `estimators.py` (the analysis's OLS estimators in closed form over many simulations),
 `simulate.py` (`diagnose`), `pilot.py` (respondent params from a real run).

@@ -1,6 +1,6 @@
 """Respondent params from a (small) real run: `llmexp diagnose FILE --pilot RUN_DIR`.
 
-The synthetic respondent's structure (llmexp/run/providers/synthetic.py) is fitted to the
+The synthetic respondent's structure (llmexp/providers/synthetic.py) is fitted to the
 pilot's answers, on the primary treatment's normalised level x in [0, 1]:
 
 - ``effect``, ``baseline``, ``unit_sd``: binomial GLM ``y ~ (x - 0.5) + C(unit_id)`` on the
@@ -60,7 +60,7 @@ def pilot_params(run_dir, study=None) -> PilotEstimate:
     """Estimate the synthetic respondent's params from the run directory `run_dir`."""
     from llmexp.analysis.observations import build_observations, is_numeric_treatment, primary_treatment
     from llmexp.errors import LlmexpError
-    from llmexp.run import open_run
+    from llmexp.runner import open_run
 
     try:
         results = open_run(Path(run_dir))

@@ -5,7 +5,7 @@
 rows, levels and unit ids are exactly those `llmexp analyze` would see) with, per row:
 
 - ``p``: the respondent's exact P(first label) for that condition, from the provider's own
-  `outcome_probability` (llmexp/run/providers/synthetic.py) on the same structured trial the
+  `outcome_probability` (llmexp/providers/synthetic.py) on the same structured trial the
   runner sends it;
 - ``p0``: the same with leakage, focalism and range sensitivity switched off: the
   *interventional* probability, what an ideal (unconfounded, non-focal) experiment measures;
@@ -27,7 +27,7 @@ from typing import Any, Mapping, Optional
 import numpy as np
 import pandas as pd
 
-from llmexp.run.providers.synthetic import DEFAULTS, _param, outcome_probability, probe_value
+from llmexp.providers.synthetic import DEFAULTS, _param, outcome_probability, probe_value
 
 # params that create confounding/focalism/range effects: off for the interventional truth
 CONFOUNDING_PARAMS = {"leakage": 0.0, "focalism": 0.0, "range_sensitivity": 0.0}
@@ -46,7 +46,7 @@ def _loads(value: Any) -> Any:
 
 def structured_trial(row: Mapping, levels: Mapping[str, list]) -> dict:
     """The structured trial the runner attaches for custom providers (one builder for both)."""
-    from llmexp.run.providers.base import structured_trial as build
+    from llmexp.providers.base import structured_trial as build
 
     return build(dict(row), {k: list(v) for k, v in levels.items()}, _loads)
 

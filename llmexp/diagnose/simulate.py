@@ -2,7 +2,7 @@
 
 DeclareDesign's diagnosis, for llmexp's designs (docs/diagnose.md):
 
-- **model**: the synthetic respondent (llmexp/run/providers/synthetic.py) with stated params
+- **model**: the synthetic respondent (llmexp/providers/synthetic.py) with stated params
   (effect, leakage, focalism, noise, ...) standing in for every model of the study;
 - **inquiries** (estimands), per model x design:
   ``effect``: the treatment slope of `llmexp.analysis.effects` (OLS, unit fixed effects). Its
@@ -130,7 +130,7 @@ def parse_replicates(text: Optional[str]) -> Optional[list[int]]:
 
 def dry_run_estimate(study, trials):
     """The cost estimate `llmexp run FILE --dry-run` prints for a fresh run of `study`."""
-    from llmexp.run.runner import run_study
+    from llmexp.runner.runner import run_study
 
     with tempfile.TemporaryDirectory() as tmp:
         plan = run_study(study, trials=trials, run_dir=Path(tmp) / "never-created", dry_run=True,
@@ -331,12 +331,12 @@ def diagnose(
     sims: simulated data sets per design and replicates setting. replicates: e.g. [1, 2, 5, 10]
     to sweep (every model gets that many replicates, as `llmexp run --replicates`); None = the
     study's own. params: the synthetic respondent's params (effect, leakage, confound,
-    focalism, noise, baseline, unit_sd, ... see llmexp/run/providers/synthetic.py) overriding
+    focalism, noise, baseline, unit_sd, ... see llmexp/providers/synthetic.py) overriding
     the defaults and a synthetic model's own params. designs: only these designs. alpha: test
     level (power = share of p < alpha; intervals at 1 - alpha). power_target: mark, per
     estimand, the smallest replicates reaching this power.
     """
-    from llmexp.compile import compile_study
+    from llmexp.compiler import compile_study
 
     t0 = time.time()
     if int(sims) < 2:

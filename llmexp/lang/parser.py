@@ -41,12 +41,8 @@ STATEMENT_KEYWORDS = (
 
 
 def grammar_text() -> str:
-    """The grammar, from the installed package (wheel) or the source tree (editable)."""
-    packaged = resources.files("llmexp").joinpath("grammars/study.lark")
-    if packaged.is_file():
-        return packaged.read_text(encoding="utf-8")
-    source = Path(__file__).resolve().parents[2] / "grammars" / "study.lark"
-    return source.read_text(encoding="utf-8")
+    """The grammar, shipped inside the package next to this module."""
+    return resources.files("llmexp.lang").joinpath("study.lark").read_text(encoding="utf-8")
 
 
 @functools.lru_cache(maxsize=1)

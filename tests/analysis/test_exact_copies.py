@@ -23,7 +23,7 @@ model "llmexp/gemma3-270m" replicates 3
 
 
 def responses(study, probs_by_cell, with_probs=True):
-    from llmexp.compile import compile_study
+    from llmexp.compiler import compile_study
 
     trials = compile_study(study)
     rows = []

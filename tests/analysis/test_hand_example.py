@@ -13,7 +13,7 @@ from llmexp.analysis.demand import arc_elasticity
 from llmexp.analysis.observations import build_observations
 from llmexp.errors import AnalysisError
 from llmexp.spec import Baseline, Design
-from llmexp.testing.synthetic_responses import make_study
+from tests.support.synthetic_responses import make_study
 
 LABELS = ["purchase", "not purchase"]
 

@@ -22,7 +22,7 @@ from llmexp.analysis.observations import (
 )
 from llmexp.errors import AnalysisError
 from llmexp.spec import Design, Expr, Treatment
-from llmexp.testing.synthetic_responses import Truth, make_responses, make_study
+from tests.support.synthetic_responses import Truth, make_responses, make_study
 
 # ---------------------------------------------------------------- reference (the old loop)
 

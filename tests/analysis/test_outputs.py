@@ -9,10 +9,11 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from llmexp.analysis import analyze, write_report
-import llmexp.analysis.report as report_mod
+from llmexp.analysis import analyze
+from llmexp.report import write_report
+import llmexp.report as report_mod
 from llmexp.spec import ANALYSES, Baseline, Design
-from llmexp.testing.synthetic_responses import (
+from tests.support.synthetic_responses import (
     Truth,
     human_baseline_rows,
     make_responses,
@@ -108,7 +109,7 @@ def test_report_and_cli_on_a_run_dir(monkeypatch, tmp_path):
     assert "analysis-demand_curve" in html and "analysis-focalism" not in html
     assert (tmp_path / "analysis" / "summary.json").exists()
 
-    from llmexp.analysis.commands import register
+    from llmexp.cli.analysis import register
 
     app = typer.Typer()
     register(app)

@@ -15,7 +15,7 @@ from llmexp.analysis.leakage import leakage
 from llmexp.analysis.observations import build_observations
 from llmexp.analysis.range_check import range_sensitivity
 from llmexp.spec import Design
-from llmexp.testing.synthetic_responses import Truth, make_responses, make_study, price_expr
+from tests.support.synthetic_responses import Truth, make_responses, make_study, price_expr
 
 PIN = {"competitor_price": price_expr().args[1]}  # competitor price = regular price
 

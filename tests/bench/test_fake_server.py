@@ -9,8 +9,8 @@ import urllib.request
 
 import pytest
 
-from llmexp.testing.fake_openai import FakeOpenAI, ServerProcess, content_key, main
-from llmexp.testing.workload import workload
+from tests.support.fake_openai import FakeOpenAI, ServerProcess, content_key, main
+from tests.support.workload import workload
 
 
 def _post(api_base, content):

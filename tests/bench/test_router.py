@@ -9,11 +9,11 @@ import sqlite3
 import pytest
 
 from llmexp.errors import RunError
-from llmexp.run import run_study
-from llmexp.run.router import load_router_config
-from llmexp.run.scheduler import RetryPolicy
-from llmexp.testing.fake_openai import FakeOpenAI, content_key
-from llmexp.testing.workload import workload
+from llmexp.runner import run_study
+from llmexp.runner.router import load_router_config
+from llmexp.runner.scheduler import RetryPolicy
+from tests.support.fake_openai import FakeOpenAI, content_key
+from tests.support.workload import workload
 
 FAST = RetryPolicy(max_attempts=4, initial_wait=0.01, max_wait=0.05, jitter=0.5, timeout=5.0, max_retry_after=0.2)
 MODEL = "openai/fake-model"

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
-from llmexp.run import run_study
-from llmexp.run.scheduler import RetryPolicy, Throttle
-from llmexp.testing.fake_openai import FakeOpenAI
-from llmexp.testing.workload import workload
+from llmexp.runner import run_study
+from llmexp.runner.scheduler import RetryPolicy, Throttle
+from tests.support.fake_openai import FakeOpenAI
+from tests.support.workload import workload
 
 
 def test_window_halves_once_per_round_and_grows_per_success():

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from llmexp import expr as ex
-from llmexp.compile import compile_study
+from llmexp.compiler import compile_study
 from llmexp.lang import check_study, check_text
 
 STUDIES = Path(__file__).resolve().parents[2] / "studies"

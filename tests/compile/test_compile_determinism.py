@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from llmexp.compile import compile_study, write_trials
+from llmexp.compiler import compile_study, write_trials
 from llmexp.lang import check_study
 
 DEMAND = Path(__file__).resolve().parents[2] / "studies" / "demand_curve.study"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from llmexp.compile import compile_study
+from llmexp.compiler import compile_study
 from llmexp.lang import check_study
 
 GOLDEN = Path(__file__).resolve().parent / "golden"

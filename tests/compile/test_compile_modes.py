@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from llmexp.compile import compile_study
+from llmexp.compiler import compile_study
 from llmexp.lang import check_text
 
 BASE = '''study "m" seed 2

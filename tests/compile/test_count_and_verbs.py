@@ -1,5 +1,5 @@
 """The trial count is known before rendering, huge designs are refused, and the Python
-verbs `llmexp.compile` / `llmexp.run` stay callable after their subpackages load."""
+verbs `llmexp.compiler` / `llmexp.runner` stay callable after their subpackages load."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import llmexp
-from llmexp.compile import MAX_TRIALS, compile_study, count_trials
+from llmexp.compiler import MAX_TRIALS, compile_study, count_trials
 from llmexp.errors import LlmexpError
 from llmexp.lang import check_text
 
@@ -58,9 +58,9 @@ def test_within_subject_factor_is_described_as_seen_by_everyone():
     assert "saw only their own price" in prompt
 
 
-def test_python_verbs_stay_callable_after_subpackage_imports():
-    import llmexp.compile  # noqa: F401 - the import that used to shadow the function
-    import llmexp.run  # noqa: F401
+def test_python_verbs_stay_functions_after_every_subpackage_import():
+    import llmexp.compiler  # noqa: F401 - packages are nouns, so no import can shadow a verb
+    import llmexp.runner  # noqa: F401
 
     study, _ = check_text(STUDY.replace("REPLICATES", "1"), "tiny.study")
     assert callable(llmexp.compile) and callable(llmexp.run)

@@ -12,7 +12,7 @@ from llmexp.analysis.effects import estimate_effects
 from llmexp.analysis.leakage import leakage
 from llmexp.analysis.observations import build_observations
 from llmexp.diagnose.estimators import OLSPlan, effects_plans, leakage_plan, normalise_by_unit
-from llmexp.run import run_study
+from llmexp.runner import run_study
 from llmexp.spec import ModelSpec
 
 from diaghelp import QUICK

@@ -19,10 +19,10 @@ from llmexp.analysis.effects import estimate_effects
 from llmexp.analysis.leakage import leakage
 from llmexp.analysis.observations import build_observations
 from llmexp.answers import parse_answer
-from llmexp.compile import compile_study
+from llmexp.compiler import compile_study
 from llmexp.diagnose import diagnose
 from llmexp.diagnose.respondent import structured_trial
-from llmexp.run.providers.synthetic import SyntheticRespondent
+from llmexp.providers.synthetic import SyntheticRespondent
 
 from diaghelp import QUICK, write_small_study
 
@@ -125,7 +125,7 @@ def test_coverage_is_nominal_unbiased_designs_and_low_for_a_leaky_blind_design(t
 
 
 def test_cost_equals_the_dry_run_estimate(tmp_path):
-    from llmexp.run import run_study
+    from llmexp.runner import run_study
     from llmexp.spec import ModelSpec
 
     study = llmexp.load(QUICK)

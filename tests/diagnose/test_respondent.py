@@ -10,9 +10,9 @@ import pytest
 
 import llmexp
 from llmexp.answers import parse_answer
-from llmexp.compile import compile_study
+from llmexp.compiler import compile_study
 from llmexp.diagnose.respondent import draw_answers, observation_frame, structured_trial
-from llmexp.run.providers.synthetic import DEFAULTS, SyntheticRespondent, outcome_probability, probe_value
+from llmexp.providers.synthetic import DEFAULTS, SyntheticRespondent, outcome_probability, probe_value
 from llmexp.spec import ModelSpec
 
 from diaghelp import QUICK

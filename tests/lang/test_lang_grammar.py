@@ -15,23 +15,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_grammar_text_from_the_source_tree():
     text = parser_module.grammar_text()
-    assert text == (REPO / "grammars" / "study.lark").read_text(encoding="utf-8")
+    assert text == (REPO / "llmexp" / "lang" / "study.lark").read_text(encoding="utf-8")
     for keyword in parser_module.STATEMENT_KEYWORDS:
         assert f'"{keyword}"' in text, keyword
-
-
-def test_grammar_text_prefers_the_packaged_copy(tmp_path, monkeypatch):
-    # an installed wheel has llmexp/grammars/study.lark inside the package
-    package = tmp_path / "llmexp"
-    (package / "grammars").mkdir(parents=True)
-    (package / "grammars" / "study.lark").write_text("// packaged\nstart: NAME\nNAME: /a/\n")
-
-    class Files:
-        def joinpath(self, name):
-            return package / name
-
-    monkeypatch.setattr(parser_module.resources, "files", lambda name: Files())
-    assert parser_module.grammar_text().startswith("// packaged")
 
 
 def test_statement_keywords_match_the_grammar():
@@ -55,9 +41,11 @@ def test_wheel_contains_the_grammar(tmp_path):
         pytest.skip(f"cannot build a wheel here: {build.stderr.strip()[-300:]}")
     (wheel,) = out.glob("llmexp-*.whl")
     listing = subprocess.run([sys.executable, "-m", "zipfile", "-l", str(wheel)], capture_output=True, text=True, check=True)
-    assert "llmexp/grammars/study.lark" in listing.stdout
+    assert "llmexp/lang/study.lark" in listing.stdout
+    # the wheel is the library: no tests, no test support, no fixtures
+    assert "tests/" not in listing.stdout and "support/" not in listing.stdout
     import zipfile
 
     with zipfile.ZipFile(wheel) as archive:
-        packaged = archive.read("llmexp/grammars/study.lark").decode("utf-8")
-    assert packaged == (REPO / "grammars" / "study.lark").read_text(encoding="utf-8")
+        packaged = archive.read("llmexp/lang/study.lark").decode("utf-8")
+    assert packaged == (REPO / "llmexp" / "lang" / "study.lark").read_text(encoding="utf-8")

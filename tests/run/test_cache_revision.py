@@ -1,7 +1,7 @@
 """Cached answers of the embedded model are tied to the revision of the code that computed
 them; hosted models' answers are keyed by content alone."""
 
-from llmexp.run import providers
+from llmexp import providers
 
 
 def test_embedded_model_cache_keys_carry_the_answer_revision(monkeypatch):

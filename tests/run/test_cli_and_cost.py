@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 from llmexp.cli import main
-from llmexp.run import estimate_cost, run_study
-from llmexp.run.cost import DEFAULT_COMPLETION_TOKENS, model_price
-from llmexp.run.scheduler import Bucket, retry_after
+from llmexp.runner import estimate_cost, run_study
+from llmexp.runner.cost import DEFAULT_COMPLETION_TOKENS, model_price
+from llmexp.runner.scheduler import Bucket, retry_after
 
 from runhelpers import make_study, make_trials
 
@@ -118,7 +118,7 @@ def test_retry_after_header_parsing():
 def test_backoff_honours_retry_after_and_grows():
     from types import SimpleNamespace
 
-    from llmexp.run.scheduler import RetryPolicy, Scheduler
+    from llmexp.runner.scheduler import RetryPolicy, Scheduler
 
     class RateLimited(Exception):
         def __init__(self, seconds):
@@ -141,7 +141,7 @@ def test_missing_api_key_is_caught_before_any_call(tmp_path, monkeypatch):
     import litellm
 
     from llmexp.errors import RunError
-    from llmexp.run.scheduler import classify
+    from llmexp.runner.scheduler import classify
 
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     study = make_study(models=("openai/gpt-4o-mini",), n_units=1)
@@ -159,8 +159,8 @@ def test_progress_display_plain_and_live(tty):
     import asyncio
     import io
 
-    from llmexp.run.progress import ProgressDisplay, status_line
-    from llmexp.run.scheduler import Stats
+    from llmexp.runner.progress import ProgressDisplay, status_line
+    from llmexp.runner.scheduler import Stats
 
     class Stream(io.StringIO):
         def isatty(self):
@@ -190,7 +190,7 @@ def test_an_archived_run_reads_like_the_run_and_is_read_only(tmp_path):
 
     import llmexp
     from llmexp.errors import RunError
-    from llmexp.run import open_run, run_study
+    from llmexp.runner import open_run, run_study
     from llmexp.spec import ModelSpec
 
     study = llmexp.load(Path(__file__).resolve().parents[2] / "studies" / "asian_disease.study")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from llmexp.testing.fake_openai import FakeOpenAI, content_key
+from tests.support.fake_openai import FakeOpenAI, content_key
 
 from runhelpers import make_study, make_trials
 
@@ -21,7 +21,7 @@ CHILD = r"""
 import os, sys, pandas as pd
 os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
 from llmexp.spec import Study
-from llmexp.run import run_study
+from llmexp.runner import run_study
 study = Study.model_validate_json(open(sys.argv[1]).read())
 trials = pd.read_json(sys.argv[2], orient="records", lines=True, dtype=False)
 run_study(study, trials, run_dir=sys.argv[3], use_cache=False, progress=False, concurrency=4)

@@ -37,7 +37,7 @@ def _needs_llama():
 @pytest.fixture
 def lm():
     _needs_llama()
-    from llmexp.run.providers.local import LocalModel
+    from llmexp.providers.local import LocalModel
 
     return LocalModel.get()
 
@@ -71,7 +71,7 @@ def test_import_is_lazy_and_register_idempotent():
 
     import litellm
 
-    from llmexp.run.providers import local
+    from llmexp.providers import local
 
     for mod in (local, local.gemma):
         tree = ast.parse(open(mod.__file__).read())
@@ -85,7 +85,7 @@ def test_import_is_lazy_and_register_idempotent():
 
 
 def test_missing_llama_raises_run_error(monkeypatch):
-    from llmexp.run.providers import local
+    from llmexp.providers import local
 
     monkeypatch.setattr(local, "_llama_module", None)
     monkeypatch.setitem(sys.modules, "llama_cpp", None)  # import now fails
@@ -94,14 +94,14 @@ def test_missing_llama_raises_run_error(monkeypatch):
 
 
 def test_render_prompt_ends_at_answer():
-    from llmexp.run.providers.local import render_prompt
+    from llmexp.providers.local import render_prompt
 
     text = render_prompt([{"role": "system", "content": "S."}, {"role": "user", "content": "Q?"}])
     assert text == "S.\n\nQ?\nAnswer:"
 
 
 def test_answer_options():
-    from llmexp.run.providers.local import answer_options
+    from llmexp.providers.local import answer_options
 
     assert answer_options({"type": "binary", "labels": ["purchase", "not purchase"]}) == [
         ("purchase", "purchase"),
@@ -154,8 +154,8 @@ def test_deterministic_and_prefix_reuse_equals_cold(lm):
 def test_litellm_route_matches_pure_api(lm):
     import litellm
 
-    from llmexp.run.providers import ensure_registered, extract_probs
-    from llmexp.run.providers.local import render_prompt
+    from llmexp.providers import ensure_registered, extract_probs
+    from llmexp.providers.local import render_prompt
 
     ensure_registered()
     expected, mass = lm.score_answers(render_prompt(MESSAGES), ["purchase", "not purchase"])
@@ -182,7 +182,7 @@ def test_litellm_route_matches_pure_api(lm):
 def test_per_condition_answer_parses(lm):
     import litellm
 
-    from llmexp.run.providers import ensure_registered
+    from llmexp.providers import ensure_registered
 
     ensure_registered()
     conditions = [

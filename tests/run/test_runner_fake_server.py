@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from llmexp.errors import RunError
-from llmexp.run import open_run, run_study
-from llmexp.run.scheduler import RetryPolicy
-from llmexp.testing.fake_openai import FakeOpenAI
+from llmexp.runner import open_run, run_study
+from llmexp.runner.scheduler import RetryPolicy
+from tests.support.fake_openai import FakeOpenAI
 
 from runhelpers import make_study, make_trials
 
@@ -53,7 +53,7 @@ def test_faults_every_trial_answered_or_failed_with_reason(tmp_path):
     assert failed["error"].notna().all() and (failed["error"].str.len() > 0).all()
     for _, row in df.iterrows():
         messages = json.loads(row["messages"])
-        from llmexp.testing.fake_openai import content_key
+        from tests.support.fake_openai import content_key
 
         served = counts[content_key(messages)]
         assert served == row["attempts"], (row["trial_id"], served, row["attempts"])

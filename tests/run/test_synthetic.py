@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 
 from llmexp.answers import parse_answer
-from llmexp.run import providers, run_study
-from llmexp.run.providers.base import extract_probs, trial_from_kwargs
-from llmexp.run.providers.synthetic import normalized_level, outcome_probability, probe_value
+from llmexp import providers
+from llmexp.runner import run_study
+from llmexp.providers.base import extract_probs, trial_from_kwargs
+from llmexp.providers.synthetic import normalized_level, outcome_probability, probe_value
 
 from runhelpers import canon, make_study, make_trials
 
@@ -198,7 +199,7 @@ def test_registration_is_idempotent():
 
 def test_local_model_without_llama_cpp_fails_clearly(tmp_path, monkeypatch):
     from llmexp.errors import RunError
-    from llmexp.run.scheduler import classify
+    from llmexp.runner.scheduler import classify
 
     providers.ensure_registered()
     monkeypatch.setattr(providers, "_local_problem", "llama-cpp-python is not installed")
@@ -217,7 +218,7 @@ def test_local_model_without_llama_cpp_fails_clearly(tmp_path, monkeypatch):
 
 def test_compiled_demand_study_runs_on_the_synthetic_respondent(tmp_path):
     import llmexp
-    from llmexp.compile import compile_study
+    from llmexp.compiler import compile_study
     from llmexp.spec import ModelSpec
     from pathlib import Path
 

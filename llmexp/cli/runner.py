@@ -1,0 +1,107 @@
+"""CLI commands of the run stage: `llmexp run FILE` and `llmexp results RUN_DIR`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from llmexp.errors import RunError
+
+
+def _echo(text: str) -> None:
+    typer.echo(text)
+
+
+def run_command(
+    file: Path = typer.Argument(..., help="the .study file"),
+    model: Optional[List[str]] = typer.Option(None, "--model", "-m", help="run this model instead of the study's (repeatable)"),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="run directory (default runs/<study>-<hash>); an existing run is resumed"),
+    limit: Optional[int] = typer.Option(None, "--limit", help="only the first N trials (deterministic, spread across designs)"),
+    concurrency: int = typer.Option(8, "--concurrency", help="calls in flight at once"),
+    rpm: Optional[float] = typer.Option(None, "--rpm", help="requests per minute per model"),
+    tpm: Optional[float] = typer.Option(None, "--tpm", help="tokens per minute per model"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="show the plan and cost estimate; make no calls"),
+    max_cost: Optional[float] = typer.Option(None, "--max-cost", help="dollars this invocation may spend: no call starts that could exceed it (in-flight calls are reserved at their estimated cost)"),
+    replicates: Optional[int] = typer.Option(None, "--replicates", help="override every model's replicates"),
+    no_cache: bool = typer.Option(False, "--no-cache", help="do not read or write the shared response cache"),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="response cache directory (default $LLMEXP_CACHE_DIR or ~/.cache/llmexp)"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress display"),
+    router: Optional[Path] = typer.Option(None, "--router", help="litellm Router config (JSON/YAML): spread the calls of the models it names over its deployments (see docs/scale.md)"),
+) -> None:
+    """Run a study's trials through the models; prints a summary and the results path."""
+    import llmexp
+    from llmexp.runner.runner import run_study
+    from llmexp.spec import ModelSpec
+
+    if replicates is not None and replicates < 1:
+        raise RunError("--replicates must be at least 1")
+    study = llmexp.load(file)
+    if model:
+        specs = []
+        for name in model:
+            existing = next((m for m in study.models if m.name == name), None)
+            specs.append(existing or ModelSpec(name=name))
+        study = study.with_models(specs)
+    if replicates is not None:
+        study = study.with_models([m.model_copy(update={"replicates": replicates}) for m in study.models])
+    from llmexp.compiler import compile_study
+
+    trials = compile_study(study)
+    try:
+        result = run_study(
+            study,
+            trials=trials,
+            run_dir=out,
+            limit=limit,
+            concurrency=concurrency,
+            dry_run=dry_run,
+            max_cost=max_cost,
+            cache_dir=cache_dir,
+            use_cache=not no_cache,
+            progress=not quiet,
+            rpm=rpm,
+            tpm=tpm,
+            command=sys.argv,
+            router=router,
+        )
+    except RunError as exc:  # a model was stopped: show what was saved, then the reason
+        partial = getattr(exc, "results", None)
+        if partial is not None:
+            _echo(str(partial.summary()))
+        raise
+    if dry_run:
+        _echo(str(result))
+        return
+    _echo(str(result.summary()))
+    if result.budget_stop:
+        _echo(result.budget_stop)
+    _echo(f"results: {result.run_dir}")
+
+
+def results_command(
+    run_dir: Path = typer.Argument(..., help="a run directory written by `llmexp run`"),
+    export: Optional[Path] = typer.Option(None, "--export", help="write the response table to out.csv or out.parquet"),
+    examples: int = typer.Option(5, "--examples", help="how many invalid answers to show"),
+    archive: Optional[Path] = typer.Option(
+        None, "--archive", help="write a compact read-only copy (manifest + parquet) to this folder; analyze/report read it"
+    ),
+) -> None:
+    """Summarise a run: calls by status/model/design, tokens, cost, invalid answers."""
+    from llmexp.runner.results import open_run
+
+    results = open_run(run_dir)
+    _echo(str(results.summary(examples=examples)))
+    if export is not None:
+        path = results.export(export)
+        _echo(f"exported {path}")
+    if archive is not None:
+        path = results.archive(archive)
+        _echo(f"archived {run_dir} to {path} (read it with llmexp results/analyze/report)")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("run")(run_command)
+    app.command("results")(results_command)
