@@ -51,7 +51,7 @@ def _params(api_base: str) -> dict:
 def child(args) -> None:
     """One run (or resume) of the workload: what the drill kills."""
     from llmexp.runner import run_study
-    from llmexp.runner.scheduler import RetryPolicy
+    from llmexp.runner.retry import RetryPolicy
     from tests.support.workload import workload
 
     if args.no_throttle:  # for comparison only: the runner as it was before the throttle
@@ -219,7 +219,9 @@ def drill_faults(n, concurrency, checks: Checks, tmp: Path) -> dict:
     }  # fmt: skip
     print(f"transient faults: {json.dumps(out)}", flush=True)
     checks.require(len(final) == n, f"completion: {len(final)}/{n}")
-    checks.require(per_trial_max <= retry["max_attempts"] * passes, f"attempts per trial <= {retry['max_attempts']} x {passes} pass(es): max {per_trial_max}")
+    checks.require(
+        per_trial_max <= retry["max_attempts"] * passes, f"attempts per trial <= {retry['max_attempts']} x {passes} pass(es): max {per_trial_max}"
+    )
     checks.require(0.25 <= out["fault_rate"] <= 0.35, f"injected fault rate ~30%: {out['fault_rate']}")
     return out
 

@@ -29,7 +29,7 @@ def main() -> None:
     if args.concurrency:
         os.environ["EDSL_MAX_CONCURRENT_TASKS"] = str(args.concurrency)
     t_import = time.perf_counter()
-    from edsl import Model, QuestionYesNo, ScenarioList, Cache
+    from edsl import Cache, Model, QuestionYesNo, ScenarioList
 
     q = QuestionYesNo(question_name="buy", question_text="You see product {{ scenario.i }} for $3.00. Would you buy it?")
     scenarios = ScenarioList.from_list("i", list(range(args.n)))
@@ -37,7 +37,8 @@ def main() -> None:
     t0 = time.perf_counter()
     cpu0 = time.process_time()
     results = q.by(scenarios).by(model).run(
-        cache=Cache(), disable_remote_cache=True, disable_remote_inference=True, print_exceptions=bool(os.environ.get("EDSL_BENCH_DEBUG")), progress_bar=False,
+        cache=Cache(), disable_remote_cache=True, disable_remote_inference=True,
+        print_exceptions=bool(os.environ.get("EDSL_BENCH_DEBUG")), progress_bar=False,
     )
     wall = time.perf_counter() - t0
     cpu = time.process_time() - cpu0

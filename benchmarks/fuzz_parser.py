@@ -16,8 +16,8 @@ import time
 import traceback
 from pathlib import Path
 
+from llmexp import check_text
 from llmexp.errors import LlmexpError, StudyError
-from llmexp.lang import check_text
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKENS = [

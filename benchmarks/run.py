@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -88,7 +89,10 @@ def m_plain(a) -> dict:
     cpu0, t0 = time.process_time(), time.perf_counter()
     out = asyncio.run(go(msgs))
     wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
-    return {"n": a.n, "c": a.c, "wall": wall, "cpu": cpu, "rate": a.n / wall, "cpu_ms_per_call": 1000 * cpu / a.n, "answered": sum(1 for x in out if x)}
+    return {
+        "n": a.n, "c": a.c, "wall": wall, "cpu": cpu, "rate": a.n / wall, "cpu_ms_per_call": 1000 * cpu / a.n,
+        "answered": sum(1 for x in out if x),
+    }  # fmt: skip
 
 
 def m_llmexp(a) -> dict:
@@ -184,7 +188,9 @@ def m_analysis(a) -> dict:
         result = analyze(study, responses, figures=False, n_boot=a.n_boot)
         wall = time.perf_counter() - t0
         tables = {k: len(v) for k, v in getattr(result, "tables", {}).items()} if hasattr(result, "tables") else {}
-        return {"rows": len(responses), "wall": wall, "rss_before_mb": rss_before, "peak_rss_mb": _peak_rss_mb(), "tables": tables, "frame_mb": float(responses.memory_usage(deep=True).sum()) / 2**20}
+        frame_mb = float(responses.memory_usage(deep=True).sum()) / 2**20
+        peak = _peak_rss_mb()
+        return {"rows": len(responses), "wall": wall, "rss_before_mb": rss_before, "peak_rss_mb": peak, "tables": tables, "frame_mb": frame_mb}
     # build the table here, analyse it in a fresh process (so its peak memory is the analysis')
     t0 = time.perf_counter()
     responses = make_responses(study, Truth(draws=draws), seed=0)
@@ -195,7 +201,10 @@ def m_analysis(a) -> dict:
     del responses
     out = child("analysis", timeout=3600, n=a.n, units=a.units, analyses=a.analyses, n_boot=a.n_boot, path=str(path))
     path.unlink()
-    return {"rows": n_rows, "units": n_units, "draws": draws, "analyses": a.analyses, "n_boot": a.n_boot, "make_s": make_s, "make_peak_rss_mb": _peak_rss_mb(), **out}
+    return {
+        "rows": n_rows, "units": n_units, "draws": draws, "analyses": a.analyses, "n_boot": a.n_boot,
+        "make_s": make_s, "make_peak_rss_mb": _peak_rss_mb(), **out,
+    }  # fmt: skip
 
 
 def m_local(a) -> dict:
@@ -203,21 +212,21 @@ def m_local(a) -> dict:
     with the KV cache and row cache cleared before every call (`--cold`)."""
     import llmexp
     from llmexp.compiler import compile_study
-    from llmexp.runner import run_study
     from llmexp.providers import local
+    from llmexp.runner import run_study
 
     study = llmexp.load(ROOT / "studies" / "demand_quick.study")
     trials = compile_study(study)
     binary = trials[trials["answer"].map(lambda s: '"binary"' in (s if isinstance(s, str) else json.dumps(s)))]
     lm = local.LocalModel.get()  # load once, outside the timing
     if a.cold:
-        orig = local.respond
+        orig = local.provider.respond  # the module whose `respond` the litellm provider calls
 
         def cold_respond(lm_, *args, **kwargs):
             lm_.clear_cache()
             return orig(lm_, *args, **kwargs)
 
-        local.respond = cold_respond
+        local.provider.respond = cold_respond
     tmp = Path(tempfile.mkdtemp(prefix="llmexp-bench-local-"))
     run_study(study, binary.head(3), run_dir=tmp / "warm", use_cache=False, progress=False)  # warm-up
     sub = binary.iloc[3 : 3 + a.n]
@@ -229,7 +238,10 @@ def m_local(a) -> dict:
             "decoded_tokens": lm.decoded_tokens - decoded0, "reused_tokens": lm.reused_tokens - reused0, "threads": lm.n_threads}
 
 
-CHILDREN = {"plain": m_plain, "llmexp": m_llmexp, "sequential": m_sequential, "cache": m_cache, "compile": m_compile, "analysis": m_analysis, "local": m_local}
+CHILDREN = {
+    "plain": m_plain, "llmexp": m_llmexp, "sequential": m_sequential, "cache": m_cache,
+    "compile": m_compile, "analysis": m_analysis, "local": m_local,
+}  # fmt: skip
 
 
 # ====================================================================== driver
@@ -274,11 +286,10 @@ def machine() -> dict:
         pass
     versions = {}
     for name in ("llmexp", "litellm", "openai", "httpx", "pandas", "numpy", "llama-cpp-python"):
-        try:
+        with contextlib.suppress(metadata.PackageNotFoundError):
             versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
-    return {"nproc": os.cpu_count(), "cpu": cpu, "loadavg": os.getloadavg(), "python": platform.python_version(), "platform": platform.platform(), "versions": versions,
+    return {"nproc": os.cpu_count(), "cpu": cpu, "loadavg": os.getloadavg(), "python": platform.python_version(),
+            "platform": platform.platform(), "versions": versions,
             "mem_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)}  # fmt: skip
 
 
@@ -314,13 +325,17 @@ def main() -> int:
 
     q = a.quick
     only = set(filter(None, a.only.split(",")))
-    want = (lambda s: not only or s in only)
+
+    def want(section: str) -> bool:
+        return not only or section in only
+
     sizes = dict(
         tp_n=600 if q else 2000, repeat=2 if q else 3, seq_n=40 if q else 200, edsl_n=200 if q else 1000, cache_n=2000 if q else 10_000,
         compile_n=20_000 if q else 100_000, analysis_n=100_000 if q else 1_000_000, local_n=12 if q else 60,
         concurrency=(16, 64) if q else (16, 64, 256),
     )  # fmt: skip
-    res: dict = {"machine": machine(), "quick": q, "sizes": sizes, "latency_ms": LATENCY_MS, "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    res: dict = {"machine": machine(), "quick": q, "sizes": sizes, "latency_ms": LATENCY_MS, "started": started}
     print(f"machine: {json.dumps(res['machine'])}", flush=True)
 
     def log(name, out):
@@ -396,7 +411,11 @@ def render(res: dict) -> str:
         f"Machine: {m['nproc']} cores ({m['cpu']}), {m['mem_gb']} GB, Python {m['python']}, "
         + ", ".join(f"{k} {v}" for k, v in m["versions"].items())
         + f"; mock latency {res['latency_ms']:.0f} ms{' (--quick)' if res['quick'] else ''}"
-        + (f"; load average {m['loadavg'][0]:.1f} at start, {res['loadavg_end'][0]:.1f} at end" if m.get("loadavg") and res.get("loadavg_end") else ""),
+        + (
+            f"; load average {m['loadavg'][0]:.1f} at start, {res['loadavg_end'][0]:.1f} at end"
+            if m.get("loadavg") and res.get("loadavg_end")
+            else ""
+        ),
         "",
         "| measure | result | target | met |",
         "| --- | --- | --- | --- |",
@@ -409,24 +428,28 @@ def render(res: dict) -> str:
     plain, lx = res.get("plain") or {}, res.get("llmexp") or {}
     ceiling = max((p.get("rate", 0) for p in plain.values()), default=0) or None
     for c in sorted(lx, key=int):
-        p, l = plain.get(c, {}), lx[c]
-        if "error" in l or "error" in p:
-            row(f"throughput c={c}", f"error: {(l.get('error') or p.get('error'))[-200:]}", "", False)
+        p, ours = plain.get(c, {}), lx[c]
+        if "error" in ours or "error" in p:
+            row(f"throughput c={c}", f"error: {(ours.get('error') or p.get('error'))[-200:]}", "", False)
             continue
         physical = int(c) / lat
         practical = min(physical, ceiling)
-        frac = l["rate"] / practical
-        reps = f", best of {len(l.get('rates') or [1])}" if l.get("rates") else ""
-        row(f"throughput c={c} ({l['n']} trials{reps})",
-            f"{l['rate']:.0f}/s = {100 * frac:.0f}% of practical limit {practical:.0f}/s (physical {physical:.0f}/s, plain-litellm ceiling {ceiling:.0f}/s); "
-            f"{100 * l['rate'] / p['rate']:.0f}% of plain litellm at c={c} ({p['rate']:.0f}/s); runs: llmexp {l.get('rates', '')}, plain {p.get('rates', '')}",
+        frac = ours["rate"] / practical
+        reps = f", best of {len(ours.get('rates') or [1])}" if ours.get("rates") else ""
+        row(f"throughput c={c} ({ours['n']} trials{reps})",
+            f"{ours['rate']:.0f}/s = {100 * frac:.0f}% of practical limit {practical:.0f}/s "
+            f"(physical {physical:.0f}/s, plain-litellm ceiling {ceiling:.0f}/s); "
+            f"{100 * ours['rate'] / p['rate']:.0f}% of plain litellm at c={c} ({p['rate']:.0f}/s); "
+            f"runs: llmexp {ours.get('rates', '')}, plain {p.get('rates', '')}",
             ">= 90%", frac >= 0.9)  # fmt: skip
     for c in sorted(lx, key=int):
-        p, l = plain.get(c, {}), lx[c]
-        if "error" in l or "error" in p:
+        p, ours = plain.get(c, {}), lx[c]
+        if "error" in ours or "error" in p:
             continue
-        own = l["cpu_ms_per_call"] - p["cpu_ms_per_call"]
-        row(f"llmexp own CPU per call, c={c}", f"{own:.2f} ms (llmexp {l['cpu_ms_per_call']:.2f} ms - plain litellm {p['cpu_ms_per_call']:.2f} ms)", "<= 0.5 ms", own <= 0.5)
+        own = ours["cpu_ms_per_call"] - p["cpu_ms_per_call"]
+        row(f"llmexp own CPU per call, c={c}",
+            f"{own:.2f} ms (llmexp {ours['cpu_ms_per_call']:.2f} ms - plain litellm {p['cpu_ms_per_call']:.2f} ms)",
+            "<= 0.5 ms", own <= 0.5)  # fmt: skip
     seq = res.get("sequential")
     if seq and "error" not in seq:
         for c in sorted(lx, key=int):
@@ -439,28 +462,33 @@ def render(res: dict) -> str:
             ratio = lx[c]["rate"] / e["rate"]
             cpu_ratio = (1000 * e["cpu"] / e["n"]) / lx[c]["cpu_ms_per_call"]
             row(f"vs EDSL {e.get('edsl', '')}, c={c} ({e['n']} yes/no)",
-                f"{ratio:.1f}x the rate (EDSL {e['rate']:.0f}/s, {e['answered']}/{e['n']} answered); EDSL CPU per call {1000 * e['cpu'] / e['n']:.1f} ms = {cpu_ratio:.1f}x llmexp's",
+                f"{ratio:.1f}x the rate (EDSL {e['rate']:.0f}/s, {e['answered']}/{e['n']} answered); "
+                f"EDSL CPU per call {1000 * e['cpu'] / e['n']:.1f} ms = {cpu_ratio:.1f}x llmexp's",
                 ">= 5x", ratio >= 5)  # fmt: skip
     ch = res.get("cache")
     if ch:
         if "error" in ch:
             row("cached re-run", "error: " + ch["error"][-200:], "<= 5 s", False)
         else:
-            row(f"cached re-run of {ch['n']:,} trials", f"{ch['wall']:.2f} s in run_study ({ch['process_wall']:.1f} s for the process incl. imports{', first run %.0f s' % ch['first_run_wall'] if 'first_run_wall' in ch else ''}); {ch['cache_hits']:,} hits",
+            first = f", first run {ch['first_run_wall']:.0f} s" if "first_run_wall" in ch else ""
+            row(f"cached re-run of {ch['n']:,} trials",
+                f"{ch['wall']:.2f} s in run_study ({ch['process_wall']:.1f} s for the process incl. imports{first}); {ch['cache_hits']:,} hits",
                 "<= 5 s", ch["wall"] <= 5 * ch["n"] / 10_000)  # fmt: skip
     co = res.get("compile")
     if co:
         if "error" in co:
             row("compile", "error: " + co["error"][-200:], "<= 10 s", False)
         else:
-            row(f"compile {co['trials']:,} trials", f"{co['wall']:.2f} s ({co['rate']:,.0f} trials/s, peak RSS {co['peak_rss_mb']:.0f} MB)", "<= 10 s", co["wall"] <= 10 * co["trials"] / 100_000)
+            row(f"compile {co['trials']:,} trials", f"{co['wall']:.2f} s ({co['rate']:,.0f} trials/s, peak RSS {co['peak_rss_mb']:.0f} MB)",
+                "<= 10 s", co["wall"] <= 10 * co["trials"] / 100_000)  # fmt: skip
     an = res.get("analysis")
     if an:
         if "error" in an:
             row("analysis", "error: " + an["error"][-300:], "<= 30 s, <= 2 GB", False)
         else:
             row(f"analysis of {an['rows']:,} responses ({an['units']} units x {an['draws']} draws; {an['analyses']}; {an['n_boot']} bootstrap draws)",
-                f"{an['wall']:.1f} s, peak RSS {an['peak_rss_mb']:.0f} MB (process with the table loaded: {an['rss_before_mb']:.0f} MB; the frame itself {an.get('frame_mb', 0):.0f} MB)",
+                f"{an['wall']:.1f} s, peak RSS {an['peak_rss_mb']:.0f} MB "
+                f"(process with the table loaded: {an['rss_before_mb']:.0f} MB; the frame itself {an.get('frame_mb', 0):.0f} MB)",
                 "<= 30 s, <= 2 GB", an["wall"] <= 30 and an["peak_rss_mb"] <= 2048)  # fmt: skip
     for key, label in (("local_warm", "with prefix reuse"), ("local_cold", "without prefix reuse"), ("local_1thread", "with prefix reuse, 1 thread")):
         lo = res.get(key)
@@ -468,7 +496,10 @@ def render(res: dict) -> str:
             if "error" in lo:
                 row(f"local model {label}", "error: " + lo["error"][-200:], "<= 0.15 s", False)
             else:
-                row(f"local model, binary trial, {label}", f"{lo['s_per_trial']:.3f} s/trial ({lo['n']} trials, {lo['threads']} threads, {lo['reused_tokens']} of {lo['reused_tokens'] + lo['decoded_tokens']} prompt tokens reused)",
+                prompt_tokens = lo["reused_tokens"] + lo["decoded_tokens"]
+                row(f"local model, binary trial, {label}",
+                    f"{lo['s_per_trial']:.3f} s/trial ({lo['n']} trials, {lo['threads']} threads, "
+                    f"{lo['reused_tokens']} of {prompt_tokens} prompt tokens reused)",
                     "<= 0.15 s" if key != "local_cold" else "-", lo["s_per_trial"] <= 0.15 if key != "local_cold" else None)  # fmt: skip
     return "\n".join(lines)
 

@@ -6,20 +6,41 @@ Python API mirrors the CLI:
     trials = study_trials = llmexp.compile(study)      # pandas DataFrame, one row per call
     results = llmexp.run(study)                        # runs through litellm
     df = results.to_pandas()
+    print(study)                                       # a summary; repr(study) is one line
+    print(llmexp.diff(study, other))                   # the field paths where two studies differ
 """
 
 from __future__ import annotations
 
+from llmexp.spec import diff
+
 __version__ = "0.1.0"
 
-__all__ = ["load", "compile", "run", "__version__"]
+__all__ = ["load", "check", "check_text", "compile", "run", "diff", "__version__"]
 
 
 def load(path):
     """Parse and validate a `.study` file into a `llmexp.spec.Study`."""
-    from llmexp.lang import load_study
+    return check(path)[0]
 
-    return load_study(path)
+
+def check(path):
+    """Parse and validate a `.study` file: (study, warnings); raises `StudyError` with every error.
+
+    The composition root of validation: it hands the language layer the analysis catalogue
+    (`llmexp.lang` never imports the analyses itself)."""
+    from llmexp.analysis import catalogue
+    from llmexp.lang import check_study
+
+    return check_study(path, analyses=catalogue())
+
+
+def check_text(text, filename="<study>"):
+    """Like `check` for study text in memory (paths resolve from the current folder)."""
+    from llmexp.analysis import catalogue
+    from llmexp.lang import check_text as check_lang_text
+
+    return check_lang_text(text, filename, analyses=catalogue())
 
 
 def compile(study, **kwargs):  # noqa: A001 - mirrors the CLI verb

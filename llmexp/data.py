@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
-from typing import Optional
+from typing import Any
 
 from llmexp.errors import DataError
 
@@ -78,7 +78,7 @@ def infer_type(values: list[str]) -> str:
 def read_table(
     path: Path,
     shown_as: str,
-    columns: Optional[dict[str, str]] = None,
+    columns: dict[str, str] | None = None,
     required: tuple[str, ...] = (),
 ) -> tuple[dict[str, str], list[dict]]:
     """Read a CSV into typed rows. `columns` types named columns; the rest are inferred.
@@ -129,8 +129,8 @@ def read_table(
 
     rows = []
     for index, row in enumerate(raw_rows, start=1):
-        typed = {}
-        for name, cell in zip(header, row):
+        typed: dict[str, Any] = {}
+        for name, cell in zip(header, row, strict=True):  # row lengths were checked above
             if cell.strip() == "" and name not in columns:
                 typed[name] = None  # a blank in an undeclared column is a missing value
                 continue

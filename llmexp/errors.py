@@ -7,7 +7,6 @@ for them.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 
 @dataclass(frozen=True)
@@ -15,10 +14,10 @@ class Problem:
     """One finding about a user's input, located as precisely as we can."""
 
     message: str
-    file: Optional[str] = None
-    line: Optional[int] = None
-    column: Optional[int] = None
-    hint: Optional[str] = None
+    file: str | None = None
+    line: int | None = None
+    column: int | None = None
+    hint: str | None = None
     severity: str = "error"  # "error" or "warning"
 
     def __str__(self) -> str:
@@ -39,7 +38,7 @@ class Problem:
 class LlmexpError(Exception):
     """Base class for every error caused by user input or the environment."""
 
-    def __init__(self, message: str, problems: Optional[list[Problem]] = None):
+    def __init__(self, message: str, problems: list[Problem] | None = None):
         super().__init__(message)
         self.problems: list[Problem] = list(problems or [])
 

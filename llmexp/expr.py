@@ -7,9 +7,10 @@ stands for the treatment level being rendered.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
-from llmexp.spec import Expr
+from llmexp.spec import Expr, format_number  # format_number: re-exported, prompts use ex.format_number
 
 
 class ExprError(ValueError):
@@ -21,7 +22,7 @@ def evaluate(expr: Expr, env: Mapping[str, Any]) -> Any:
     if op in ("num", "str"):
         return expr.value
     if op == "ref":
-        return env[expr.value]
+        return env[str(expr.value)]
     if op == "level":
         return env["level"]
     if op == "neg":
@@ -51,7 +52,7 @@ def _require_number(value: Any, symbol: str) -> None:
 
 
 def references(expr: Expr) -> set[str]:
-    found = {expr.value} if expr.op == "ref" else set()
+    found = {str(expr.value)} if expr.op == "ref" else set()
     for arg in expr.args:
         found |= references(arg)
     return found
@@ -65,11 +66,11 @@ def result_type(expr: Expr, types: Mapping[str, str]) -> str:
     """Static type of an expression given the types of the references."""
     op = expr.op
     if op == "num":
-        return "integer" if float(expr.value).is_integer() else "number"
+        return "integer" if float(expr.value or 0).is_integer() else "number"
     if op == "str":
         return "text"
     if op == "ref":
-        return types.get(expr.value, "text")
+        return types.get(str(expr.value), "text")
     if op == "level":
         return types.get("level", "number")
     if op == "neg":
@@ -85,26 +86,8 @@ def result_type(expr: Expr, types: Mapping[str, str]) -> str:
 
 
 def describe(expr: Expr) -> str:
-    """Readable form, for messages and printed specs."""
-    op = expr.op
-    if op == "num":
-        return format_number(expr.value)
-    if op == "str":
-        return repr(expr.value)
-    if op == "ref":
-        return str(expr.value)
-    if op == "level":
-        return "level"
-    if op == "neg":
-        return f"-{describe(expr.args[0])}"
-    symbol = {"add": "+", "sub": "-", "mul": "*", "div": "/"}[op]
-    return f"({describe(expr.args[0])} {symbol} {describe(expr.args[1])})"
-
-
-def format_number(value: float) -> str:
-    if float(value).is_integer():
-        return str(int(value))
-    return f"{value:.4f}".rstrip("0").rstrip(".")
+    """Readable form, for messages and printed specs (the spec value prints itself)."""
+    return expr.describe()
 
 
 def format_value(value: Any, value_type: str) -> str:

@@ -8,7 +8,6 @@ attribute, then a unit column; `units_name.column` and `persona.attribute` are e
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
 
 
 @dataclass(frozen=True)
@@ -30,7 +29,7 @@ class Namespace:
     persona_attributes: list[str] = field(default_factory=list)
 
     @classmethod
-    def from_study(cls, study, persona_attributes: Optional[list[str]] = None) -> "Namespace":
+    def from_study(cls, study, persona_attributes: list[str] | None = None) -> Namespace:
         return cls(
             units_name=study.units.name,
             unit_columns=list(study.units.columns),
@@ -39,7 +38,7 @@ class Namespace:
             persona_attributes=list(persona_attributes or []),
         )
 
-    def resolve(self, name: str) -> Optional[Target]:
+    def resolve(self, name: str) -> Target | None:
         if "." in name:
             head, tail = name.split(".", 1)
             if head == self.units_name and tail in self.unit_columns:

@@ -9,31 +9,41 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, Literal, Optional, Union
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-ColumnType = Literal["text", "number", "integer", "money", "boolean"]
-AnswerType = Literal["binary", "categorical", "likert", "number", "money", "probability"]
-Mode = Literal["blind", "unblinded", "within", "aggregate"]
-Assignment = Literal["between", "within"]
-Scalar = Union[bool, int, float, str]
+from llmexp.seeding import canonical  # noqa: F401  (re-exported: many callers import it from here)
 
-MODES: tuple[str, ...] = ("blind", "unblinded", "within", "aggregate")
-ANALYSES: tuple[str, ...] = (
-    "demand_curve",
-    "effects",
-    "leakage",
-    "focalism",
-    "baseline",
-    "range",
-    "refute",
-)
+ColumnType = Literal["text", "number", "integer", "money", "boolean"]
+AnswerType = str  # a registered answer type name (llmexp.answers); the language checks it against the registry
+Mode = str  # a registered mode name (llmexp.modes); the language checks it against the registry
+Assignment = Literal["between", "within"]
+Scalar = bool | int | float | str
+
 DEFAULT_MODEL = "llmexp/gemma3-270m"
 
 
 class Frozen(BaseModel):
+    """Base of every spec node: immutable, no unknown fields, hashable by value.
+
+    pydantic's generated hash hashes the field values as they are, which raises TypeError
+    for the dict and tuple-of-dict fields (rows, params, pins). Hashing a frozen copy of
+    the values instead keeps `a == b` implying `hash(a) == hash(b)` (1 and 1.0 hash alike,
+    as they compare alike), so studies and designs can be set members and dict keys.
+    """
+
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    def __hash__(self) -> int:
+        return hash((type(self).__name__, _hashable(self.__dict__)))
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        """Data tables (units, persona or baseline rows) print as their size, not every row."""
+        for name, value in super().__repr_args__():
+            yield name, (_RowCount(len(value)) if _is_rows(value) else value)
 
 
 class Expr(Frozen):
@@ -45,8 +55,23 @@ class Expr(Frozen):
     """
 
     op: Literal["num", "str", "ref", "level", "add", "sub", "mul", "div", "neg"]
-    value: Optional[Union[float, str]] = None
-    args: tuple["Expr", ...] = ()
+    value: float | str | None = None
+    args: tuple[Expr, ...] = ()
+
+    def describe(self) -> str:
+        """Readable form (`(unit.regular_price * level)`), for messages and printed specs."""
+        if self.op == "num":
+            return format_number(self.value)  # type: ignore[arg-type]
+        if self.op == "str":
+            return repr(self.value)
+        if self.op == "ref":
+            return str(self.value)
+        if self.op == "level":
+            return "level"
+        if self.op == "neg":
+            return f"-{self.args[0].describe()}"
+        symbol = {"add": "+", "sub": "-", "mul": "*", "div": "/"}[self.op]
+        return f"({self.args[0].describe()} {symbol} {self.args[1].describe()})"
 
 
 class AnswerSpec(Frozen):
@@ -54,8 +79,8 @@ class AnswerSpec(Frozen):
 
     type: AnswerType
     labels: tuple[str, ...] = ()  # binary: (positive, negative); categorical/likert labels
-    low: Optional[float] = None  # likert/number/money range
-    high: Optional[float] = None
+    low: float | None = None  # likert/number/money range
+    high: float | None = None
 
 
 class Distribution(Frozen):
@@ -64,10 +89,10 @@ class Distribution(Frozen):
     kind: Literal["fixed", "choice", "uniform", "normal"]
     values: tuple[Scalar, ...] = ()  # fixed: one value; choice: the options
     weights: tuple[float, ...] = ()  # choice weights (normalised), empty = equal
-    low: Optional[float] = None
-    high: Optional[float] = None
-    mean: Optional[float] = None
-    sd: Optional[float] = None
+    low: float | None = None
+    high: float | None = None
+    mean: float | None = None
+    sd: float | None = None
     integer: bool = False
 
 
@@ -82,9 +107,9 @@ class Persona(Frozen):
     name: str
     count: int = 1
     attributes: tuple[PersonaAttribute, ...] = ()
-    rows: Optional[tuple[dict[str, Scalar], ...]] = None  # from a CSV instead of draws
-    source: Optional[str] = None
-    describe: Optional[str] = None  # template introducing the persona
+    rows: tuple[dict[str, Scalar], ...] | None = None  # from a CSV instead of draws
+    source: str | None = None
+    describe: str | None = None  # template introducing the persona
 
 
 class Units(Frozen):
@@ -94,7 +119,7 @@ class Units(Frozen):
     key: str
     columns: dict[str, ColumnType]
     rows: tuple[dict[str, Scalar], ...]
-    source: Optional[str] = None  # CSV path relative to the study file
+    source: str | None = None  # CSV path relative to the study file
 
 
 class Treatment(Frozen):
@@ -102,7 +127,7 @@ class Treatment(Frozen):
 
     name: str
     levels: tuple[Scalar, ...]
-    value: Optional[Expr] = None  # None: the shown value is the level itself
+    value: Expr | None = None  # None: the shown value is the level itself
     value_type: ColumnType = "number"
     assignment: Assignment = "between"
     unit_dependent: bool = False  # value references a unit field
@@ -124,10 +149,10 @@ class Covariate(Frozen):
 
     name: str
     specified: bool
-    value: Optional[Expr] = None
+    value: Expr | None = None
     value_type: ColumnType = "text"
-    probe: Optional[Probe] = None
-    text: Optional[str] = None
+    probe: Probe | None = None
+    text: str | None = None
 
 
 class Outcome(Frozen):
@@ -141,7 +166,7 @@ class Design(Frozen):
 
     name: str
     mode: Mode
-    persona: Optional[str] = None
+    persona: str | None = None
     pins: dict[str, Expr] = Field(default_factory=dict)  # covariate -> value stated
     split: tuple[tuple[float, float], ...] = ()  # aggregate: level ranges asked separately
     probes: bool = True  # ask the probes too (between-prompt modes only)
@@ -151,18 +176,18 @@ class ModelSpec(Frozen):
     name: str
     params: dict[str, Scalar] = Field(default_factory=dict)  # temperature, max_tokens, ...
     replicates: int = 1
-    rpm: Optional[float] = None
-    tpm: Optional[float] = None
+    rpm: float | None = None
+    tpm: float | None = None
 
 
 class Baseline(Frozen):
     """Human data to compare with: individual rows or per-cell aggregates."""
 
     source: str
-    unit_column: Optional[str] = None
+    unit_column: str | None = None
     treatments: dict[str, str] = Field(default_factory=dict)  # treatment -> column of levels
     outcomes: dict[str, str] = Field(default_factory=dict)  # outcome -> column
-    n_column: Optional[str] = None  # present: rows are per-cell aggregates
+    n_column: str | None = None  # present: rows are per-cell aggregates
     retest: dict[str, str] = Field(default_factory=dict)  # outcome -> retest column
     where: dict[str, Scalar] = Field(default_factory=dict)
     rows: tuple[dict[str, Scalar], ...] = ()
@@ -172,18 +197,18 @@ class Study(Frozen):
     name: str
     description: str = ""
     seed: int = 0
-    source_file: Optional[str] = None
+    source_file: str | None = None
     units: Units
     personas: tuple[Persona, ...] = ()
     treatments: tuple[Treatment, ...]
-    cells: Optional[tuple[dict[str, Scalar], ...]] = None  # None: full factorial
+    cells: tuple[dict[str, Scalar], ...] | None = None  # None: full factorial
     covariates: tuple[Covariate, ...] = ()
     outcomes: tuple[Outcome, ...]
     context: str
     designs: tuple[Design, ...]
     models: tuple[ModelSpec, ...]
-    baseline: Optional[Baseline] = None
-    analyses: tuple[str, ...] = ()
+    baseline: Baseline | None = None
+    analyses: tuple[str, ...] = ()  # registered analysis names (llmexp.analysis); the language checks them
 
     def to_json(self) -> str:
         """Canonical JSON (sorted keys): what the study hash is taken over."""
@@ -192,6 +217,47 @@ class Study(Frozen):
 
     def hash(self) -> str:
         return hashlib.sha256(self.to_json().encode()).hexdigest()[:16]
+
+    # the study as a value you print and compare (DeclareDesign's design objects)
+    def __repr__(self) -> str:
+        """One line naming the study's shape: pydantic's field dump runs to 100,000s of characters."""
+        return f"Study({self.name!r}, {self._shape()}, hash {self.hash()})"
+
+    def __str__(self) -> str:
+        return self.summary()
+
+    def _shape(self) -> str:
+        treatments = _count(len(self.treatments), "treatment")
+        if self.cells is not None:
+            treatments += f", {_count(len(self.cells), 'cell')}"
+        elif len(self.treatments) == 1:
+            treatments += f" x {_count(len(self.treatments[0].levels), 'level')}"
+        elif self.treatments:
+            treatments += f" ({' x '.join(str(len(t.levels)) for t in self.treatments)} levels)"
+        return ", ".join(
+            [_count(len(self.units.rows), "unit"), treatments, _count(len(self.designs), "design"), _count(len(self.models), "model")]
+        )
+
+    def summary(self) -> str:
+        """A few readable lines: what varies, what is asked, in which designs, of which models."""
+        lines = [f"study {self.name!r} (seed {self.seed}, hash {self.hash()})"]
+        if self.description:
+            lines.append(f"  {_short(self.description, 100)}")
+        rows = [("units", [_units_line(self.units)])]
+        rows.append(("personas", [_persona_line(p) for p in self.personas]))
+        rows.append(("treatments", [_treatment_line(t) for t in self.treatments]))
+        if self.cells is not None:
+            rows.append(("cells", [f"{len(self.cells)} listed (not the full factorial)"]))
+        rows.append(("covariates", [_covariate_line(c) for c in self.covariates]))
+        rows.append(("outcomes", [f"{o.name}: {_answer_text(o.answer)}" for o in self.outcomes]))
+        rows.append(("designs", [_design_line(d) for d in self.designs]))
+        rows.append(("models", [_model_line(m) for m in self.models]))
+        rows.append(("baseline", [_baseline_line(self.baseline)] if self.baseline else []))
+        rows.append(("analyses", [", ".join(self.analyses)] if self.analyses else []))
+        for label, items in rows:
+            for i, item in enumerate(items):
+                lines.append(f"  {label if i == 0 else '':<11} {item}")
+        return "\n".join(lines)
 
     # lookups used by the compiler and analysis
     def treatment(self, name: str) -> Treatment:
@@ -209,10 +275,256 @@ class Study(Frozen):
     def design(self, name: str) -> Design:
         return next(d for d in self.designs if d.name == name)
 
-    def with_models(self, models: list[ModelSpec]) -> "Study":
+    def with_models(self, models: list[ModelSpec]) -> Study:
         return self.model_copy(update={"models": tuple(models)})
 
 
-def canonical(obj: Any) -> str:
-    """Compact sorted JSON used for hashes and table cells."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+def format_number(value: float) -> str:
+    """A number as a study or prompt shows it: no trailing zeros, at most 4 decimals."""
+    if float(value).is_integer():
+        return str(int(value))
+    return f"{value:.4f}".rstrip("0").rstrip(".")
+
+
+# --- the study as a value: hashing, summary lines, diff ------------------------------------
+
+
+def _hashable(value: Any) -> Any:
+    """A hashable stand-in equal exactly when the value is (dicts compare unordered)."""
+    if isinstance(value, dict):
+        return frozenset((k, _hashable(v)) for k, v in value.items())
+    if isinstance(value, (tuple, list)):
+        return tuple(_hashable(v) for v in value)
+    return value  # scalars and nested Frozen nodes hash themselves
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _short(text: str, limit: int = 40) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _expr_text(expr: Expr) -> str:
+    text = expr.describe()
+    return text[1:-1] if expr.op in ("add", "sub", "mul", "div") else text
+
+
+def _scalar_text(value: Any) -> str:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return format_number(value)
+    return str(value)
+
+
+def _values_text(values: tuple, limit: int = 6) -> str:
+    shown = [_short(_scalar_text(v), 30) for v in values]
+    if len(shown) > limit:
+        shown = shown[: limit - 2] + ["...", shown[-1]]
+    return ", ".join(shown)
+
+
+def _answer_text(answer: AnswerSpec) -> str:
+    text = answer.type
+    if answer.labels:
+        text += " " + " / ".join(f'"{label}"' for label in answer.labels)
+    if answer.low is not None or answer.high is not None:
+        text += f" {_scalar_text(answer.low)} to {_scalar_text(answer.high)}"
+    return text
+
+
+def _units_line(units: Units) -> str:
+    line = f"{units.name}: {_count(len(units.rows), 'row')} keyed by {units.key}"
+    return line + (f" (from {units.source})" if units.source else "")
+
+
+def _persona_line(persona: Persona) -> str:
+    if persona.rows is not None:
+        drawn = f"{_count(len(persona.rows), 'row')} from {persona.source or 'a table'}"
+    else:
+        drawn = "attributes " + (", ".join(a.name for a in persona.attributes) or "none")
+    return f"{persona.name}: {persona.count} per cell, {drawn}"
+
+
+def _treatment_line(treatment: Treatment) -> str:
+    line = f"{treatment.name}: {_count(len(treatment.levels), 'level')} {_values_text(treatment.levels)} ({treatment.assignment})"
+    return line + (f", shown as {_expr_text(treatment.value)}" if treatment.value is not None else "")
+
+
+def _covariate_line(covariate: Covariate) -> str:
+    if covariate.specified:
+        return f"{covariate.name}: specified" + (f" = {_expr_text(covariate.value)}" if covariate.value is not None else "")
+    probe = f", probe as {covariate.probe.answer.type}" if covariate.probe else ", no probe"
+    return f"{covariate.name}: unspecified{probe}"
+
+
+def _design_line(design: Design) -> str:
+    parts = [design.mode]
+    if design.persona:
+        parts.append(f"persona {design.persona}")
+    parts += [f"{name} = {_expr_text(value)}" for name, value in design.pins.items()]
+    if design.split:
+        parts.append("split " + ", ".join(f"{_scalar_text(lo)}-{_scalar_text(hi)}" for lo, hi in design.split))
+    if not design.probes:
+        parts.append("without probes")
+    return f"{design.name}: {', '.join(parts)}"
+
+
+def _model_line(model: ModelSpec) -> str:
+    params = " ".join(f"{k}={_scalar_text(v)}" for k, v in model.params.items())
+    limits = "".join(f", {name} {_scalar_text(v)}" for name, v in (("rpm", model.rpm), ("tpm", model.tpm)) if v is not None)
+    return f"{model.name}{' ' + params if params else ''}, {_count(model.replicates, 'replicate')}{limits}"
+
+
+def _baseline_line(baseline: Baseline) -> str:
+    kind = "cell aggregates" if baseline.n_column else "rows"
+    compared = ", ".join(f"{o} vs {col}" for o, col in baseline.outcomes.items())
+    retest = f", retest {', '.join(baseline.retest.values())}" if baseline.retest else ""
+    return f"{baseline.source}: {len(baseline.rows)} {kind}, {compared}{retest}"
+
+
+@dataclass(frozen=True)
+class Change:
+    """One difference between two studies: where (a field path) and what (`old -> new`, `+ x`, `- x`)."""
+
+    path: str
+    text: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.text}"
+
+
+@dataclass(frozen=True)
+class StudyDiff:
+    """What differs between two studies, one `Change` per field path; falsy when they are equal.
+
+    The basis of "what changed since this run": print it, or test `if diff(a, b):`.
+    """
+
+    changes: tuple[Change, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.changes)
+
+    def __len__(self) -> int:
+        return len(self.changes)
+
+    def __iter__(self) -> Iterator[Change]:
+        return iter(self.changes)
+
+    @property
+    def paths(self) -> tuple[str, ...]:
+        return tuple(c.path for c in self.changes)
+
+    def __str__(self) -> str:
+        return "\n".join(str(c) for c in self.changes) if self.changes else "no differences"
+
+    def __repr__(self) -> str:
+        if not self.changes:
+            return "StudyDiff(no differences)"
+        return f"StudyDiff({_count(len(self.changes), 'change')}:\n" + "\n".join(f"  {c}" for c in self.changes) + ")"
+
+
+# Spec lists whose items are told apart by name: a change reads `designs[competitor_fixed].probes`.
+# Models are compared by position: a study may list one model twice with different params.
+NAMED_LISTS = ("personas", "treatments", "covariates", "outcomes", "designs")
+
+
+def diff(a: Study, b: Study) -> StudyDiff:
+    """Name every field path where `b` differs from `a` (`models[0].params.temperature: 1 -> 0.7`,
+    `designs: + competitor_fixed`, `units.rows: 40 -> 6 rows`); empty exactly when `a == b`."""
+    changes: list[Change] = []
+    _diff_value("", a, b, changes)
+    return StudyDiff(tuple(changes))
+
+
+def _diff_value(path: str, old: Any, new: Any, out: list[Change]) -> None:
+    if old == new:
+        return
+    if isinstance(old, Frozen) and type(old) is type(new) and not isinstance(old, Expr):
+        for field in type(old).model_fields:
+            _diff_value(f"{path}.{field}" if path else field, getattr(old, field), getattr(new, field), out)
+    elif isinstance(old, dict) and isinstance(new, dict):
+        for key in [*old, *(k for k in new if k not in old)]:
+            if key not in new:
+                out.append(Change(f"{path}.{key}", f"- {_value_text(old[key])}"))
+            elif key not in old:
+                out.append(Change(f"{path}.{key}", f"+ {_value_text(new[key])}"))
+            else:
+                _diff_value(f"{path}.{key}", old[key], new[key], out)
+    elif _is_rows(old) and _is_rows(new):
+        if len(old) != len(new):
+            out.append(Change(path, f"{len(old)} -> {_count(len(new), 'row')}"))
+        else:
+            changed = sum(x != y for x, y in zip(old, new, strict=True))
+            out.append(Change(path, f"{changed} of {_count(len(new), 'row')} changed"))
+    elif _is_nodes(old) and _is_nodes(new):
+        _diff_nodes(path, old, new, out)
+    elif path == "analyses":
+        _diff_names(path, list(old), list(new), out)
+    else:
+        out.append(Change(path, f"{_value_text(old)} -> {_value_text(new)}"))
+
+
+def _diff_nodes(path: str, old: tuple, new: tuple, out: list[Change]) -> None:
+    """Lists of spec nodes: by name for the named lists (additions, removals, reordering,
+    then each common item), otherwise position by position."""
+    old_names, new_names = [n.name for n in old], [n.name for n in new]
+    unique = len(set(old_names)) == len(old_names) and len(set(new_names)) == len(new_names)
+    if path.rsplit(".", 1)[-1] in NAMED_LISTS and unique:
+        _diff_names(path, old_names, new_names, out)
+        for item in old:
+            if item.name in new_names:
+                _diff_value(f"{path}[{item.name}]", item, new[new_names.index(item.name)], out)
+        return
+    for i, (x, y) in enumerate(zip(old, new, strict=False)):  # the longer list's tail is added or removed below
+        _diff_value(f"{path}[{i}]", x, y, out)
+    out += [Change(path, f"- {_value_text(x)}") for x in old[len(new):]]
+    out += [Change(path, f"+ {_value_text(y)}") for y in new[len(old):]]
+
+
+class _RowCount:
+    """Stands in for a table's rows in a node's repr."""
+
+    def __init__(self, n: int):
+        self.n = n
+
+    def __repr__(self) -> str:
+        return f"<{_count(self.n, 'row')}>"
+
+
+def _diff_names(path: str, old: list[str], new: list[str], out: list[Change]) -> None:
+    """Additions, removals and a change of order in a list of distinct names."""
+    out += [Change(path, f"- {n}") for n in old if n not in new]
+    out += [Change(path, f"+ {n}") for n in new if n not in old]
+    kept_old, kept_new = [n for n in old if n in new], [n for n in new if n in old]
+    if kept_old != kept_new:
+        out.append(Change(path, f"order {', '.join(kept_old)} -> {', '.join(kept_new)}"))
+
+
+def _is_rows(value: Any) -> bool:
+    return isinstance(value, tuple) and bool(value) and all(isinstance(v, dict) for v in value)
+
+
+def _is_nodes(value: Any) -> bool:
+    return isinstance(value, tuple) and all(isinstance(v, Frozen) and hasattr(v, "name") for v in value)
+
+
+def _value_text(value: Any) -> str:
+    """A short rendering of one side of a change."""
+    if value is None:
+        return "none"
+    if isinstance(value, Expr):
+        return _expr_text(value)
+    if isinstance(value, Frozen):
+        return str(getattr(value, "name", None) or getattr(value, "source", None) or type(value).__name__)
+    if isinstance(value, str):
+        return repr(_short(value))
+    if isinstance(value, tuple):
+        if _is_rows(value):
+            return _count(len(value), "row")
+        return "(" + _values_text(tuple(_value_text(v) if isinstance(v, tuple) else v for v in value)) + ")"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_value_text(v)}" for k, v in value.items()) + "}"
+    return _scalar_text(value)

@@ -6,7 +6,7 @@ Kept deliberately tiny (no logic, no attribute access) so a study file cannot ru
 from __future__ import annotations
 
 import re
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
 FIELD = re.compile(r"\{\{|\}\}|\{([^{}]*)\}")
 

@@ -1,4 +1,8 @@
-"""Small statistical helpers shared by the analysis modules."""
+"""Small statistical helpers shared by the analysis modules.
+
+scipy is imported inside the functions that use it: the analysis declarations (and so
+`llmexp check`) import this module without loading it (see analysis/base.py).
+"""
 
 from __future__ import annotations
 
@@ -6,12 +10,11 @@ from typing import Optional
 
 import numpy as np
 import pandas as pd
-from scipy import stats
-
-Z95 = 1.959963984540054
 
 
 def z_for(alpha: float) -> float:
+    from scipy import stats  # lazy: see the module docstring
+
     return float(stats.norm.ppf(1 - alpha / 2))
 
 
@@ -31,6 +34,8 @@ def t_interval(y: np.ndarray, alpha: float = 0.05) -> tuple[float, float]:
     n = len(y)
     if n < 2:
         return float("nan"), float("nan")
+    from scipy import stats  # lazy: see the module docstring
+
     m = float(np.mean(y))
     se = float(np.std(y, ddof=1) / np.sqrt(n))
     q = float(stats.t.ppf(1 - alpha / 2, n - 1))
@@ -107,5 +112,7 @@ def fit_kwargs(groups: Optional[np.ndarray]) -> dict:
 def safe_corr(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     if len(x) < 3 or np.std(x) == 0 or np.std(y) == 0:
         return float("nan"), float("nan")
+    from scipy import stats  # lazy: see the module docstring
+
     r, p = stats.pearsonr(x, y)
     return float(r), float(p)

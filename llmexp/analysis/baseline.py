@@ -1,9 +1,4 @@
-"""Comparison with human baselines (``study.baseline``).
-
-Loading: ``study.baseline.rows`` are filtered by ``where``; ``treatments`` maps each treatment
-to the column holding its LEVEL, ``outcomes`` each outcome to its column, ``unit_column`` the
-unit key, ``n_column`` (when present) marks per-cell aggregates and ``retest`` maps outcomes to
-a test-retest column. Every named column must exist (``AnalysisError`` names a missing one).
+"""Comparison with human baselines (``study.baseline``, loaded by `humans.load_baseline`).
 
 Per design x model x outcome, simulated per-cell means (unit x levels of the mapped treatments;
 pooled over units when the baseline has no unit column, averaged over unmapped treatments) are
@@ -14,7 +9,7 @@ aligned with the human cells:
 - ``effect_sim`` / ``effect_human``: for a numeric treatment the OLS slope of the cell mean on
   the level (unit fixed effects), for a categorical one the mean at its last level minus the
   mean at its first; their difference and ratio; ``arc_sim`` / ``arc_human`` (numeric): pooled
-  midpoint arc elasticity between the lowest and highest paid level (see demand.py);
+  midpoint arc elasticity between the lowest and highest paid level (see demand_curve.py);
 - shape: ``sign_agreement`` = share of units whose slope has the human sign (categorical: 1 if
   the effect signs agree); ``direction_agreement`` = share of adjacent-level steps moving in
   the same direction;
@@ -31,109 +26,24 @@ aligned with the human cells:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Optional
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from llmexp.analysis._stats import percentile_ci, safe_corr
-from llmexp.analysis.demand import EPS, arc_elasticity
-from llmexp.analysis.observations import is_numeric_treatment, primary_treatment, to_float
+from llmexp.analysis.base import Analysis, Context, register
+from llmexp.analysis.demand_curve import EPS, arc_elasticity
+from llmexp.analysis.humans import cell_key, level_text, load_baseline
+from llmexp.analysis.observations import is_numeric_treatment, primary_treatment
+from llmexp.analysis.summary import records
 from llmexp.errors import AnalysisError
 from llmexp.spec import Study
 
 
-@dataclass
-class BaselineData:
-    cells: pd.DataFrame  # outcome, unit_id, level, n, mean, retest_mean
-    individual: Optional[pd.DataFrame]  # outcome, unit_id, level, y, y_retest (None if aggregate)
-    has_units: bool
-
-
-def _key(v) -> float:
-    return round(to_float(v), 9)
-
-
-def _norm(v) -> str:
-    """Canonical text of a level so '0.2', 0.2 and 0.20000000001 match; text stays text."""
-    f = to_float(v)
-    return repr(round(f, 9)) if np.isfinite(f) and not isinstance(v, bool) else str(v)
-
-
-def cell_key(frame: pd.DataFrame, columns: dict[str, str]) -> pd.Series:
-    """One string per row from the level columns of the mapped treatments (sorted by name)."""
-    parts = [frame[col].map(lambda v, t=t: f"{t}={_norm(v)}") for t, col in sorted(columns.items())]
-    out = parts[0]
-    for p in parts[1:]:
-        out = out + "|" + p
-    return out
-
-
-def load_baseline(study: Study) -> BaselineData:
-    b = study.baseline
-    if b is None:
-        raise AnalysisError("baseline: the study declares no human baseline (add a baseline block)")
-    if not b.rows:
-        raise AnalysisError(f"baseline: no rows were loaded from {b.source}")
-    df = pd.DataFrame(list(b.rows))
-    needed = []
-    if b.unit_column:
-        needed.append(("unit column", b.unit_column))
-    needed += [(f"level column for treatment {t!r}", c) for t, c in b.treatments.items()]
-    needed += [(f"column for outcome {o!r}", c) for o, c in b.outcomes.items()]
-    if b.n_column:
-        needed.append(("n column", b.n_column))
-    needed += [(f"retest column for outcome {o!r}", c) for o, c in b.retest.items()]
-    needed += [("where column", c) for c in b.where]
-    for what, col in needed:
-        if col not in df.columns:
-            raise AnalysisError(
-                f"baseline {b.source}: {what} {col!r} is not in the data "
-                f"(columns: {', '.join(map(str, df.columns))})"
-            )
-    for col, val in b.where.items():
-        df = df[df[col].astype(str) == str(val)]
-    if df.empty:
-        raise AnalysisError(f"baseline {b.source}: no rows left after where {dict(b.where)}")
-    prim = primary_treatment(study)
-    if prim not in b.treatments:
-        raise AnalysisError(
-            f"baseline {b.source}: no level column mapped for treatment {prim!r} "
-            "(add it to the baseline's treatments)"
-        )
-    if not b.outcomes:
-        raise AnalysisError(f"baseline {b.source}: no outcome column mapped")
-    level = df[b.treatments[prim]].map(_key)
-    key = cell_key(df, dict(b.treatments))
-    unit = df[b.unit_column].astype(str) if b.unit_column else pd.Series("all", index=df.index)
-    cells, indiv = [], []
-    gkeys = ["outcome", "unit_id", "key", "level"]
-    for out, col in b.outcomes.items():
-        y = df[col].map(to_float)
-        rt = df[b.retest[out]].map(to_float) if out in b.retest else pd.Series(np.nan, index=df.index)
-        frame = pd.DataFrame({"outcome": out, "unit_id": unit, "key": key, "level": level, "y": y,
-                              "y_retest": rt})
-        frame = frame[np.isfinite(frame["y"])]
-        if b.n_column:
-            n = df.loc[frame.index, b.n_column].map(to_float)
-            frame = frame.assign(n=n, _wy=frame["y"] * n, _wr=frame["y_retest"] * n)
-            agg = frame.groupby(gkeys, as_index=False, dropna=False)[["n", "_wy", "_wr"]].sum(
-                min_count=1)
-            agg["mean"] = agg["_wy"] / agg["n"]
-            agg["retest_mean"] = agg["_wr"] / agg["n"]
-            cells.append(agg.drop(columns=["_wy", "_wr"]))
-        else:
-            indiv.append(frame)
-            cells.append(frame.groupby(gkeys, as_index=False, dropna=False).agg(
-                n=("y", "size"), mean=("y", "mean"), retest_mean=("y_retest", "mean")))
-    return BaselineData(cells=pd.concat(cells, ignore_index=True),
-                        individual=pd.concat(indiv, ignore_index=True) if indiv else None,
-                        has_units=bool(b.unit_column))
-
-
 def _sim_cells(study: Study, unit_cells: pd.DataFrame, has_units: bool) -> pd.DataFrame:
     """Simulated cell means keyed like the human cells (averaged over unmapped treatments)."""
+    assert study.baseline is not None  # compare_baseline loaded it
     mapped = {t: f"lvl__{t}" for t in study.baseline.treatments}
     s = unit_cells.copy()
     s["key"] = cell_key(s, mapped)
@@ -149,7 +59,7 @@ def _sim_cells(study: Study, unit_cells: pd.DataFrame, has_units: bool) -> pd.Da
 def _contrast(study: Study, df: pd.DataFrame, col: str) -> float:
     """Categorical primary treatment: mean at its last level minus mean at its first level."""
     t = study.treatment(primary_treatment(study))
-    first, last = f"{t.name}={_norm(t.levels[0])}", f"{t.name}={_norm(t.levels[-1])}"
+    first, last = f"{t.name}={level_text(t.levels[0])}", f"{t.name}={level_text(t.levels[-1])}"
     m = df.groupby(df["key"].str.split("|").map(
         lambda parts: next((p for p in parts if p.startswith(t.name + "=")), "")))[col].mean()
     if first not in m or last not in m:
@@ -269,7 +179,7 @@ def compare_baseline(study: Study, unit_cells: pd.DataFrame, obs_table: pd.DataF
             if m["retest_mean"].notna().any():
                 rmae = float((m["retest_mean"] - m["human"]).abs().mean())
                 row.update(retest_mae=rmae, mae_over_retest=row["mae"] / rmae if rmae else np.nan)
-            if bd.individual is not None and out in study.baseline.retest:
+            if bd.individual is not None and study.baseline is not None and out in study.baseline.retest:
                 ind = bd.individual[bd.individual["outcome"] == out].merge(
                     m[["unit_id", "key", "sim"]], on=["unit_id", "key"])
                 if len(ind) and set(ind["y"].unique()) <= {0.0, 1.0}:
@@ -304,3 +214,37 @@ def compare_baseline(study: Study, unit_cells: pd.DataFrame, obs_table: pd.DataF
     hum_out = bd.cells.rename(columns={"mean": "human"})
     return {"baseline_summary": summ, "baseline_cells": pd.concat(cellrows, ignore_index=True)
             if cellrows else pd.DataFrame(), "design_ranking": ranking, "human_cells": hum_out}
+
+
+@register
+class Baseline(Analysis):
+    name = "baseline"
+    title = "Human baseline"
+    description = ("Per-cell MAE vs humans (bootstrap-over-units 95% CI), shape and elasticity "
+                   "agreement, test-retest normalisation.")
+    report_tables = ("design_ranking", "baseline_summary")
+    order = 50
+
+    def unsupported(self, study: Study) -> str | None:
+        return "the study has no baseline statement" if study.baseline is None else None
+
+    def run(self, ctx: Context) -> dict[str, pd.DataFrame]:
+        return compare_baseline(ctx.study, ctx.unit_cells, ctx.obs.table, ctx.alpha, ctx.n_boot,
+                                ctx.seed)
+
+    def summary_data(self, tables: dict[str, pd.DataFrame]) -> dict:
+        return {"summary": records(tables.get("baseline_summary")),
+                "design_ranking": records(tables.get("design_ranking"))}
+
+    def summary_lines(self, tables: dict[str, pd.DataFrame]) -> list[str]:
+        r = tables.get("design_ranking")
+        if r is None or not len(r):
+            return []
+        return [f"baseline rank {x.rank}: {x.design} MAE {x.mae:.3f} "
+                f"[{x.mae_ci_low:.3f}, {x.mae_ci_high:.3f}]" for x in r.itertuples()]
+
+    def figures(self, ctx: Context, tables: dict[str, pd.DataFrame], out_dir: Path) -> list[Path]:
+        from llmexp.analysis import plots  # lazy: matplotlib only when drawing
+
+        return (plots.error_heatmap(tables.get("baseline_cells"), out_dir)
+                + plots.ranking_figure(tables.get("design_ranking"), out_dir))

@@ -1,21 +1,36 @@
 """`analyze(study, responses)`: run the requested analyses, write tidy tables and summary.json.
 
-Requested analyses come from ``study.analyses`` by default (names in ``llmexp.spec.ANALYSES``:
-demand_curve, effects, leakage, focalism, baseline, range, refute). Per-cell tables (``unit_cells``,
+Requested analyses come from ``study.analyses`` by default (the names in the registry of
+`llmexp.analysis.base`); they run in report order. Per-cell tables (``unit_cells``,
 ``pooled_cells``) and the invalid-answer counts (``invalid``) are always produced.
+
+An analysis that fails (an `LlmexpError`: its data cannot support it; or a numerical failure
+of a fit) is recorded as not run, with the reason, and the others go on, so a report still
+shows what could be computed. Only when no requested analysis can run does `analyze` raise
+(the failure itself when one analysis was requested).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Optional
 
+import numpy as np
 import pandas as pd
 
-from llmexp.errors import AnalysisError
-from llmexp.spec import ANALYSES, Study
+from llmexp.analysis.base import Analysis, Context, defaults, get, names
+from llmexp.analysis.cells import pooled_cells, unit_cells
+from llmexp.analysis.humans import load_baseline
+from llmexp.analysis.observations import build_observations
+from llmexp.analysis.summary import build_summary
+from llmexp.errors import AnalysisError, LlmexpError
+from llmexp.spec import Study
+
+# What an analysis may raise and still let the others run: the user's data cannot support it,
+# or a fit breaks down numerically. Anything else is a bug and propagates.
+FAILURES = (LlmexpError, np.linalg.LinAlgError, ValueError, ArithmeticError)
 
 
 @dataclass
@@ -25,8 +40,9 @@ class AnalysisResult:
     tables: dict[str, pd.DataFrame]
     summary_data: dict
     figures: dict[str, list[Path]] = field(default_factory=dict)
-    out_dir: Optional[Path] = None
+    out_dir: Path | None = None
     notes: list[str] = field(default_factory=list)
+    not_run: dict[str, str] = field(default_factory=dict)  # requested analysis -> why it did not run
 
     def table(self, name: str) -> pd.DataFrame:
         if name not in self.tables:
@@ -40,36 +56,10 @@ class AnalysisResult:
         inv = self.tables.get("invalid")
         if inv is not None and len(inv):
             lines.append(f"invalid calls: {int(inv['invalid_calls'].sum())} of {int(inv['calls'].sum())}")
-        t = self.tables
-        if "effects" in t and len(t["effects"]) and "estimate" in t["effects"]:
-            for r in t["effects"].dropna(subset=["estimate"]).itertuples():
-                lines.append(f"effect [{r.scope}] {r.outcome} {r.design} {r.method} {r.term}: "
-                             f"{r.estimate:.3f} [{r.ci_low:.3f}, {r.ci_high:.3f}] p={r.p_value:.3g}")
-        if "demand_summary" in t and len(t["demand_summary"]):
-            d = t["demand_summary"]
-            for r in d[d["scope"] == "pooled"].itertuples():
-                lines.append(f"demand {r.design}: arc elasticity {r.arc_elasticity:.2f}, "
-                             f"log-log {r.loglog_elasticity:.2f}, inverted U={r.inverted_u}")
-        if "leakage" in t and len(t["leakage"]) and "leakage_index" in t["leakage"]:
-            for r in t["leakage"].itertuples():
-                lines.append(f"leakage {r.covariate} {r.design}: index {r.leakage_index:.3f} "
-                             f"[{r.ci_low:.3f}, {r.ci_high:.3f}]{' FLAGGED' if r.flagged else ''}")
-        if "focalism" in t and len(t["focalism"]) and "jump" in t["focalism"]:
-            for r in t["focalism"].itertuples():
-                lines.append(f"focalism {r.design} ({r.role}): jump {r.jump:.3f} "
-                             f"[{r.ci_low:.3f}, {r.ci_high:.3f}], step share {r.step_share:.3f}"
-                             f"{' FLAGGED' if r.flagged else ''}")
-        if "design_ranking" in t and len(t["design_ranking"]):
-            for r in t["design_ranking"].itertuples():
-                lines.append(f"baseline rank {r.rank}: {r.design} MAE {r.mae:.3f} "
-                             f"[{r.mae_ci_low:.3f}, {r.mae_ci_high:.3f}]")
-        if "range" in t and len(t["range"]):
-            for r in t["range"].itertuples():
-                lines.append(f"range {r.design} vs {r.full_design}: mean |diff| "
-                             f"{r.mean_abs_diff:.3f} [{r.mad_ci_low:.3f}, {r.mad_ci_high:.3f}]")
-        if "refute" in t and len(t["refute"]):
-            for r in t["refute"].itertuples():
-                lines.append(f"refute {r.design} {r.refuter}: {r.verdict} (p={r.p_value:.3g})")
+        ran = [get(name) for name in self.requested if name not in self.not_run]
+        for analysis in sorted(ran, key=lambda a: not a.headline):  # stable: report order otherwise
+            lines += analysis.summary_lines(self.tables)
+        lines += [f"not run: {name}: {reason}" for name, reason in self.not_run.items()]
         lines += [f"note: {n}" for n in self.notes]
         return "\n".join(lines)
 
@@ -97,112 +87,119 @@ def _flat(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-def resolve_requested(study: Study, requested: Optional[Iterable[str]] = None,
-                      only: Optional[Iterable[str]] = None, add: Optional[Iterable[str]] = None
+def resolve_requested(study: Study, requested: Iterable[str] | None = None,
+                      only: Iterable[str] | None = None, add: Iterable[str] | None = None
                       ) -> list[str]:
-    base = list(requested) if requested is not None else (list(study.analyses) or ["effects"])
+    """The analyses to run, in report order: `requested` (default: the study's, or the
+    registry's `defaults()`), replaced by `only`, extended by `add`; an unknown name is the
+    user's error."""
+    base = list(requested) if requested is not None else (list(study.analyses) or defaults())
     if only:
         base = list(only)
     for a in add or ():
         if a not in base:
             base.append(a)
-    bad = [a for a in base if a not in ANALYSES]
+    known = names()
+    bad = [a for a in base if a not in known]
     if bad:
-        raise AnalysisError(f"unknown analysis {', '.join(bad)}; choose from {', '.join(ANALYSES)}")
-    return [a for a in ANALYSES if a in base]
+        raise AnalysisError(f"unknown analysis {', '.join(bad)}; choose from {', '.join(known)}")
+    return [a for a in known if a in base]
 
 
-def analyze(study: Study, responses: pd.DataFrame, requested: Optional[Iterable[str]] = None,
-            out_dir: Optional[Path | str] = None, alpha: float = 0.05, n_boot: int = 1000,
+def analyze(study: Study, responses: pd.DataFrame, requested: Iterable[str] | None = None,
+            out_dir: Path | str | None = None, alpha: float = 0.05, n_boot: int = 1000,
             seed: int = 0, figures: bool = True, refute_simulations: int = 20,
             cluster: str = "auto") -> AnalysisResult:
     """Run the requested analyses; with `out_dir`, write tables, summary.json and figures."""
+    options = dict(alpha=alpha, n_boot=n_boot, seed=seed, cluster=cluster,
+                   refute_simulations=refute_simulations)
     try:  # many small regressions: BLAS threads only add contention
         from threadpoolctl import threadpool_limits
     except ImportError:  # pragma: no cover
-        return _analyze(study, responses, requested, out_dir, alpha, n_boot, seed, figures,
-                        refute_simulations, cluster)
+        return _analyze(study, responses, requested, out_dir, figures, options)
     with threadpool_limits(1):
-        return _analyze(study, responses, requested, out_dir, alpha, n_boot, seed, figures,
-                        refute_simulations, cluster)
+        return _analyze(study, responses, requested, out_dir, figures, options)
 
 
-def _analyze(study, responses, requested, out_dir, alpha, n_boot, seed, figures,
-             refute_simulations, cluster) -> AnalysisResult:
-    from llmexp.analysis import plots
-    from llmexp.analysis.baseline import compare_baseline, load_baseline
-    from llmexp.analysis.cells import pooled_cells, unit_cells
-    from llmexp.analysis.observations import build_observations
-
-    req = resolve_requested(study, requested)
-    obs = build_observations(study, responses)
-    uc = unit_cells(obs, alpha, n_boot=min(n_boot, 400), seed=seed)
-    pc = pooled_cells(obs, alpha, n_boot=n_boot, seed=seed)
-    tables: dict[str, pd.DataFrame] = {"invalid": obs.invalid, "unit_cells": uc, "pooled_cells": pc}
+def _analyze(study: Study, responses: pd.DataFrame, requested: Iterable[str] | None,
+             out_dir: Path | str | None, figures: bool, options: dict) -> AnalysisResult:
+    analyses = [get(name) for name in resolve_requested(study, requested)]
     notes: list[str] = []
-    human_ind = human_cells = None
+    ctx = _context(study, responses, notes, **options)
+    tables: dict[str, pd.DataFrame] = {"invalid": ctx.obs.invalid, "unit_cells": ctx.unit_cells,
+                                       "pooled_cells": ctx.pooled_cells}
+    not_run = _run_each(ctx, analyses, tables)
+    summ = build_summary(study, analyses, tables, len(responses), not_run)
+    result = AnalysisResult(study=study, requested=[a.name for a in analyses], tables=tables,
+                            summary_data=summ, notes=notes, not_run=not_run)
+    if out_dir is not None and figures:
+        ran = [a for a in analyses if a.name not in not_run]
+        result.figures = _draw(ctx, ran, tables, Path(out_dir) / "figures", notes)
+    if notes:
+        summ["notes"] = notes
+    if out_dir is not None:
+        result.write(Path(out_dir))
+    return result
+
+
+def _context(study: Study, responses: pd.DataFrame, notes: list[str], alpha: float,
+             n_boot: int, seed: int, cluster: str, refute_simulations: int) -> Context:
+    """Observations, cells and the human baseline: what every analysis may use."""
+    obs = build_observations(study, responses)
+    ctx = Context(study=study, responses=responses, obs=obs,
+                  unit_cells=unit_cells(obs, alpha, n_boot=min(n_boot, 400), seed=seed),
+                  pooled_cells=pooled_cells(obs, alpha, n_boot=n_boot, seed=seed),
+                  alpha=alpha, n_boot=n_boot, seed=seed, cluster=cluster,
+                  refute_simulations=refute_simulations)
     if study.baseline is not None:
         try:
             bd = load_baseline(study)
-            human_cells = bd.cells.rename(columns={"mean": "human"})
-            human_ind = bd.individual if bd.individual is not None else bd.cells.rename(
-                columns={"mean": "y"})
         except AnalysisError as exc:
-            if "baseline" in req:
-                raise
             notes.append(f"human baseline not used: {exc}")
-    if "demand_curve" in req:
-        from llmexp.analysis.demand import demand_curves
+        else:
+            ctx.human_cells = bd.cells.rename(columns={"mean": "human"})
+            ctx.human_individual = (bd.individual if bd.individual is not None
+                                    else bd.cells.rename(columns={"mean": "y"}))
+    return ctx
 
-        tables.update(demand_curves(study, obs, uc, pc, alpha))
-    if "effects" in req:
-        from llmexp.analysis.effects import estimate_effects
 
-        tables["effects"] = estimate_effects(study, obs, cluster=cluster, alpha=alpha)
-    if "leakage" in req:
-        from llmexp.analysis.leakage import leakage
+def _reason(exc: BaseException) -> str:
+    """Why an analysis did not run: the user-facing message, or the failure named."""
+    if isinstance(exc, LlmexpError):
+        return str(exc)
+    return f"numerical failure ({type(exc).__name__}: {exc})"
 
-        tables["leakage"], tables["leakage_points"] = leakage(study, obs, alpha, cluster)
-    if "focalism" in req:
-        from llmexp.analysis.focalism import focalism
 
-        tables["focalism"], tables["focalism_thresholds"] = focalism(
-            study, obs, human=human_ind, alpha=alpha)
-    if "baseline" in req:
-        tables.update(compare_baseline(study, uc, obs.table, alpha, n_boot, seed))
-    if "range" in req:
-        from llmexp.analysis.range_check import range_sensitivity
+def _run_each(ctx: Context, analyses: list[Analysis], tables: dict[str, pd.DataFrame]
+              ) -> dict[str, str]:
+    """Run each analysis into `tables`; one that fails is recorded (name -> reason) and the
+    others go on. When every one fails there is nothing to report, so the failure is raised."""
+    not_run: dict[str, str] = {}
+    errors: list[BaseException] = []
+    for analysis in analyses:
+        try:
+            tables.update(analysis.run(ctx))
+        except FAILURES as exc:
+            not_run[analysis.name] = _reason(exc)
+            errors.append(exc)
+    if analyses and len(errors) == len(analyses):
+        if len(errors) == 1:
+            raise errors[0]
+        raise AnalysisError("no requested analysis could run: "
+                            + "; ".join(f"{name}: {why}" for name, why in not_run.items()))
+    return not_run
 
-        tables["range"], tables["range_cells"] = range_sensitivity(study, obs, alpha, n_boot, seed)
-    if "refute" in req:
-        from llmexp.analysis.causal import refute
 
-        tables["refute"] = refute(study, obs, num_simulations=refute_simulations, seed=seed)
-    from llmexp.analysis.summary import build_summary
-
-    summ = build_summary(study, req, tables, n_responses=len(responses))
-    if notes:
-        summ["notes"] = notes
-    result = AnalysisResult(study=study, requested=req, tables=tables, summary_data=summ,
-                            notes=notes)
-    if out_dir is not None:
-        out_dir = Path(out_dir)
-        result.write(out_dir)
-        if figures:
-            fdir = out_dir / "figures"
-            figs = {}
-            if "demand_curve" in req:
-                figs["demand_curve"] = plots.demand_figure(tables.get("demand_points"), fdir,
-                                                           human_cells)
-            if "leakage" in req:
-                figs["leakage"] = plots.leakage_figure(tables.get("leakage_points"), fdir)
-            if "focalism" in req:
-                figs["focalism"] = plots.focalism_figure(obs.table, tables.get("focalism"), fdir,
-                                                         human_ind)
-            if "baseline" in req:
-                figs["baseline"] = (plots.error_heatmap(tables.get("baseline_cells"), fdir)
-                                    + plots.ranking_figure(tables.get("design_ranking"), fdir))
-            if "range" in req:
-                figs["range"] = plots.range_figure(tables.get("range_cells"), fdir)
-            result.figures = {k: v for k, v in figs.items() if v}
-    return result
+def _draw(ctx: Context, analyses: list[Analysis], tables: dict[str, pd.DataFrame],
+          fig_dir: Path, notes: list[str]) -> dict[str, list[Path]]:
+    """Each analysis's figures; one that cannot be drawn becomes a note."""
+    figs: dict[str, list[Path]] = {}
+    for analysis in analyses:
+        try:
+            paths = analysis.figures(ctx, tables, fig_dir)
+        except FAILURES as exc:
+            notes.append(f"{analysis.name} figures not drawn: {_reason(exc)}")
+            continue
+        if paths:
+            figs[analysis.name] = paths
+    return figs

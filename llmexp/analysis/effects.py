@@ -17,6 +17,9 @@ Design interaction (scope ``interaction``): per outcome x model, pooled over des
 ``y ~ level * C(design, reference) + C(unit_id)`` by OLS; the coefficient
 ``level:design[x]`` is the difference between design x's slope and the reference design's
 (the first design in the study): "does unblinding change the effect?" as one number + SE.
+
+statsmodels is imported inside the fitting functions, so the analysis declaration at the end
+stays light for `llmexp check` (see analysis/base.py).
 """
 
 from __future__ import annotations
@@ -26,10 +29,10 @@ from typing import Optional
 
 import numpy as np
 import pandas as pd
-import statsmodels.api as sm
-import statsmodels.formula.api as smf
 
+from llmexp import answers
 from llmexp.analysis._stats import choose_cluster, fit_kwargs
+from llmexp.analysis.base import Analysis, Context, register
 from llmexp.analysis.observations import Observations, is_numeric_treatment, primary_treatment
 from llmexp.errors import AnalysisError
 from llmexp.spec import Study
@@ -144,6 +147,8 @@ COLLAPSED_NOTE = "replicates were identical copies (deterministic answers): one 
 
 
 def fit_ols(df: pd.DataFrame, formula: str, cluster: str = "auto"):
+    import statsmodels.formula.api as smf  # lazy: see the module docstring
+
     groups, se_type = choose_cluster(df, cluster)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -152,6 +157,9 @@ def fit_ols(df: pd.DataFrame, formula: str, cluster: str = "auto"):
 
 
 def fit_logit(df: pd.DataFrame, formula: str, cluster: str = "auto"):
+    import statsmodels.api as sm  # lazy: see the module docstring
+    import statsmodels.formula.api as smf
+
     groups, se_type = choose_cluster(df, cluster if cluster != "unit+persona" else "unit")
     if groups is not None and groups.ndim > 1:
         groups = groups[:, 0]
@@ -193,9 +201,7 @@ def estimate_effects(
     design_order = [d.name for d in study.designs]
     for out in study.outcomes:
         data = base[base["target"] == out.name]
-        atype = out.answer.type
-        mlist = methods or (("ols", "logit") if atype == "binary" else
-                            ("ols", "ordered") if atype == "likert" else ("ols",))
+        mlist = methods or answers.get(out.answer).effect_methods
         for (model, design), g in data.groupby(["model", "design"], sort=False):
             w, rhs, names = _work_frame(study, g)
             if not rhs:
@@ -278,3 +284,26 @@ def _interactions(study, data, design_order, cluster, alpha, outcome) -> list[di
                              n_units=w["unit_id"].nunique(), se_type=se_type, n_clusters=ncl,
                              **({"note": COLLAPSED_NOTE} if collapsed else {})))
     return rows
+
+
+@register
+class Effects(Analysis):
+    name = "effects"
+    title = "Treatment effects"
+    description = ("Regression coefficients with cluster-robust 95% intervals; scope 'interaction' "
+                   "rows are slope differences against the reference design.")
+    report_tables = ("effects",)
+    order = 20
+    headline = True  # the digest opens with the effects: what most readers look for first
+    default = True  # what a study that names no analysis gets
+
+    def run(self, ctx: Context) -> dict[str, pd.DataFrame]:
+        return {"effects": estimate_effects(ctx.study, ctx.obs, cluster=ctx.cluster, alpha=ctx.alpha)}
+
+    def summary_lines(self, tables: dict[str, pd.DataFrame]) -> list[str]:
+        e = tables.get("effects")
+        if e is None or not len(e) or "estimate" not in e:
+            return []
+        return [f"effect [{r.scope}] {r.outcome} {r.design} {r.method} {r.term}: "
+                f"{r.estimate:.3f} [{r.ci_low:.3f}, {r.ci_high:.3f}] p={r.p_value:.3g}"
+                for r in e.dropna(subset=["estimate"]).itertuples()]

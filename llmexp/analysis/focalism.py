@@ -17,17 +17,21 @@ Measure, per design (pinned, unpinned) and for the humans, on the outcome observ
   that the step explains (partial R^2 of the step, in [0, 1]);
 - ``flagged`` = jump's p < alpha. A focal design shows a large, significant jump and a
   step_share well above the unpinned design's and the humans'.
+
+statsmodels is imported inside `step_fit`, so the analysis declaration at the end stays
+light for `llmexp check` (see analysis/base.py).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Optional
 
 import numpy as np
 import pandas as pd
-import statsmodels.formula.api as smf
 
 from llmexp.analysis._stats import choose_cluster, fit_kwargs
+from llmexp.analysis.base import Analysis, Context, register
 from llmexp.analysis.observations import Observations, to_float
 from llmexp.errors import AnalysisError
 from llmexp.spec import Study
@@ -43,6 +47,8 @@ def _smooth_terms(n_levels: int, degree: int) -> str:
 def step_fit(df: pd.DataFrame, degree: int = 3, alpha: float = 0.05, weights=None,
              cluster: str = "auto") -> dict:
     """Fit smooth vs smooth+step on df (columns y, level, step, unit_id)."""
+    import statsmodels.formula.api as smf  # lazy: see the module docstring
+
     if df["step"].nunique() < 2:
         return {"note": "the threshold does not split the levels"}
     fe = " + C(unit_id)" if df["unit_id"].nunique() > 1 else ""
@@ -144,3 +150,37 @@ def focalism(study: Study, obs: Observations, human=None, degree: int = 3, alpha
                                          design="human", mode="human", model="human",
                                          role="human", threshold_level=glob, **res))
     return pd.DataFrame(rows), pd.DataFrame(thr_rows)
+
+
+@register
+class Focalism(Analysis):
+    name = "focalism"
+    title = "Focalism"
+    description = ("Jump at the pinned value beyond a smooth (cubic) trend; step share = partial R² "
+                   "of the step on the cell means.")
+    report_tables = ("focalism",)
+    order = 40
+
+    def unsupported(self, study: Study) -> str | None:
+        if not any(d.pins for d in study.designs):
+            return "no design pins a covariate (design NAME: blind with COVARIATE = ...)"
+        return None
+
+    def run(self, ctx: Context) -> dict[str, pd.DataFrame]:
+        table, thresholds = focalism(ctx.study, ctx.obs, human=ctx.human_individual, alpha=ctx.alpha)
+        return {"focalism": table, "focalism_thresholds": thresholds}
+
+    def summary_lines(self, tables: dict[str, pd.DataFrame]) -> list[str]:
+        t = tables.get("focalism")
+        if t is None or not len(t) or "jump" not in t:
+            return []
+        return [f"focalism {r.design} ({r.role}): jump {r.jump:.3f} "
+                f"[{r.ci_low:.3f}, {r.ci_high:.3f}], step share {r.step_share:.3f}"
+                f"{' FLAGGED' if r.flagged else ''}"
+                for r in t.itertuples()]
+
+    def figures(self, ctx: Context, tables: dict[str, pd.DataFrame], out_dir: Path) -> list[Path]:
+        from llmexp.analysis import plots  # lazy: matplotlib only when drawing
+
+        return plots.focalism_figure(ctx.obs.table, tables.get("focalism"), out_dir,
+                                     ctx.human_individual)

@@ -13,15 +13,21 @@ modes, covariates and studies; 0 in an ideal experiment. ``flagged`` = slope's p
 Also reported: CI, Pearson r of v_norm with the level and its p-value. A categorical treatment
 gets one row per level against the first level (``contrast``): the index is then the relative
 change of the covariate between the two levels (x = 1 at the compared level, 0 at the first).
+
+statsmodels is imported inside `leakage`, so the analysis declaration at the end stays light
+for `llmexp check` (see analysis/base.py).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
-import statsmodels.formula.api as smf
 
+from llmexp import modes
 from llmexp.analysis._stats import choose_cluster, fit_kwargs, safe_corr
+from llmexp.analysis.base import Analysis, Context, register
 from llmexp.analysis.observations import Observations, is_numeric_treatment, primary_treatment
 from llmexp.errors import AnalysisError
 from llmexp.spec import Study
@@ -35,6 +41,8 @@ def normalise_by_unit(df: pd.DataFrame, keys=("design", "model", "target", "unit
 def leakage(study: Study, obs: Observations, alpha: float = 0.05, cluster: str = "auto"
             ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(leakage table, normalised probe points per design/covariate/level)."""
+    import statsmodels.formula.api as smf  # lazy: see the module docstring
+
     probed = [c.name for c in study.covariates if c.probe is not None and not c.specified]
     if not probed:
         raise AnalysisError("leakage needs at least one unspecified covariate with a probe")
@@ -85,3 +93,38 @@ def leakage(study: Study, obs: Observations, alpha: float = 0.05, cluster: str =
                              correlation_p=rp, flagged=bool(p < alpha), se_type=se_type))
     pts = pd.concat(points, ignore_index=True) if points else pd.DataFrame()
     return pd.DataFrame(rows), pts
+
+
+@register
+class Leakage(Analysis):
+    name = "leakage"
+    title = "Confound leakage"
+    description = ("Leakage index = slope of the probed covariate (normalised by its unit mean) per "
+                   "1.0 of the treatment level; 0 in an ideal experiment.")
+    report_tables = ("leakage",)
+    order = 30
+
+    def unsupported(self, study: Study) -> str | None:
+        if not any(c.probe for c in study.covariates if not c.specified):
+            return "no unspecified covariate has a probe"
+        if not any(modes.get(d.mode).asks_probes and d.probes for d in study.designs):
+            asking = " or ".join(modes.with_capability("asks_probes"))
+            return f"probes are asked in {asking} designs, and there is none"
+        return None
+
+    def run(self, ctx: Context) -> dict[str, pd.DataFrame]:
+        table, points = leakage(ctx.study, ctx.obs, ctx.alpha, ctx.cluster)
+        return {"leakage": table, "leakage_points": points}
+
+    def summary_lines(self, tables: dict[str, pd.DataFrame]) -> list[str]:
+        t = tables.get("leakage")
+        if t is None or not len(t) or "leakage_index" not in t:
+            return []
+        return [f"leakage {r.covariate} {r.design}: index {r.leakage_index:.3f} "
+                f"[{r.ci_low:.3f}, {r.ci_high:.3f}]{' FLAGGED' if r.flagged else ''}"
+                for r in t.itertuples()]
+
+    def figures(self, ctx: Context, tables: dict[str, pd.DataFrame], out_dir: Path) -> list[Path]:
+        from llmexp.analysis import plots  # lazy: matplotlib only when drawing
+
+        return plots.leakage_figure(tables.get("leakage_points"), out_dir)

@@ -24,10 +24,13 @@ from typing import Any, Optional
 import numpy as np
 import pandas as pd
 
+from llmexp import answers
+from llmexp import modes
+from llmexp import schema
 from llmexp.errors import AnalysisError
 from llmexp.spec import Study
 
-REQUIRED = ("design", "mode", "model", "kind", "target", "unit_id", "conditions", "valid", "value")
+REQUIRED = schema.names("design", "mode", "model", "kind", "target", "unit_id", "conditions", "valid", "value")
 
 
 def _loads(x: Any) -> Any:
@@ -146,192 +149,209 @@ def build_observations(study: Study, responses: pd.DataFrame) -> Observations:
         raise AnalysisError(
             f"the response table lacks column(s) {', '.join(missing)} (see docs/artifacts.md)"
         )
-    n = len(responses)
-    prim = primary_treatment(study)
-    outcome_specs = {o.name: o.answer for o in study.outcomes}
-    probe_specs = {c.name: c.probe.answer for c in study.covariates if c.probe is not None}
-
-    # -- per-call keys and the invalid counts' groups (first appearance order)
-    c_design, v_design = _column_codes(responses, "design")
-    c_model, v_model = _column_codes(responses, "model")
-    c_kind, v_kind = _column_codes(responses, "kind")
-    c_target, v_target = _column_codes(responses, "target")
-    key = _combine(c_design, c_model, c_kind, c_target)
-    n_keys = int(key.max()) + 1 if n else 0
-    first_of_key = np.full(n_keys, -1, dtype=np.int64)
-    first_of_key[key[::-1]] = np.arange(n - 1, -1, -1)  # first row of each key
-    calls = np.bincount(key, minlength=n_keys)
-
-    # -- validity
-    c_valid, v_valid = _column_codes(responses, "valid")
-    c_status, v_status = _column_codes(responses, "status", "ok")
-    valid_u = np.array([bool(v) for v in v_valid], dtype=bool)
-    status_u = np.array([v in ("ok", None) for v in v_status], dtype=bool)
-    ok = valid_u[c_valid] & status_u[c_status]
-    invalid_calls = np.bincount(key[~ok], minlength=n_keys)
-    rows = np.flatnonzero(ok)
-
-    # -- answer spec per (kind, target)
-    kt = _combine(c_kind, c_target)
-    kt_rows = rows
-    kt_codes = kt[kt_rows]
-    uk, first_idx = np.unique(kt_codes, return_index=True)
-    n_kt = int(kt.max()) + 1 if n else 0
-    atype_of = np.empty(n_kt, dtype=object)
-    binary_of = np.zeros(n_kt, dtype=bool)
-    labels_of: list = [()] * n_kt
-    for code, fi in zip(uk, first_idx):
-        r = kt_rows[fi]
-        kind, target = v_kind[c_kind[r]], v_target[c_target[r]]
-        spec = outcome_specs.get(target) if kind == "outcome" else probe_specs.get(target)
-        atype_of[code] = spec.type if spec is not None else "number"
-        labels_of[code] = tuple(spec.labels) if spec is not None else ()
-        binary_of[code] = atype_of[code] == "binary"
-
-    # -- decoded JSON, once per distinct string
-    c_conds, v_conds = _column_codes(responses, "conditions")
-    conds_u = [_loads(x) or [] for x in v_conds]
-    c_answer, v_answer = _column_codes(responses, "answer")
-    answer_u = [_loads(x) or {} for x in v_answer]
-    c_mode, v_mode = _column_codes(responses, "mode")
-    mode_pc = np.array([m in ("within", "aggregate") for m in v_mode], dtype=bool)
-    ans_pc = np.array([bool(a.get("per_condition")) for a in answer_u], dtype=bool)
-    conds_pc = np.array([len(c) > 1 for c in conds_u], dtype=bool)
-    per_cond = (ans_pc[c_answer] | conds_pc[c_conds] | mode_pc[c_mode])[rows]
-
-    out_row: list[np.ndarray] = []
-    out_cond: list[np.ndarray] = []  # index into cond_objs
-    out_y: list[np.ndarray] = []
-    conditions = np.zeros(n_keys, dtype=np.int64)
-    missing_conds = np.zeros(n_keys, dtype=np.int64)
-    copies = np.zeros(n_keys, dtype=np.int64)
-    # distinct condition objects: (conditions code, position) or fallback cell code
-    cond_objs: list[dict] = []
-    cond_index: dict[tuple, int] = {}
-
-    def cond_id(k: tuple, make) -> int:
-        i = cond_index.get(k)
-        if i is None:
-            i = cond_index[k] = len(cond_objs)
-            cond_objs.append(make())
-        return i
-
-    # -- per-condition rows (within / aggregate / several conditions): one per condition
-    pc_rows = rows[per_cond]
-    if len(pc_rows):
-        cv_col = responses["condition_values"] if "condition_values" in responses.columns else None
-        cv_vals = (cv_col.iloc[pc_rows].tolist() if cv_col is not None else [None] * len(pc_rows))
-        rr, cc, yy = [], [], []
-        ans_scale = [to_float(a.get("high")) == 100 for a in answer_u]
-        for r, cvx in zip(pc_rows.tolist(), cv_vals):
-            kc = kt[r]
-            labels, binary = labels_of[kc], binary_of[kc]
-            code = c_conds[r]
-            conds = conds_u[code]
-            cv = _loads(cvx) or {}
-            scale100 = binary and ans_scale[c_answer[r]]
-            k = key[r]
-            for pos, c in enumerate(conds):
-                conditions[k] += 1
-                y = _answer_value(cv.get(c.get("cell")), labels, binary)
-                if scale100:
-                    y = y / 100.0
-                if np.isnan(y):
-                    missing_conds[k] += 1
-                    continue
-                rr.append(r)
-                cc.append(cond_id(("c", code, pos), lambda c=c: c))
-                yy.append(y)
-        out_row.append(np.asarray(rr, dtype=np.int64))
-        out_cond.append(np.asarray(cc, dtype=np.int64))
-        out_y.append(np.asarray(yy, dtype=float))
-
-    # -- one-condition rows
-    sc_rows = rows[~per_cond]
-    if len(sc_rows):
-        k_sc = key[sc_rows]
-        np.add.at(conditions, k_sc, 1)
-        y = np.full(len(sc_rows), np.nan)
-        keep = np.ones(len(sc_rows), dtype=bool)
-        if "probs" in responses.columns:
-            c_probs, v_probs = _na_aware_codes(responses["probs"])
-            probs_u = [_loads(x) for x in v_probs]
-            kt_sc = kt[sc_rows]
-            pc_sc = c_probs[sc_rows]
-            pairs = pd.unique(pd.Series(kt_sc.astype(np.int64) * (len(probs_u) + 1) + pc_sc))
-            exact = np.zeros(len(sc_rows), dtype=bool)
-            for p in pairs:
-                kc, pcode = divmod(int(p), len(probs_u) + 1)
-                probs, labels = probs_u[pcode], labels_of[kc]
-                if binary_of[kc] and isinstance(probs, dict) and labels and labels[0] in probs:
-                    m = (kt_sc == kc) & (pc_sc == pcode)
-                    exact |= m
-                    y[m] = to_float(probs[labels[0]])
-            if exact.any():
-                ex_rows = sc_rows[exact]
-                c_msg = _column_codes(responses, "messages")[0][ex_rows]
-                c_par = _column_codes(responses, "params")[0][ex_rows]
-                dup = pd.DataFrame({"k": key[ex_rows], "m": c_msg, "p": c_par}).duplicated().to_numpy()
-                d_idx = np.flatnonzero(exact)[dup]
-                keep[d_idx] = False
-                np.add.at(copies, k_sc[d_idx], 1)
-        need = keep & np.isnan(y)
-        if need.any():
-            c_value, v_value = _column_codes(responses, "value")
-            value_u = np.array([to_float(v) for v in v_value], dtype=float)
-            y[need] = value_u[c_value[sc_rows[need]]]
-        miss = keep & np.isnan(y)
-        np.add.at(missing_conds, k_sc[miss], 1)
-        keep &= ~miss
-        kept = sc_rows[keep]
-        # the condition: the first listed, else the row's own cell
-        codes_k = c_conds[kept]
-        has = np.array([bool(c) for c in conds_u], dtype=bool)
-        cid_by_conds = np.full(len(conds_u), -1, dtype=np.int64)
-        for code in np.unique(codes_k[has[codes_k]]) if len(codes_k) else []:
-            cid_by_conds[code] = cond_id(("c", int(code), 0), lambda code=code: conds_u[code][0])
-        cid = cid_by_conds[codes_k]
-        fb = ~has[codes_k]
-        if fb.any():
-            c_cell, v_cell = _column_codes(responses, "cell")
-            cid_by_cell = np.full(len(v_cell), -1, dtype=np.int64)
-            cells_k = c_cell[kept[fb]]
-            for code in np.unique(cells_k):
-                cid_by_cell[code] = cond_id(("cell", int(code)), lambda code=code: {
-                    "cell": v_cell[code], "levels": {}, "values": {}})
-            cid[fb] = cid_by_cell[cells_k]
-        out_row.append(kept)
-        out_cond.append(cid)
-        out_y.append(y[keep])
-
-    o_row = np.concatenate(out_row) if out_row else np.array([], dtype=np.int64)
+    x = _Explode(study, responses)
+    rows = x.valid_rows()
+    per_cond = x.per_condition_mask(rows)
+    exploded = (x.per_condition_rows(rows[per_cond]), x.single_condition_rows(rows[~per_cond]))
+    parts = [p for p in exploded if p is not None]
+    o_row = np.concatenate([p[0] for p in parts]) if parts else np.array([], dtype=np.int64)
     if len(o_row) == 0:
         raise AnalysisError("no valid responses to analyse (every call was invalid or failed)")
     order = np.argsort(o_row, kind="stable")
     o_row = o_row[order]
-    o_cond = np.concatenate(out_cond)[order]
-    o_y = np.concatenate(out_y)[order].astype(float)
+    o_cond = np.concatenate([p[1] for p in parts])[order]
+    o_y = np.concatenate([p[2] for p in parts])[order].astype(float)
+    table = _assemble(study, responses, primary_treatment(study), o_row, o_cond, o_y, x.cond_objs,
+                      x.kt, x.atype_of)
+    return Observations(table=table, invalid=x.invalid_table())
 
-    table = _assemble(study, responses, prim, o_row, o_cond, o_y, cond_objs, kt, atype_of)
 
-    invalid = pd.DataFrame(
-        [
-            {"design": v_design[c_design[r]], "model": v_model[c_model[r]],
-             "kind": v_kind[c_kind[r]], "target": v_target[c_target[r]],
-             "calls": int(calls[k]), "invalid_calls": int(invalid_calls[k]),
-             "conditions": int(conditions[k]), "missing_conditions": int(missing_conds[k]),
-             "exact_copies": int(copies[k]),
-             "invalid_share": int(invalid_calls[k]) / int(calls[k]) if calls[k] else np.nan}
-            for k, r in enumerate(first_of_key.tolist())
-        ]
-    )
-    return Observations(table=table, invalid=invalid)
+class _Explode:
+    """The state `build_observations`' steps share. Columns are coded once per distinct value
+    (`_column_codes`); `key` numbers the (design, model, kind, target) groups of the invalid
+    counts in order of first appearance, and the per-group counters fill as rows are exploded."""
+
+    def __init__(self, study: Study, responses: pd.DataFrame):
+        self.responses = responses
+        n = self.n = len(responses)
+        self.c_design, self.v_design = _column_codes(responses, "design")
+        self.c_model, self.v_model = _column_codes(responses, "model")
+        self.c_kind, self.v_kind = _column_codes(responses, "kind")
+        self.c_target, self.v_target = _column_codes(responses, "target")
+        self.key = _combine(self.c_design, self.c_model, self.c_kind, self.c_target)
+        n_keys = self.n_keys = int(self.key.max()) + 1 if n else 0
+        self.first_of_key = np.full(n_keys, -1, dtype=np.int64)
+        self.first_of_key[self.key[::-1]] = np.arange(n - 1, -1, -1)  # first row of each key
+        self.calls = np.bincount(self.key, minlength=n_keys)
+        self.invalid_calls = np.zeros(n_keys, dtype=np.int64)
+        self.conditions = np.zeros(n_keys, dtype=np.int64)
+        self.missing_conds = np.zeros(n_keys, dtype=np.int64)
+        self.copies = np.zeros(n_keys, dtype=np.int64)
+        self.kt = _combine(self.c_kind, self.c_target)
+        # distinct condition objects: (conditions code, position) or fallback cell code
+        self.cond_objs: list[dict] = []
+        self.cond_index: dict[tuple, int] = {}
+        self.c_conds, v_conds = _column_codes(responses, "conditions")
+        self.conds_u = [_loads(x) or [] for x in v_conds]
+        self.c_answer, v_answer = _column_codes(responses, "answer")
+        self.answer_u = [_loads(x) or {} for x in v_answer]
+        self.outcome_specs = {o.name: o.answer for o in study.outcomes}
+        self.probe_specs = {c.name: c.probe.answer for c in study.covariates if c.probe is not None}
+
+    def cond_id(self, k: tuple, make) -> int:
+        i = self.cond_index.get(k)
+        if i is None:
+            i = self.cond_index[k] = len(self.cond_objs)
+            self.cond_objs.append(make())
+        return i
+
+    def valid_rows(self) -> np.ndarray:
+        """The valid calls' rows; counts the invalid ones and reads each (kind, target)'s
+        answer spec from the first valid row holding it."""
+        c_valid, v_valid = _column_codes(self.responses, "valid")
+        c_status, v_status = _column_codes(self.responses, "status", "ok")
+        valid_u = np.array([bool(v) for v in v_valid], dtype=bool)
+        status_u = np.array([v in ("ok", None) for v in v_status], dtype=bool)
+        ok = valid_u[c_valid] & status_u[c_status]
+        self.invalid_calls = np.bincount(self.key[~ok], minlength=self.n_keys)
+        rows = np.flatnonzero(ok)
+        uk, first_idx = np.unique(self.kt[rows], return_index=True)
+        n_kt = int(self.kt.max()) + 1 if self.n else 0
+        self.atype_of = np.empty(n_kt, dtype=object)
+        self.binary_of = np.zeros(n_kt, dtype=bool)
+        self.labels_of: list = [()] * n_kt
+        for code, fi in zip(uk, first_idx):
+            r = rows[fi]
+            kind, target = self.v_kind[self.c_kind[r]], self.v_target[self.c_target[r]]
+            spec = self.outcome_specs.get(target) if kind == "outcome" else self.probe_specs.get(target)
+            self.atype_of[code] = spec.type if spec is not None else "number"
+            self.labels_of[code] = tuple(spec.labels) if spec is not None else ()
+            self.binary_of[code] = spec is not None and answers.get(spec).first_label_share
+        return rows
+
+    def per_condition_mask(self, rows: np.ndarray) -> np.ndarray:
+        """Which valid rows answer per condition (a per-condition mode or answer, or several
+        conditions in one call)."""
+        c_mode, v_mode = _column_codes(self.responses, "mode")
+        mode_pc = np.array([m in modes.MODES and modes.get(m).per_condition for m in v_mode], dtype=bool)
+        ans_pc = np.array([bool(a.get("per_condition")) for a in self.answer_u], dtype=bool)
+        conds_pc = np.array([len(c) > 1 for c in self.conds_u], dtype=bool)
+        return (ans_pc[self.c_answer] | conds_pc[self.c_conds] | mode_pc[c_mode])[rows]
+
+    def per_condition_rows(self, pc_rows: np.ndarray) -> Optional[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """(rows, condition ids, y): one observation per condition of a per-condition answer."""
+        if not len(pc_rows):
+            return None
+        responses = self.responses
+        cv_col = responses["condition_values"] if "condition_values" in responses.columns else None
+        cv_vals = (cv_col.iloc[pc_rows].tolist() if cv_col is not None else [None] * len(pc_rows))
+        rr, cc, yy = [], [], []
+        ans_scale = [to_float(a.get("high")) == 100 for a in self.answer_u]
+        for r, cvx in zip(pc_rows.tolist(), cv_vals):
+            kc = self.kt[r]
+            labels, binary = self.labels_of[kc], self.binary_of[kc]
+            code = self.c_conds[r]
+            conds = self.conds_u[code]
+            cv = _loads(cvx) or {}
+            scale100 = binary and ans_scale[self.c_answer[r]]
+            k = self.key[r]
+            for pos, c in enumerate(conds):
+                self.conditions[k] += 1
+                y = _answer_value(cv.get(c.get("cell")), labels, binary)
+                if scale100:
+                    y = y / 100.0
+                if np.isnan(y):
+                    self.missing_conds[k] += 1
+                    continue
+                rr.append(r)
+                cc.append(self.cond_id(("c", code, pos), lambda c=c: c))
+                yy.append(y)
+        return np.asarray(rr, dtype=np.int64), np.asarray(cc, dtype=np.int64), np.asarray(yy, dtype=float)
+
+    def single_condition_rows(self, sc_rows: np.ndarray) -> Optional[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """(rows, condition ids, y) of one-condition answers: P(first label) when the answer
+        has probabilities (exact copies of one prompt counted once), else the value."""
+        if not len(sc_rows):
+            return None
+        k_sc = self.key[sc_rows]
+        np.add.at(self.conditions, k_sc, 1)
+        y = np.full(len(sc_rows), np.nan)
+        keep = np.ones(len(sc_rows), dtype=bool)
+        if "probs" in self.responses.columns:
+            self._first_label_shares(sc_rows, y, keep)
+        need = keep & np.isnan(y)
+        if need.any():
+            c_value, v_value = _column_codes(self.responses, "value")
+            value_u = np.array([to_float(v) for v in v_value], dtype=float)
+            y[need] = value_u[c_value[sc_rows[need]]]
+        miss = keep & np.isnan(y)
+        np.add.at(self.missing_conds, k_sc[miss], 1)
+        keep &= ~miss
+        kept = sc_rows[keep]
+        return kept, self._single_condition_ids(kept), y[keep]
+
+    def _first_label_shares(self, sc_rows: np.ndarray, y: np.ndarray, keep: np.ndarray) -> None:
+        """Fill y with P(first label) where a binary answer carries probabilities; of exact
+        copies (same group, messages and params) keep one and count the others."""
+        c_probs, v_probs = _na_aware_codes(self.responses["probs"])
+        probs_u = [_loads(x) for x in v_probs]
+        kt_sc = self.kt[sc_rows]
+        pc_sc = c_probs[sc_rows]
+        pairs = pd.unique(pd.Series(kt_sc.astype(np.int64) * (len(probs_u) + 1) + pc_sc))
+        exact = np.zeros(len(sc_rows), dtype=bool)
+        for p in pairs:
+            kc, pcode = divmod(int(p), len(probs_u) + 1)
+            probs, labels = probs_u[pcode], self.labels_of[kc]
+            if self.binary_of[kc] and isinstance(probs, dict) and labels and labels[0] in probs:
+                m = (kt_sc == kc) & (pc_sc == pcode)
+                exact |= m
+                y[m] = to_float(probs[labels[0]])
+        if exact.any():
+            ex_rows = sc_rows[exact]
+            c_msg = _column_codes(self.responses, "messages")[0][ex_rows]
+            c_par = _column_codes(self.responses, "params")[0][ex_rows]
+            dup = pd.DataFrame({"k": self.key[ex_rows], "m": c_msg, "p": c_par}).duplicated().to_numpy()
+            d_idx = np.flatnonzero(exact)[dup]
+            keep[d_idx] = False
+            np.add.at(self.copies, self.key[sc_rows][d_idx], 1)
+
+    def _single_condition_ids(self, kept: np.ndarray) -> np.ndarray:
+        """The condition of each kept row: the first listed, else the row's own cell."""
+        codes_k = self.c_conds[kept]
+        has = np.array([bool(c) for c in self.conds_u], dtype=bool)
+        cid_by_conds = np.full(len(self.conds_u), -1, dtype=np.int64)
+        for code in np.unique(codes_k[has[codes_k]]) if len(codes_k) else []:
+            cid_by_conds[code] = self.cond_id(("c", int(code), 0), lambda code=code: self.conds_u[code][0])
+        cid = cid_by_conds[codes_k]
+        fb = ~has[codes_k]
+        if fb.any():
+            c_cell, v_cell = _column_codes(self.responses, "cell")
+            cid_by_cell = np.full(len(v_cell), -1, dtype=np.int64)
+            cells_k = c_cell[kept[fb]]
+            for code in np.unique(cells_k):
+                cid_by_cell[code] = self.cond_id(("cell", int(code)), lambda code=code: {
+                    "cell": v_cell[code], "levels": {}, "values": {}})
+            cid[fb] = cid_by_cell[cells_k]
+        return cid
+
+    def invalid_table(self) -> pd.DataFrame:
+        """Per (design, model, kind, target): calls, invalid calls, conditions, missing, copies."""
+        return pd.DataFrame(
+            [
+                {"design": self.v_design[self.c_design[r]], "model": self.v_model[self.c_model[r]],
+                 "kind": self.v_kind[self.c_kind[r]], "target": self.v_target[self.c_target[r]],
+                 "calls": int(self.calls[k]), "invalid_calls": int(self.invalid_calls[k]),
+                 "conditions": int(self.conditions[k]), "missing_conditions": int(self.missing_conds[k]),
+                 "exact_copies": int(self.copies[k]),
+                 "invalid_share": int(self.invalid_calls[k]) / int(self.calls[k]) if self.calls[k] else np.nan}
+                for k, r in enumerate(self.first_of_key.tolist())
+            ]
+        )
 
 
 def _assemble(study, responses, prim, o_row, o_cond, o_y, cond_objs, kt, atype_of) -> pd.DataFrame:
     from pandas.core.internals.construction import convert_object_array
 
-    m = len(o_row)
     cols: dict[str, np.ndarray] = {}
 
     def passthrough(name: str, default: Any = None, fn=None) -> np.ndarray:
@@ -384,16 +404,17 @@ def _assemble(study, responses, prim, o_row, o_cond, o_y, cond_objs, kt, atype_o
             cols[f"{prefix}{k}"] = _obj([d[k] if k in d else np.nan for d in decoded])[rc]
 
     # condition columns, once per distinct condition
-    cells, lv_cols, levels_f, shown_f = [], {t.name: [] for t in study.treatments}, [], []
+    lv_cols: dict[str, list] = {t.name: [] for t in study.treatments}
+    cells, levels_f, shown_f = [], [], []
     for c in cond_objs:
         levels = c.get("levels") or {}
-        values = c.get("values") or {}
+        shown = c.get("values") or {}
         cells.append(c.get("cell"))
         for t in study.treatments:
             lv_cols[t.name].append(levels.get(t.name))
         lv = levels.get(prim)
         levels_f.append(to_float(lv))
-        shown_f.append(to_float(values.get(prim, lv)))
+        shown_f.append(to_float(shown.get(prim, lv)))
     cols["cell"] = _obj(cells)[o_cond]
     for t in study.treatments:
         cols[f"lvl__{t.name}"] = _obj(lv_cols[t.name])[o_cond]

@@ -31,29 +31,22 @@ def jsonable(obj: Any) -> Any:
     return obj
 
 
-def build_summary(study, requested: list[str], tables: dict[str, pd.DataFrame],
-                  n_responses: int) -> dict:
+def build_summary(study, analyses: list, tables: dict[str, pd.DataFrame], n_responses: int,
+                  not_run: dict[str, str] | None = None) -> dict:
+    """summary.json: the run's identity, the invalid-answer counts and, per requested analysis
+    (`base.Analysis` objects, in report order) that ran, its `summary_data`; analyses that
+    could not run are listed under ``not_run`` with the reason."""
+    not_run = not_run or {}
     s: dict[str, Any] = {
         "study": study.name,
         "study_hash": study.hash(),
-        "analyses": list(requested),
+        "analyses": [a.name for a in analyses],
         "n_responses": n_responses,
         "invalid": records(tables.get("invalid")),
     }
-    if "demand_curve" in requested:
-        d = tables.get("demand_summary")
-        s["demand_curve"] = records(d[d["scope"] == "pooled"] if d is not None and len(d) else d)
-    if "effects" in requested:
-        s["effects"] = records(tables.get("effects"))
-    if "leakage" in requested:
-        s["leakage"] = records(tables.get("leakage"))
-    if "focalism" in requested:
-        s["focalism"] = records(tables.get("focalism"))
-    if "baseline" in requested:
-        s["baseline"] = {"summary": records(tables.get("baseline_summary")),
-                         "design_ranking": records(tables.get("design_ranking"))}
-    if "range" in requested:
-        s["range"] = records(tables.get("range"))
-    if "refute" in requested:
-        s["refute"] = records(tables.get("refute"))
+    for a in analyses:
+        if a.name not in not_run:
+            s[a.name] = a.summary_data(tables)
+    if not_run:
+        s["not_run"] = dict(not_run)
     return jsonable(s)

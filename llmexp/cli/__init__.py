@@ -56,15 +56,22 @@ _register_all()
 
 def _click_exception_types() -> tuple[tuple, tuple]:
     """Usage-error and abort classes of click and of typer's vendored copy (typer >= 0.29 raises
-    `typer._click.exceptions.*`, which are not click's classes)."""
-    import click
+    `typer._click.exceptions.*`, which are not click's classes). click itself is not a declared
+    dependency (typer vendors it), so it is only consulted when some other package installed it."""
+    usage: list[type] = []
+    abort: list[type] = []
+    try:
+        import click
 
-    usage, abort = [click.exceptions.ClickException], [click.exceptions.Abort]
+        usage.append(click.exceptions.ClickException)
+        abort.append(click.exceptions.Abort)
+    except ImportError:
+        pass
     try:
         from typer._click import exceptions as tce  # type: ignore[attr-defined]
 
         usage.append(tce.ClickException)
-        abort.append(tce.Abort)
+        abort.append(tce.Abort)  # type: ignore[attr-defined]
     except (ImportError, AttributeError):
         pass
     return tuple(usage), tuple(abort)

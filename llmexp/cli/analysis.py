@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
 
-def _names(text: Optional[str]) -> Optional[list[str]]:
+def _names(text: str | None) -> list[str] | None:
     if not text:
         return None
     return [t.strip() for t in text.split(",") if t.strip()]
@@ -18,9 +17,9 @@ def register(app: typer.Typer) -> None:
     @app.command("analyze")
     def analyze_cmd(
         run_dir: Path = typer.Argument(..., help="run directory written by `llmexp run`"),
-        only: Optional[str] = typer.Option(None, "--only", help="comma list: run only these analyses"),
-        add: Optional[str] = typer.Option(None, "--add", help="comma list: add to the study's analyses"),
-        out: Optional[Path] = typer.Option(None, "--out", help="output dir (default RUN_DIR/analysis)"),
+        only: str | None = typer.Option(None, "--only", help="comma list: run only these analyses"),
+        add: str | None = typer.Option(None, "--add", help="comma list: add to the study's analyses"),
+        out: Path | None = typer.Option(None, "--out", help="output dir (default RUN_DIR/analysis)"),
         seed: int = typer.Option(0, "--seed", help="bootstrap / refuter seed"),
     ) -> None:
         """Analyse a run: tidy tables (CSV + parquet), figures and summary.json."""
@@ -33,8 +32,8 @@ def register(app: typer.Typer) -> None:
     @app.command("report")
     def report_cmd(
         run_dir: Path = typer.Argument(..., help="run directory written by `llmexp run`"),
-        only: Optional[str] = typer.Option(None, "--only", help="comma list: run only these analyses"),
-        add: Optional[str] = typer.Option(None, "--add", help="comma list: add to the study's analyses"),
+        only: str | None = typer.Option(None, "--only", help="comma list: run only these analyses"),
+        add: str | None = typer.Option(None, "--add", help="comma list: add to the study's analyses"),
         seed: int = typer.Option(0, "--seed"),
     ) -> None:
         """Write RUN_DIR/report/report.html (self-contained) and report.md; print the paths."""

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 
 from llmexp.diagnose.errors import DiagnoseError
 
 
-def _params(effect, leakage, focalism, noise, param: Optional[List[str]]) -> dict:
+def _params(effect, leakage, focalism, noise, param: list[str] | None) -> dict:
     out: dict = {}
     for item in param or []:
         if "=" not in item:
@@ -112,31 +111,31 @@ def render(diag, console) -> None:
 def diagnose_command(
     file: Path = typer.Argument(..., help="the .study file"),
     sims: int = typer.Option(200, "--sims", help="simulated data sets per design and replicates setting"),
-    replicates: Optional[str] = typer.Option(None, "--replicates", help="sweep replicates, e.g. 1,2,5,10 (default: the study's)"),
-    power: Optional[float] = typer.Option(None, "--power", help="power target: mark the smallest replicates reaching it"),
-    effect: Optional[float] = typer.Option(None, "--effect", help="true effect: logit slope per unit of the normalised treatment level"),
-    leakage: Optional[float] = typer.Option(None, "--leakage", help="confound leakage in blind designs"),
-    focalism: Optional[float] = typer.Option(None, "--focalism", help="weight of the step at a pinned covariate"),
-    noise: Optional[float] = typer.Option(None, "--noise", help="sd of the noise on numeric answers and probes"),
-    param: Optional[List[str]] = typer.Option(None, "--param", help="any synthetic respondent param, name=value (repeatable)"),
-    pilot: Optional[Path] = typer.Option(None, "--pilot", help="estimate effect/leakage/baseline from a (small) real run directory"),
+    replicates: str | None = typer.Option(None, "--replicates", help="sweep replicates, e.g. 1,2,5,10 (default: the study's)"),
+    power: float | None = typer.Option(None, "--power", help="power target: mark the smallest replicates reaching it"),
+    effect: float | None = typer.Option(None, "--effect", help="true effect: logit slope per unit of the normalised treatment level"),
+    leakage: float | None = typer.Option(None, "--leakage", help="confound leakage in blind designs"),
+    focalism: float | None = typer.Option(None, "--focalism", help="weight of the step at a pinned covariate"),
+    noise: float | None = typer.Option(None, "--noise", help="sd of the noise on numeric answers and probes"),
+    param: list[str] | None = typer.Option(None, "--param", help="any synthetic respondent param, name=value (repeatable)"),
+    pilot: Path | None = typer.Option(None, "--pilot", help="estimate effect/leakage/baseline from a (small) real run directory"),
     seed: int = typer.Option(0, "--seed", help="simulation seed"),
-    design: Optional[List[str]] = typer.Option(None, "--design", help="only these designs (repeatable or comma-separated)"),
+    design: list[str] | None = typer.Option(None, "--design", help="only these designs (repeatable or comma-separated)"),
     alpha: float = typer.Option(0.05, "--alpha", help="test level; intervals are 1 - alpha"),
     as_json: bool = typer.Option(False, "--json", help="print the diagnosis as JSON instead of a table"),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="also write it to FILE.json, .csv or .parquet"),
+    out: Path | None = typer.Option(None, "--out", "-o", help="also write it to FILE.json, .csv or .parquet"),
 ) -> None:
     """Simulate the study on the synthetic respondent: bias, RMSE, power, coverage and cost per design."""
-    import llmexp
     from rich.console import Console
 
+    from llmexp.cli.lang import check_file
     from llmexp.diagnose.simulate import diagnose, parse_replicates
 
     reps = parse_replicates(replicates)
     if out is not None and out.suffix.lower() not in (".json", ".csv", ".parquet"):
         raise DiagnoseError(f"--out {out}: use a .json, .csv or .parquet file name")
     designs = [d.strip() for item in design or [] for d in item.split(",") if d.strip()] or None
-    study = llmexp.load(file)
+    study = check_file(file)[0]
     overrides: dict = {}
     notes = []
     if pilot is not None:

@@ -4,16 +4,25 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from llmexp.errors import Problem
+from llmexp.spec import Study
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
+
+
+def check_file(file: Path) -> tuple[Study, list[Problem]]:
+    """(study, warnings) of a study file, validated against every registered analysis: the
+    CLI is a composition root, so it hands the language layer the analysis catalogue."""
+    from llmexp.analysis import catalogue
+    from llmexp.lang import check_study
+
+    return check_study(file, analyses=catalogue())
 
 
 def print_problems(problems: list[Problem]) -> None:
@@ -41,7 +50,8 @@ def summary_table(study, trials) -> Table:
             f"{(group['kind'] == 'probe').sum():,}",
             f"{estimate_tokens(group):,}",
         )
-    table.add_row("total", "", "", f"{(trials['kind'] == 'outcome').sum():,}", f"{(trials['kind'] == 'probe').sum():,}", f"{estimate_tokens(trials):,}")
+    outcomes, probes = (trials["kind"] == "outcome").sum(), (trials["kind"] == "probe").sum()
+    table.add_row("total", "", "", f"{outcomes:,}", f"{probes:,}", f"{estimate_tokens(trials):,}")
     return table
 
 
@@ -93,21 +103,20 @@ def describe_study(study) -> list[str]:
 
 def check(
     file: Path = typer.Argument(..., help="The .study file to validate."),
-    spec_out: Optional[Path] = typer.Option(None, "--spec", help="Also write the validated spec as JSON here."),
+    spec_out: Path | None = typer.Option(None, "--spec", help="Also write the validated spec as JSON here."),
     as_json: bool = typer.Option(False, "--json", help="Print a machine-readable summary instead of tables."),
     strict: bool = typer.Option(False, "--strict", help="Treat warnings as errors (exit 2)."),
-    ast_out: Optional[Path] = typer.Option(None, "--ast", help="Also write the parsed syntax tree as JSON here."),
+    ast_out: Path | None = typer.Option(None, "--ast", help="Also write the parsed syntax tree as JSON here."),
 ) -> None:
     """Validate a study and summarize it: units, cells, trials per design, calls and tokens.
 
     Every error is listed with file:line:column; the exit status is 2 if there is any.
     """
     from llmexp.compiler import compile_study
-    from llmexp.lang import check_study
 
     if ast_out:
         write_ast(file, ast_out)
-    study, warnings = check_study(file)
+    study, warnings = check_file(file)
     print_problems(warnings)
     trials = compile_study(study)
     if spec_out:
@@ -158,31 +167,31 @@ def write_ast(file: Path, out: Path) -> None:
     out.write_text(json.dumps({"path": tree.path, "statements": statements}, indent=1, default=str) + "\n")
 
 
-def _cost_estimate(study, trials) -> Optional[float]:
+def _cost_estimate(study, trials) -> float | None:
     try:
         from llmexp.runner.cost import estimate_cost
     except ImportError:
         return None
     try:
-        return float(estimate_cost(study, trials)["total"])
+        estimate = estimate_cost(study, trials)
     except Exception:  # an estimate must never break `check`
         return None
+    return None if estimate.unpriced else float(estimate.total)  # a partial sum would understate the cost
 
 
 def compile_command(
     file: Path = typer.Argument(..., help="The .study file to compile."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the trial table to a .jsonl or .parquet file."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Write the trial table to a .jsonl or .parquet file."),
     show: int = typer.Option(0, "--show", help="Print N sample prompts per design."),
-    design: Optional[list[str]] = typer.Option(None, "--design", "-d", help="Only these designs (repeatable)."),
+    design: list[str] | None = typer.Option(None, "--design", "-d", help="Only these designs (repeatable)."),
 ) -> None:
     """Render every trial to its exact prompt: one row per model call.
 
     The table is deterministic: compiling twice gives byte-identical output.
     """
     from llmexp.compiler import compile_study, write_trials
-    from llmexp.lang import check_study
 
-    study, warnings = check_study(file)
+    study, warnings = check_file(file)
     print_problems(warnings)
     trials = compile_study(study, designs=design)
     if show:

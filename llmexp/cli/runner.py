@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 
@@ -17,28 +16,37 @@ def _echo(text: str) -> None:
 
 def run_command(
     file: Path = typer.Argument(..., help="the .study file"),
-    model: Optional[List[str]] = typer.Option(None, "--model", "-m", help="run this model instead of the study's (repeatable)"),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="run directory (default runs/<study>-<hash>); an existing run is resumed"),
-    limit: Optional[int] = typer.Option(None, "--limit", help="only the first N trials (deterministic, spread across designs)"),
+    model: list[str] | None = typer.Option(None, "--model", "-m", help="run this model instead of the study's (repeatable)"),
+    out: Path | None = typer.Option(None, "--out", "-o", help="run directory (default runs/<study>-<hash>); an existing run is resumed"),
+    limit: int | None = typer.Option(None, "--limit", help="only the first N trials (deterministic, spread across designs)"),
     concurrency: int = typer.Option(8, "--concurrency", help="calls in flight at once"),
-    rpm: Optional[float] = typer.Option(None, "--rpm", help="requests per minute per model"),
-    tpm: Optional[float] = typer.Option(None, "--tpm", help="tokens per minute per model"),
+    rpm: float | None = typer.Option(None, "--rpm", help="requests per minute per model"),
+    tpm: float | None = typer.Option(None, "--tpm", help="tokens per minute per model"),
     dry_run: bool = typer.Option(False, "--dry-run", help="show the plan and cost estimate; make no calls"),
-    max_cost: Optional[float] = typer.Option(None, "--max-cost", help="dollars this invocation may spend: no call starts that could exceed it (in-flight calls are reserved at their estimated cost)"),
-    replicates: Optional[int] = typer.Option(None, "--replicates", help="override every model's replicates"),
+    max_cost: float | None = typer.Option(
+        None,
+        "--max-cost",
+        help="dollars this invocation may spend: no call starts that could exceed it (in-flight calls are reserved at their estimated cost)",
+    ),
+    replicates: int | None = typer.Option(None, "--replicates", help="override every model's replicates"),
     no_cache: bool = typer.Option(False, "--no-cache", help="do not read or write the shared response cache"),
-    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="response cache directory (default $LLMEXP_CACHE_DIR or ~/.cache/llmexp)"),
+    cache_dir: Path | None = typer.Option(None, "--cache-dir", help="response cache directory (default $LLMEXP_CACHE_DIR or ~/.cache/llmexp)"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress display"),
-    router: Optional[Path] = typer.Option(None, "--router", help="litellm Router config (JSON/YAML): spread the calls of the models it names over its deployments (see docs/scale.md)"),
+    router: Path | None = typer.Option(
+        None,
+        "--router",
+        help="litellm Router config (JSON/YAML): spread the calls of the models it names over its deployments (see docs/scale.md)",
+    ),
 ) -> None:
     """Run a study's trials through the models; prints a summary and the results path."""
-    import llmexp
+    from llmexp.cli.lang import check_file
+    from llmexp.runner.results import RunPlan
     from llmexp.runner.runner import run_study
     from llmexp.spec import ModelSpec
 
     if replicates is not None and replicates < 1:
         raise RunError("--replicates must be at least 1")
-    study = llmexp.load(file)
+    study = check_file(file)[0]
     if model:
         specs = []
         for name in model:
@@ -72,7 +80,7 @@ def run_command(
         if partial is not None:
             _echo(str(partial.summary()))
         raise
-    if dry_run:
+    if isinstance(result, RunPlan):  # --dry-run: the plan, no calls made
         _echo(str(result))
         return
     _echo(str(result.summary()))
@@ -83,9 +91,9 @@ def run_command(
 
 def results_command(
     run_dir: Path = typer.Argument(..., help="a run directory written by `llmexp run`"),
-    export: Optional[Path] = typer.Option(None, "--export", help="write the response table to out.csv or out.parquet"),
+    export: Path | None = typer.Option(None, "--export", help="write the response table to out.csv or out.parquet"),
     examples: int = typer.Option(5, "--examples", help="how many invalid answers to show"),
-    archive: Optional[Path] = typer.Option(
+    archive: Path | None = typer.Option(
         None, "--archive", help="write a compact read-only copy (manifest + parquet) to this folder; analyze/report read it"
     ),
 ) -> None:

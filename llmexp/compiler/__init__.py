@@ -1,54 +1,40 @@
 """Study spec -> trial table: one row per model call, for every design and model.
 
-Each blinding mode has its own renderer module in this package, registered by mode name;
-every module here is imported automatically, so a new mode is a new file.
+The compiler only enumerates (designs x models); each design's mode, found in the
+`llmexp.modes` registry, renders its own trials.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
-import pkgutil
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterable, Optional
 
 import pandas as pd
 
-from llmexp.compiler.base import RENDERERS, Renderer
+from llmexp import modes
 from llmexp.errors import LlmexpError
+from llmexp.schema import TRIAL_COLUMNS
 from llmexp.spec import ModelSpec, Study
 
-TRIAL_COLUMNS = [
-    "trial_id", "cache_key", "study", "design", "mode", "model", "params", "replicate", "kind",
-    "target", "unit_id", "unit", "persona_id", "persona", "cell", "conditions", "pinned",
-    "split", "answer", "messages", "order_seed",
-]
 
-
-def _load_renderers() -> None:
-    for info in pkgutil.iter_modules(__path__):
-        if info.name not in ("base", "multi"):
-            importlib.import_module(f"{__name__}.{info.name}")
-
-
-_load_renderers()
-
-
-def renderer(study: Study, design_name: str) -> Renderer:
+def renderer(study: Study, design_name: str) -> modes.Mode:
+    """The mode object that renders one design's trials."""
     design = study.design(design_name)
-    return RENDERERS[design.mode](study, design)
+    return modes.get(design.mode)(study, design)
 
 
 MAX_TRIALS = 2_000_000  # a trial table beyond this is almost surely a typo (replicates 100000000)
 
 
-def count_trials(study: Study, designs: Optional[Iterable[str]] = None, models: Optional[list[ModelSpec]] = None) -> int:
+def count_trials(study: Study, designs: Iterable[str] | None = None, models: list[ModelSpec] | None = None) -> int:
     """The size of the trial table, computed without rendering it."""
     wanted = list(designs) if designs else [d.name for d in study.designs]
     return sum(renderer(study, name).count(model) for model in models or study.models for name in wanted if name in {d.name for d in study.designs})
 
 
-def iter_trials(study: Study, designs: Optional[Iterable[str]] = None, models: Optional[list[ModelSpec]] = None):
+def iter_trials(study: Study, designs: Iterable[str] | None = None, models: list[ModelSpec] | None = None) -> Iterator[dict]:
+    """The trial rows, model by model and design by design (see `compile_study`)."""
     wanted = list(designs) if designs else [d.name for d in study.designs]
     unknown = [d for d in wanted if d not in {x.name for x in study.designs}]
     if unknown:
@@ -60,8 +46,8 @@ def iter_trials(study: Study, designs: Optional[Iterable[str]] = None, models: O
 
 def compile_study(
     study: Study,
-    designs: Optional[Iterable[str]] = None,
-    models: Optional[list[ModelSpec]] = None,
+    designs: Iterable[str] | None = None,
+    models: list[ModelSpec] | None = None,
 ) -> pd.DataFrame:
     """The trial table (see docs/artifacts.md); deterministic for a given study and seed."""
     expected = count_trials(study, designs, models)
@@ -71,7 +57,7 @@ def compile_study(
             "check replicates, persona counts and levels"
         )
     rows = list(iter_trials(study, designs, models))
-    frame = pd.DataFrame.from_records(rows, columns=TRIAL_COLUMNS)
+    frame = pd.DataFrame.from_records(rows, columns=list(TRIAL_COLUMNS))
     duplicated = frame["trial_id"].duplicated()
     if duplicated.any():  # two designs rendering the same thing under the same name
         raise LlmexpError(f"internal: duplicate trial id {frame.loc[duplicated, 'trial_id'].iloc[0]}")

@@ -6,7 +6,8 @@
     d.costs        # calls, tokens, dollars per replicates (= `llmexp run --dry-run`)
 
 `llmexp diagnose FILE` is the command line (llmexp.cli.diagnose); docs/diagnose.md.
-Layout: `respondent.py` (the synthetic respondent over a trial table, vectorised),
+Layout: `respondent.py` (the synthetic respondent, `llmexp.providers.respondent`, over the
+analysis's observation rows, vectorised),
 `estimators.py` (the analysis's OLS estimators in closed form over many simulations),
 `simulate.py` (`diagnose`), `pilot.py` (respondent params from a real run).
 """

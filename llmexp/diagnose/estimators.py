@@ -20,11 +20,16 @@ a real run). X is built by patsy from the same formula and the same working fram
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+import patsy
+from scipy import sparse, stats
+
+from llmexp.analysis._stats import choose_cluster
+from llmexp.analysis.effects import _is_treatment_term, _pretty, _work_frame
+from llmexp.analysis.focalism import _smooth_terms, pinned_step, step_frame
+from llmexp.analysis.observations import to_float
 
 
 @dataclass
@@ -34,12 +39,10 @@ class OLSPlan:
     X: np.ndarray  # n x k
     columns: list  # names of X's columns (patsy)
     keep: list  # indices of the reported coefficients
-    groups: Optional[np.ndarray]  # cluster codes (n,) or None for HC1
+    groups: np.ndarray | None  # cluster codes (n,) or None for HC1
     se_type: str
 
     def __post_init__(self):
-        from scipy import sparse
-
         X = np.asarray(self.X, float)
         n = X.shape[0]
         self.n = n
@@ -73,7 +76,7 @@ class OLSPlan:
         # rows of pinv(X) for the reported coefficients (m x n)
         self.A = np.asarray((self.Xs @ self.xtx_pinv[self.keep].T).T) if self.keep else np.zeros((0, self.n))
 
-    def select(self, j: int) -> "OLSPlan":
+    def select(self, j: int) -> OLSPlan:
         """The same fit reporting only coefficient j (shares X, pinv and the cluster setup)."""
         sub = OLSPlan.__new__(OLSPlan)
         sub.__dict__.update(self.__dict__)
@@ -117,8 +120,6 @@ class OLSPlan:
 
 def _groups(df: pd.DataFrame, cluster: str):
     """`choose_cluster` as the analysis calls it (one-way clustering only)."""
-    from llmexp.analysis._stats import choose_cluster
-
     groups, se_type = choose_cluster(df, cluster)
     if groups is not None and groups.ndim > 1:
         raise ValueError("diagnose supports one-way clustering only")
@@ -131,10 +132,6 @@ def effects_plans(study, frame: pd.DataFrame, cluster: str = "auto") -> list[tup
     `frame` holds one outcome's observation rows of one (model, design), as built by
     `build_observations`. Returns [(meta, plan)], meta with treatment/term/se_type/n_obs/n_units.
     """
-    import patsy
-
-    from llmexp.analysis.effects import _is_treatment_term, _pretty, _work_frame
-
     w, rhs, names = _work_frame(study, frame)
     if not rhs:
         return []
@@ -176,8 +173,6 @@ def normalise_by_unit(V: np.ndarray, codes: np.ndarray) -> np.ndarray:
     V = np.asarray(V, float)
     if V.ndim == 1:
         V = V[:, None]
-    from scipy import sparse
-
     g = int(codes.max()) + 1
     ind = sparse.csr_matrix((np.ones(len(codes)), (codes, np.arange(len(codes)))), shape=(g, len(codes)))
     counts = np.bincount(codes, minlength=g).astype(float)[:, None]
@@ -190,10 +185,6 @@ def interaction_plans(study, frame: pd.DataFrame, cluster: str = "auto") -> list
     """`estimate_effects`' design interaction (scope ``interaction``) for one outcome x model:
     ``y ~ level * C(design, reference) + C(unit_id)`` over all designs; one plan per
     ``level:design[x]`` term (design x's slope minus the reference design's)."""
-    import patsy
-
-    from llmexp.analysis.effects import _pretty, _work_frame
-
     design_order = [d.name for d in study.designs]
     present = [d for d in design_order if d in set(frame["design"])]
     if len(present) < 2:
@@ -227,11 +218,6 @@ def focalism_plans(study, frame: pd.DataFrame, degree: int = 3, cluster: str = "
     """`llmexp.analysis.focalism`'s jump for one outcome x model: per pinned design x covariate,
     the step coefficient of ``y ~ poly(level, 3) [+ C(unit_id)] + step`` in the pinned design
     and in every design that does not pin that covariate. Returns [(meta, plan, row index)]."""
-    import patsy
-
-    from llmexp.analysis.focalism import _smooth_terms, pinned_step, step_frame
-    from llmexp.analysis.observations import to_float
-
     out = []
     for d in [d for d in study.designs if d.pins]:
         for cov in d.pins:

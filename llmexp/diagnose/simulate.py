@@ -2,7 +2,7 @@
 
 DeclareDesign's diagnosis, for llmexp's designs (docs/diagnose.md):
 
-- **model**: the synthetic respondent (llmexp/providers/synthetic.py) with stated params
+- **model**: the synthetic respondent (llmexp/providers/respondent.py) with stated params
   (effect, leakage, focalism, noise, ...) standing in for every model of the study;
 - **inquiries** (estimands), per model x design:
   ``effect``: the treatment slope of `llmexp.analysis.effects` (OLS, unit fixed effects). Its
@@ -26,17 +26,28 @@ from __future__ import annotations
 import json
 import tempfile
 import time
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Optional, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from llmexp.diagnose.estimators import effects_plans, leakage_plan, normalise_by_unit
+from llmexp import providers
+from llmexp.compiler import compile_study
 from llmexp.diagnose.errors import DiagnoseError
-from llmexp.diagnose.respondent import _loads, draw_answers, observation_frame, respondent_params
-from llmexp.errors import LlmexpError
+from llmexp.diagnose.estimators import (
+    effects_plans,
+    focalism_plans,
+    interaction_plans,
+    leakage_plan,
+    normalise_by_unit,
+)
+from llmexp.diagnose.respondent import draw_answers, observation_frame, respondent_params
+from llmexp.providers.respondent import loads
+from llmexp.runner import run_study
+from llmexp.seeding import text_int
 
 MAX_CELLS = 4_000_000  # rows x sims held in memory at once
 
@@ -54,7 +65,7 @@ class Diagnosis:
     sims: int
     alpha: float
     seed: int
-    power_target: Optional[float] = None
+    power_target: float | None = None
     seconds: float = 0.0
     notes: list = field(default_factory=list)
 
@@ -108,7 +119,7 @@ class Diagnosis:
         return "\n".join(lines)
 
 
-def parse_replicates(text: Optional[str]) -> Optional[list[int]]:
+def parse_replicates(text: str | None) -> list[int] | None:
     """'1,2,5,10' -> [1, 2, 5, 10]; also '1-4' ranges. None -> the study's own replicates."""
     if text is None or str(text).strip() == "":
         return None
@@ -130,25 +141,21 @@ def parse_replicates(text: Optional[str]) -> Optional[list[int]]:
 
 def dry_run_estimate(study, trials):
     """The cost estimate `llmexp run FILE --dry-run` prints for a fresh run of `study`."""
-    from llmexp.runner.runner import run_study
-
     with tempfile.TemporaryDirectory() as tmp:
         plan = run_study(study, trials=trials, run_dir=Path(tmp) / "never-created", dry_run=True,
                          progress=False)
     return plan.estimate
 
 
-def _with_replicates(study, r: Optional[int]):
+def _with_replicates(study, r: int | None):
     if r is None:
         return study
     return study.with_models([m.model_copy(update={"replicates": int(r)}) for m in study.models])
 
 
 def _seed_rng(seed: int, *keys: Any) -> np.random.Generator:
-    import hashlib
-
-    h = hashlib.sha256(json.dumps([int(seed), *map(str, keys)]).encode()).digest()
-    return np.random.default_rng(np.random.SeedSequence([int(seed), int.from_bytes(h[:8], "big")]))
+    h = text_int(json.dumps([int(seed), *map(str, keys)]))
+    return np.random.default_rng(np.random.SeedSequence([int(seed), h]))
 
 
 def _summarise(est: np.ndarray, se: np.ndarray, p: np.ndarray, lo: np.ndarray, hi: np.ndarray,
@@ -181,13 +188,13 @@ def _draw_frame(frame: pd.DataFrame, params: Mapping, rng: np.random.Generator, 
     Y = np.empty((len(frame), k))
     pos = np.arange(len(frame))
     for (aj, kind, mode), idx in frame.groupby(["answer_json", "kind", "mode"], sort=False).indices.items():
-        Y[pos[idx]] = draw_answers(frame.iloc[idx], _loads(aj) or {}, kind, mode, params, rng, k)
+        Y[pos[idx]] = draw_answers(frame.iloc[idx], loads(aj) or {}, kind, mode, params, rng, k)
     return Y
 
 
 def diagnose_trials(study, trials: pd.DataFrame, params_by_model: Mapping[str, Mapping], *,
                     sims: int = 200, alpha: float = 0.05, seed: int = 0,
-                    designs: Optional[Sequence[str]] = None, cluster: str = "auto",
+                    designs: Sequence[str] | None = None, cluster: str = "auto",
                     key: Any = None) -> list[dict]:
     """Estimand rows for one compiled trial table (one replicates setting)."""
     rows: list[dict] = []
@@ -210,8 +217,6 @@ def diagnose_trials(study, trials: pd.DataFrame, params_by_model: Mapping[str, M
 
 def _estimand_jobs(study, frame: pd.DataFrame, cluster: str, probed: list) -> list[dict]:
     """Every estimand of the analysis this diagnosis covers, as a fixed regression plan."""
-    from llmexp.diagnose.estimators import focalism_plans, interaction_plans
-
     jobs: list[dict] = []
     outcomes = frame[frame["kind"] == "outcome"]
     pinned = any(d.pins for d in study.designs)
@@ -318,12 +323,12 @@ def diagnose(
     study,
     *,
     sims: int = 200,
-    replicates: Optional[Iterable[int]] = None,
-    params: Optional[Mapping[str, Any]] = None,
+    replicates: Iterable[int] | None = None,
+    params: Mapping[str, Any] | None = None,
     seed: int = 0,
-    designs: Optional[Sequence[str]] = None,
+    designs: Sequence[str] | None = None,
     alpha: float = 0.05,
-    power_target: Optional[float] = None,
+    power_target: float | None = None,
     cluster: str = "auto",
 ) -> Diagnosis:
     """Diagnose `study` (a `llmexp.spec.Study`) by simulation on the synthetic respondent.
@@ -331,14 +336,33 @@ def diagnose(
     sims: simulated data sets per design and replicates setting. replicates: e.g. [1, 2, 5, 10]
     to sweep (every model gets that many replicates, as `llmexp run --replicates`); None = the
     study's own. params: the synthetic respondent's params (effect, leakage, confound,
-    focalism, noise, baseline, unit_sd, ... see llmexp/providers/synthetic.py) overriding
+    focalism, noise, baseline, unit_sd, ... see llmexp/providers/respondent.py) overriding
     the defaults and a synthetic model's own params. designs: only these designs. alpha: test
     level (power = share of p < alpha; intervals at 1 - alpha). power_target: mark, per
     estimand, the smallest replicates reaching this power.
     """
-    from llmexp.compiler import compile_study
-
     t0 = time.time()
+    reps, overrides = _checked_options(study, sims, replicates, params, designs, alpha, power_target)
+    params_by_model = {m.name: respondent_params(study, m.name, overrides) for m in study.models}
+    all_rows, cost_rows = [], []
+    for r in reps:
+        rows, cost = _diagnose_replicates(study, r, params_by_model, sims=int(sims), alpha=float(alpha),
+                                          seed=int(seed), designs=designs, cluster=cluster)
+        all_rows.extend(rows)
+        cost_rows.append(cost)
+    table = _estimand_table(all_rows, power_target)
+    notes = []
+    hosted = [m.name for m in study.models if not providers.for_model(m.name).simulated]
+    if hosted:
+        notes.append("the synthetic respondent stands in for " + ", ".join(hosted)
+                     + " (simulated answers are not evidence about those models)")
+    return Diagnosis(study=study, table=table, costs=pd.DataFrame(cost_rows),
+                     params=params_by_model, sims=int(sims), alpha=float(alpha), seed=int(seed),
+                     power_target=power_target, seconds=time.time() - t0, notes=notes)
+
+
+def _checked_options(study, sims, replicates, params, designs, alpha, power_target) -> tuple[list, dict]:
+    """(replicates settings, respondent param overrides), or a DiagnoseError naming the option."""
     if int(sims) < 2:
         raise DiagnoseError("--sims must be at least 2")
     if not 0 < float(alpha) < 1:
@@ -359,33 +383,41 @@ def diagnose(
             float(v)
         except (TypeError, ValueError):
             raise DiagnoseError(f"respondent param {k}={v!r} is not a number") from None
-    params_by_model = {m.name: respondent_params(study, m.name, overrides) for m in study.models}
-    all_rows, cost_rows = [], []
-    for r in reps:
-        st = _with_replicates(study, r)
-        trials = compile_study(st)
-        est = dry_run_estimate(st, trials)
-        rlabel = r if r is not None else ",".join(sorted({str(m.replicates) for m in st.models}))
-        cost_rows.append(dict(replicates=rlabel, calls=est.calls,
-                              prompt_tokens=sum(m.prompt_tokens for m in est.models.values()),
-                              completion_tokens=sum(m.completion_tokens for m in est.models.values()),
-                              cost=est.total, unpriced=",".join(est.unpriced),
-                              models=est.to_dict()["models"], dry_run_text=str(est)))
-        rows = diagnose_trials(st, trials, params_by_model, sims=int(sims), alpha=float(alpha),
-                               seed=int(seed), designs=designs, cluster=cluster, key=r)
-        for row in rows:
-            row["replicates"] = rlabel
-            row["calls"] = est.calls
-            row["cost"] = est.total
-            spec = next((m for m in st.models if m.name == row["model"]), None)
-            if spec is not None and spec.name in est.models:
-                row["model_calls"] = est.models[spec.name].calls
-        all_rows.extend(rows)
-    lead = ["replicates", "model", "design", "mode", "estimand", "target", "treatment", "term",
-            "reference", "pinned_design", "covariate", "role",
-            "truth", "design_target", "mean_estimate", "bias", "rmse", "sd_estimate", "mean_se",
-            "power", "power_mcse", "coverage", "coverage_mcse", "sims_ok", "n_obs", "n_units",
-            "se_type", "n_clusters", "model_calls", "calls", "cost"]
+    return reps, overrides
+
+
+def _diagnose_replicates(study, r: int | None, params_by_model: Mapping, **options: Any) -> tuple[list[dict], dict]:
+    """(estimand rows, cost row) for one replicates setting (None: the study's own)."""
+    st = _with_replicates(study, r)
+    trials = compile_study(st)
+    est = dry_run_estimate(st, trials)
+    rlabel = r if r is not None else ",".join(sorted({str(m.replicates) for m in st.models}))
+    cost = dict(replicates=rlabel, calls=est.calls,
+                prompt_tokens=sum(m.prompt_tokens for m in est.models.values()),
+                completion_tokens=sum(m.completion_tokens for m in est.models.values()),
+                cost=est.total, unpriced=",".join(est.unpriced),
+                models=est.to_dict()["models"], dry_run_text=str(est))
+    rows = diagnose_trials(st, trials, params_by_model, key=r, **options)
+    for row in rows:
+        row["replicates"] = rlabel
+        row["calls"] = est.calls
+        row["cost"] = est.total
+        spec = next((m for m in st.models if m.name == row["model"]), None)
+        if spec is not None and spec.name in est.models:
+            row["model_calls"] = est.models[spec.name].calls
+    return rows, cost
+
+
+LEAD_COLUMNS = ["replicates", "model", "design", "mode", "estimand", "target", "treatment", "term",
+                "reference", "pinned_design", "covariate", "role",
+                "truth", "design_target", "mean_estimate", "bias", "rmse", "sd_estimate", "mean_se",
+                "power", "power_mcse", "coverage", "coverage_mcse", "sims_ok", "n_obs", "n_units",
+                "se_type", "n_clusters", "model_calls", "calls", "cost"]
+
+
+def _estimand_table(all_rows: list[dict], power_target: float | None) -> pd.DataFrame:
+    """The estimand rows as a table (lead columns first), `meets_power` marked per estimand."""
+    lead = LEAD_COLUMNS
     table = pd.DataFrame(all_rows)
     if not table.empty:
         table = table[[c for c in lead if c in table] + [c for c in table if c not in lead]]
@@ -397,11 +429,4 @@ def diagnose(
                 hit = g[g["power"] >= power_target]
                 if len(hit):
                     table.loc[hit.index[0], "meets_power"] = True
-    notes = []
-    hosted = [m.name for m in study.models if not m.name.startswith("synthetic/")]
-    if hosted:
-        notes.append("the synthetic respondent stands in for " + ", ".join(hosted)
-                     + " (simulated answers are not evidence about those models)")
-    return Diagnosis(study=study, table=table, costs=pd.DataFrame(cost_rows),
-                     params=params_by_model, sims=int(sims), alpha=float(alpha), seed=int(seed),
-                     power_target=power_target, seconds=time.time() - t0, notes=notes)
+    return table

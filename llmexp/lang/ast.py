@@ -7,7 +7,7 @@ Every node keeps the line and column it came from so errors can point at it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -70,8 +70,8 @@ class ExprNode:
     op: str  # num str ref level levels add sub mul div neg
     pos: Pos
     value: Any = None
-    args: list["ExprNode"] = field(default_factory=list)
-    levels: Optional[list[Literal]] = None  # for op == "levels"
+    args: list[ExprNode] = field(default_factory=list)
+    levels: list[Literal] | None = None  # for op == "levels"
 
 
 @dataclass
@@ -79,8 +79,8 @@ class AnswerNode:
     type: str
     pos: Pos
     labels: list[Str] = field(default_factory=list)
-    low: Optional[float] = None
-    high: Optional[float] = None
+    low: float | None = None
+    high: float | None = None
 
 
 @dataclass
@@ -93,8 +93,8 @@ class Named:
 class StudyDecl:
     name: Str
     pos: Pos
-    description: Optional[Str] = None
-    seed: Optional[Literal] = None
+    description: Str | None = None
+    seed: Literal | None = None
 
 
 @dataclass
@@ -108,8 +108,8 @@ class ColumnDecl:
 class UnitsDecl:
     name: str
     pos: Pos
-    source: Optional[Str] = None
-    key: Optional[Named] = None
+    source: Str | None = None
+    key: Named | None = None
     columns: list[ColumnDecl] = field(default_factory=list)
     rows: list[list[tuple[Named, Literal]]] = field(default_factory=list)
 
@@ -119,11 +119,11 @@ class DistNode:
     kind: str  # fixed choice uniform normal
     pos: Pos
     values: list[Literal] = field(default_factory=list)
-    weights: list[Optional[float]] = field(default_factory=list)
-    low: Optional[float] = None
-    high: Optional[float] = None
-    mean: Optional[float] = None
-    sd: Optional[float] = None
+    weights: list[float | None] = field(default_factory=list)
+    low: float | None = None
+    high: float | None = None
+    mean: float | None = None
+    sd: float | None = None
     integer: bool = False
 
 
@@ -131,9 +131,9 @@ class DistNode:
 class PersonaDecl:
     name: str
     pos: Pos
-    source: Optional[Str] = None
-    count: Optional[Literal] = None
-    describe: Optional[Str] = None
+    source: Str | None = None
+    count: Literal | None = None
+    describe: Str | None = None
     attributes: list[tuple[Named, DistNode]] = field(default_factory=list)
 
 
@@ -143,7 +143,7 @@ class TreatmentDecl:
     pos: Pos
     expr: ExprNode
     assignment: str = "between"
-    as_type: Optional[str] = None
+    as_type: str | None = None
 
 
 @dataclass
@@ -164,9 +164,9 @@ class CovariateDecl:
     name: str
     pos: Pos
     specified: bool
-    expr: Optional[ExprNode] = None
-    probe: Optional[ProbeNode] = None
-    text: Optional[Str] = None
+    expr: ExprNode | None = None
+    probe: ProbeNode | None = None
+    text: Str | None = None
 
 
 @dataclass
@@ -194,7 +194,7 @@ class DesignDecl:
     name: str
     pos: Pos
     mode: Named
-    persona: Optional[Named] = None
+    persona: Named | None = None
     pins: list[tuple[Named, ExprNode]] = field(default_factory=list)
     split: list[tuple[float, float]] = field(default_factory=list)
     probes: bool = True
@@ -204,7 +204,7 @@ class DesignDecl:
 class ModelDecl:
     name: Str
     pos: Pos
-    replicates: Optional[Literal] = None
+    replicates: Literal | None = None
     params: list[tuple[Named, Literal]] = field(default_factory=list)
 
 
@@ -215,7 +215,7 @@ class BaselineDecl:
     match: list[tuple[Named, Named]] = field(default_factory=list)
     compare: list[tuple[Named, Named]] = field(default_factory=list)
     retest: list[tuple[Named, Named]] = field(default_factory=list)
-    count: Optional[Named] = None
+    count: Named | None = None
     where: list[tuple[Named, Literal]] = field(default_factory=list)
 
 

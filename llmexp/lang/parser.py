@@ -13,12 +13,13 @@ import functools
 import re
 from importlib import resources
 from pathlib import Path
-from typing import Optional
+from typing import cast
 
 import lark
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
+from llmexp import modes
 from llmexp.errors import Problem, StudyError
 from llmexp.lang import ast
 
@@ -51,9 +52,8 @@ def parser() -> Lark:
 
 
 def _pos(item) -> ast.Pos:
-    if isinstance(item, Token):
-        return ast.Pos(item.line, item.column)
-    return ast.Pos(item.line, item.column)  # lark Meta
+    """Where a token or a rule (lark Meta) starts; the parser propagates positions, so both have one."""
+    return ast.Pos(cast(int, item.line), cast(int, item.column))
 
 
 class _UserError(Exception):
@@ -73,6 +73,28 @@ def _integer(token: Token, what: str) -> int:
     if not value.is_integer():
         raise _UserError(f"{what} must be a whole number, got {token}", _pos(token))
     return int(value)
+
+
+def _binary_rule(op: str):
+    """A transformer method building the binary expression node `op` (add, sub, mul, div)."""
+
+    def build(self, left, right):
+        return ast.ExprNode(op, left.pos, args=[left, right])
+
+    return build
+
+
+def _ranged_rule(kind: str):
+    """A transformer method building a `kind` answer with an optional low..high range."""
+
+    @v_args(meta=True, inline=False)
+    def build(self, meta, children):
+        node = ast.AnswerNode(kind, _pos(meta))
+        if children:
+            node.low, node.high = children[0]
+        return node
+
+    return build
 
 
 @v_args(inline=True)
@@ -266,16 +288,10 @@ class ToAst(Transformer):
         dotted = ".".join(str(n) for n in names)
         return ast.ExprNode("ref", _pos(names[0]), value=dotted)
 
-    def _binary(op):
-        def build(self, left, right):
-            return ast.ExprNode(op, left.pos, args=[left, right])
-
-        return build
-
-    add = _binary("add")
-    sub = _binary("sub")
-    mul = _binary("mul")
-    div = _binary("div")
+    add = _binary_rule("add")
+    sub = _binary_rule("sub")
+    mul = _binary_rule("mul")
+    div = _binary_rule("div")
 
     @v_args(meta=True, inline=False)
     def neg(self, meta, children):
@@ -356,19 +372,9 @@ class ToAst(Transformer):
     def likert_labels(self, *labels):
         return list(labels)
 
-    def _ranged(kind):
-        @v_args(meta=True, inline=False)
-        def build(self, meta, children):
-            node = ast.AnswerNode(kind, _pos(meta))
-            if children:
-                node.low, node.high = children[0]
-            return node
-
-        return build
-
-    number = _ranged("number")
-    money = _ranged("money")
-    probability = _ranged("probability")
+    number = _ranged_rule("number")
+    money = _ranged_rule("money")
+    probability = _ranged_rule("probability")
 
     def range(self, low, high):
         return (low.value, high.value)
@@ -498,7 +504,10 @@ def _describe_terminal(name: str) -> str:
 
 
 def _expected_text(expected: set[str]) -> tuple[str, list[str]]:
-    names = sorted({_describe_terminal(e) for e in expected if not e.startswith("__")})
+    described = {_describe_terminal(e) for e in expected if not e.startswith("__") and e != "MODE"}
+    if "MODE" in expected:  # any name parses as a mode; the registered ones are what is expected
+        described |= {f'"{name}"' for name in modes.names()}
+    names = sorted(described)
     keywords = [n.strip('"') for n in names if n.startswith('"')]
     if len(names) > 12:
         statement_words = [k for k in keywords if k in STATEMENT_KEYWORDS]
@@ -515,7 +524,8 @@ def _syntax_problem(exc: UnexpectedInput, text: str, filename: str, ending: str 
     line, column = exc.line, exc.column
     hint = None
     if isinstance(exc, UnexpectedCharacters):
-        char = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else "?"
+        at = exc.pos_in_stream if exc.pos_in_stream is not None else len(text)
+        char = text[at] if at < len(text) else "?"
         expected, keywords = _expected_text(set(exc.allowed or ()))
         if char == '"':
             message = "unterminated string (a string must close on the same line; use \"\"\" for several lines)"
@@ -565,7 +575,7 @@ def _statement_spans(text: str) -> list[tuple[int, int]]:
     starts = []
     i, n = 0, len(text)
     line_start = True
-    keyword_re = re.compile(r"(%s)\b" % "|".join(STATEMENT_KEYWORDS))
+    keyword_re = re.compile(r"(" + "|".join(STATEMENT_KEYWORDS) + r")\b")
     while i < n:
         ch = text[i]
         if text.startswith('"""', i):
@@ -597,7 +607,7 @@ def _statement_spans(text: str) -> list[tuple[int, int]]:
         i += 1
     if not starts or starts[0] != 0:
         starts.insert(0, 0)
-    return [(s, e) for s, e in zip(starts, starts[1:] + [n])]
+    return list(zip(starts, starts[1:] + [n], strict=True))
 
 
 def _isolate(text: str, start: int, end: int) -> str:
@@ -655,10 +665,3 @@ def parse_file(path: str | Path) -> ast.StudyFile:
     except OSError as exc:
         raise LlmexpError(f"{path}: cannot read ({exc.strerror})") from None
     return parse_text(text, str(path))
-
-
-def first_problem_position(problems: list[Problem]) -> Optional[tuple[int, int]]:
-    for p in problems:
-        if p.line is not None:
-            return p.line, p.column or 0
-    return None

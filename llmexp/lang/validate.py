@@ -15,12 +15,13 @@ from typing import Any, Optional
 
 from pydantic import ValidationError
 
+from llmexp import answers
 from llmexp import expr as ex
-from llmexp import spec
+from llmexp import modes, spec
 from llmexp.data import read_table, resolve_path
 from llmexp.errors import DataError, Problem, StudyError
 from llmexp.fields import Namespace
-from llmexp.lang import ast
+from llmexp.lang import AnalysisCatalogue, ast
 from llmexp.templates import TemplateError, fields
 
 KNOWN_PARAMS = {
@@ -41,7 +42,6 @@ LEAKY_WORDS = re.compile(
     r"\b(treatment|control group|condition \d+|conditions?|randomi[sz]\w*|experiment\w*|levels?)\b",
     re.IGNORECASE,
 )
-PER_CONDITION_MODES = ("within", "aggregate")
 
 
 def suggest(name: str, options) -> Optional[str]:
@@ -50,8 +50,9 @@ def suggest(name: str, options) -> Optional[str]:
 
 
 class Validator:
-    def __init__(self, tree: ast.StudyFile):
+    def __init__(self, tree: ast.StudyFile, analyses: AnalysisCatalogue):
         self.tree = tree
+        self.catalogue = analyses  # analysis name -> rule, from the caller (see llmexp.lang)
         self.file = tree.path
         self.study_dir = Path(tree.path).resolve().parent if tree.path and tree.path != "<study>" else Path.cwd()
         self.problems: list[Problem] = []
@@ -115,7 +116,10 @@ class Validator:
         designs = self.designs(personas, covariates, treatments, outcomes, units)
         models = self.models()
         baseline = self.baseline(units, treatments, outcomes)
-        analyses = self.analyses(designs, covariates, treatments, baseline)
+        analyses = self.analyses(dict(
+            units=units, personas=tuple(personas.values()), treatments=tuple(treatments), cells=cells,
+            covariates=tuple(covariates), outcomes=tuple(outcomes), context=context,
+            designs=tuple(designs), models=tuple(models), baseline=baseline))
         self.lint(designs, covariates, context, outcomes)
 
         if any(p.severity == "error" for p in self.problems):
@@ -523,22 +527,15 @@ class Validator:
         if len(set(l.lower() for l in labels)) != len(labels):
             self.error(f"{where}: labels must differ", node.pos)
             return None
-        if node.type == "likert":
-            if node.high <= node.low:
-                self.error(f"{where}: likert scale {node.low:g} to {node.high:g} is empty", node.pos)
-                return None
-            if labels and len(labels) != int(node.high - node.low + 1):
-                self.error(
-                    f"{where}: a {node.low:g}-{node.high:g} scale needs {int(node.high - node.low + 1)} labels, got {len(labels)}",
-                    node.pos,
-                )
-                return None
-        if node.type in ("number", "money", "probability") and node.low is not None and node.high <= node.low:
-            self.error(f"{where}: range {node.low:g} to {node.high:g} is empty", node.pos)
+        atype = answers.find(node.type)  # each answer type checks its own declaration
+        if atype is None:
+            self.error(f"{where}: unknown answer type '{node.type}'", node.pos, f"known: {', '.join(answers.names())}")
             return None
-        low, high = node.low, node.high
-        if node.type == "probability":
-            low, high = 0.0, 1.0
+        problem = atype.spec_error(labels, node.low, node.high)
+        if problem:
+            self.error(f"{where}: {problem}", node.pos)
+            return None
+        low, high = atype.spec_range(node.low, node.high)
         return spec.AnswerSpec(type=node.type, labels=labels, low=low, high=high)
 
     def outcomes(self) -> list[spec.Outcome]:
@@ -625,16 +622,20 @@ class Validator:
     def designs(self, personas, covariates, treatments, outcomes, units) -> list[spec.Design]:
         pending: list[tuple[ast.Pos, dict]] = []
         for decl in self.all(ast.ModesDecl):
-            for mode in decl.modes:
-                pending.append((mode.pos, dict(name=mode.name, mode=mode.name)))
+            for named in decl.modes:
+                if self.mode_named(named) is not None:
+                    pending.append((named.pos, dict(name=named.name, mode=named.name)))
         by_cov = {c.name: c for c in covariates}
         for decl in self.all(ast.DesignDecl):
-            item: dict[str, Any] = dict(name=decl.name, mode=decl.mode.name, probes=decl.probes)
+            mode = self.mode_named(decl.mode)
+            if mode is None:
+                continue
+            item: dict[str, Any] = dict(name=decl.name, mode=mode.name, probes=decl.probes)
             if decl.persona is not None:
                 if decl.persona.name not in personas:
                     self.error(f"no persona named '{decl.persona.name}'", decl.persona.pos, suggest(decl.persona.name, personas))
-                elif decl.mode.name == "aggregate":
-                    self.error("an aggregate design asks about the whole population; it cannot take a persona", decl.persona.pos)
+                elif not mode.accepts_persona:
+                    self.error(mode.persona_refusal or f"a {mode.name} design cannot take a persona", decl.persona.pos)
                 else:
                     item["persona"] = decl.persona.name
             pins = {}
@@ -657,37 +658,53 @@ class Validator:
                     pins[name.name] = value
             item["pins"] = pins
             if decl.split:
-                if decl.mode.name != "aggregate":
-                    self.error("split applies to aggregate designs only (the range-sensitivity check)", decl.pos)
-                elif len(treatments) != 1 or not all(isinstance(l, (int, float)) for l in treatments[0].levels):
-                    self.error("split needs exactly one numeric treatment", decl.pos)
-                else:
-                    levels = treatments[0].levels
-                    for low, high in decl.split:
-                        inside = [l for l in levels if low - 1e-9 <= l <= high + 1e-9]
-                        if high <= low or len(inside) < 2:
-                            self.error(f"split part {low:g} to {high:g} holds fewer than two levels", decl.pos)
-                    item["split"] = tuple(decl.split)
+                self.design_split(decl, mode, treatments, item)
             pending.append((decl.pos, item))
         if not pending:
-            pending.append((ast.Pos(1, 1), dict(name="blind", mode="blind")))
+            fallback = modes.default().name
+            pending.append((ast.Pos(1, 1), dict(name=fallback, mode=fallback)))
         designs, seen = [], {}
         for pos, item in pending:
             if item["name"] in seen:
                 self.error(f"design '{item['name']}' is defined twice (first at line {seen[item['name']].line})", pos)
                 continue
             seen[item["name"]] = pos
-            if item["mode"] == "aggregate":
+            if modes.get(item["mode"]).population:
                 for outcome in outcomes:
-                    if outcome.answer.type == "categorical" and len(outcome.answer.labels) > 2:
+                    if not answers.get(outcome.answer).aggregable():
                         self.error(
-                            f"aggregate mode asks for one number per condition; categorical outcome '{outcome.name}' "
+                            f"{item['mode']} mode asks for one number per condition; {outcome.answer.type} outcome '{outcome.name}' "
                             f"has {len(outcome.answer.labels)} labels",
                             pos,
                             "use a binary outcome or a separate study per label",
                         )
             designs.append(spec.Design(**item))
         return designs
+
+    def mode_named(self, named: ast.Named) -> Optional[type[modes.Mode]]:
+        """The registered mode a design names; an unknown name is reported where it stands."""
+        if named.name in modes.MODES:
+            return modes.get(named.name)
+        expected = ", ".join(f'"{name}"' for name in modes.names())
+        close = difflib.get_close_matches(named.name, list(modes.names()), n=1, cutoff=0.7)  # as the parser's keyword hint
+        self.error(f"unexpected name '{named.name}'; expected {expected}", named.pos, f"did you mean '{close[0]}'?" if close else None)
+        return None
+
+    def design_split(self, decl: ast.DesignDecl, mode: type[modes.Mode], treatments, item: dict[str, Any]) -> None:
+        """`split`: only in a mode that can split, over one numeric treatment, each part
+        holding at least two levels."""
+        if not mode.can_split:
+            splitting = " or ".join(modes.with_capability("can_split"))
+            self.error(f"split applies to {splitting} designs only (the range-sensitivity check)", decl.pos)
+        elif len(treatments) != 1 or not all(isinstance(l, (int, float)) for l in treatments[0].levels):
+            self.error("split needs exactly one numeric treatment", decl.pos)
+        else:
+            levels = treatments[0].levels
+            for low, high in decl.split:
+                inside = [l for l in levels if low - 1e-9 <= l <= high + 1e-9]
+                if high <= low or len(inside) < 2:
+                    self.error(f"split part {low:g} to {high:g} holds fewer than two levels", decl.pos)
+            item["split"] = tuple(decl.split)
 
     # ------------------------------------------------------------------ models
     def models(self) -> list[spec.ModelSpec]:
@@ -806,18 +823,19 @@ class Validator:
         )
 
     # ------------------------------------------------------------------ analyses
-    def analyses(self, designs, covariates, treatments, baseline) -> list[str]:
-        result = []
+    def analyses(self, parts: dict[str, Any]) -> list[str]:
+        """The `analyze` names, each known to the catalogue and able to run on the study
+        built from `parts` (every validated field but `analyses`)."""
+        result: list[str] = []
+        known = list(self.catalogue)
         for decl in self.all(ast.AnalyzeDecl):
             for name in decl.names:
-                if name.name not in spec.ANALYSES:
-                    self.error(f"unknown analysis '{name.name}'", name.pos, suggest(name.name, spec.ANALYSES) or f"choose from {', '.join(spec.ANALYSES)}")
+                if name.name not in self.catalogue:
+                    self.error(f"unknown analysis '{name.name}'", name.pos, suggest(name.name, known) or f"choose from {', '.join(known)}")
                     continue
-                if name.name == "baseline" and baseline is None and self.all(ast.BaselineDecl):
-                    continue  # the baseline statement is there but broken (reported)
-                reason = self.unsupported(name.name, designs, covariates, treatments, baseline)
-                if reason and self.has_errors():
-                    continue  # likely a consequence of the errors already reported
+                if self.has_errors():
+                    continue  # a reason now is likely a consequence of the errors already reported
+                reason = self.unsupported(name.name, parts)
                 if reason:
                     self.error(f"analysis '{name.name}' cannot run on this study: {reason}", name.pos)
                     continue
@@ -825,30 +843,14 @@ class Validator:
                     result.append(name.name)
         return result
 
-    @staticmethod
-    def unsupported(name, designs, covariates, treatments, baseline) -> Optional[str]:
-        numeric = any(all(isinstance(l, (int, float)) for l in t.levels) for t in treatments)
-        if name == "leakage":
-            if not any(c.probe for c in covariates if not c.specified):
-                return "no unspecified covariate has a probe"
-            if not any(d.mode in ("blind", "unblinded") and d.probes for d in designs):
-                return "probes are asked in blind or unblinded designs, and there is none"
-        if name == "focalism" and not any(d.pins for d in designs):
-            return "no design pins a covariate (design NAME: blind with COVARIATE = ...)"
-        if name == "baseline" and baseline is None:
-            return "the study has no baseline statement"
-        if name == "range":
-            if not any(d.mode == "aggregate" and d.split for d in designs):
-                return "no aggregate design with split"
-            if not any(d.mode == "aggregate" and not d.split for d in designs):
-                return "no full-range aggregate design to compare the split with"
-        if name == "demand_curve" and not numeric:
-            return "a demand curve needs a numeric treatment"
-        return None
+    def unsupported(self, name: str, parts: dict[str, Any]) -> Optional[str]:
+        """Why analysis `name` cannot run, as the analysis itself judges a partial study (the
+        fields are validated already, so it is assembled without re-validating them)."""
+        return self.catalogue[name].unsupported(spec.Study.model_construct(**parts))
 
     # ------------------------------------------------------------------ lint
     def lint(self, designs, covariates, context, outcomes) -> None:
-        if any(d.mode == "blind" for d in designs):
+        if any(modes.get(d.mode).blind for d in designs):
             for decl in self.all(ast.CovariateDecl):
                 if not decl.specified and decl.probe is None:
                     self.warn(
@@ -899,9 +901,12 @@ def _same(a, b) -> bool:
     return str(a) == str(b)
 
 
-def validate(tree: ast.StudyFile) -> tuple[spec.Study, list[Problem]]:
-    """Validate an AST; returns (study, warnings) or raises StudyError with every problem."""
-    study, problems = Validator(tree).build()
+def validate(tree: ast.StudyFile, *, analyses: AnalysisCatalogue) -> tuple[spec.Study, list[Problem]]:
+    """Validate an AST; returns (study, warnings) or raises StudyError with every problem.
+
+    `analyses` is the catalogue the ``analyze`` names are checked against (required: see
+    `llmexp.lang.check_study`)."""
+    study, problems = Validator(tree, analyses).build()
     # In file order (statements are checked stage by stage, not top to bottom).
     problems = sorted(problems, key=lambda p: (p.line is None, p.line or 0, p.column or 0))
     errors = [p for p in problems if p.severity == "error"]

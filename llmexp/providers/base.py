@@ -4,7 +4,8 @@ Every model call goes through `litellm.acompletion`, so the scheduler sees one i
 hosted models (`openai/...`, `anthropic/...`), the embedded local model (`llmexp/...`,
 `llmexp.providers.local`) and the synthetic respondent (`synthetic/...`,
 `llmexp.providers.synthetic`). Custom providers are `litellm.CustomLLM` subclasses
-registered in `litellm.custom_provider_map` by `llmexp.providers.ensure_registered()`.
+registered in `litellm.custom_provider_map` by `llmexp.providers.ensure_registered()`; what
+the runner may assume about each is declared by its `Provider` class (`registry.py`).
 
 What the runner sends (and custom providers may read)
 ------------------------------------------------------
@@ -14,7 +15,7 @@ What the runner sends (and custom providers may read)
     {
       "llmexp_trial": {             # the STRUCTURED trial (parsed JSON columns, not prose)
         "trial_id": str, "kind": "outcome" | "probe", "target": str,
-        "mode": "blind" | "unblinded" | "within" | "aggregate",
+        "mode": str,                # a mode name (`llmexp.modes`): ask its capabilities
         "answer": {"type": ..., "labels": [...], "low": .., "high": .., "per_condition": bool?},
         "conditions": [{"cell": str, "levels": {treatment: level}, "values": {treatment: shown}}, ...],
         "pinned": {covariate: value}, "unit": {...}, "persona": {...} | None,
@@ -62,8 +63,9 @@ import asyncio
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
+import litellm
 from litellm import CustomLLM, ModelResponse
 from litellm.llms.custom_llm import CustomLLMError
 
@@ -94,25 +96,6 @@ STANDARD_PARAMS = frozenset(
 )
 
 ProviderError = CustomLLMError  # raise ProviderError(status_code, message)
-
-# The trial fields the runner sends (the keys of metadata["llmexp_trial"]).
-TRIAL_FIELDS = (
-    "trial_id",
-    "kind",
-    "target",
-    "mode",
-    "answer",
-    "conditions",
-    "pinned",
-    "unit",
-    "persona",
-    "replicate",
-    "unit_id",
-    "persona_id",
-    "cell",
-    "split",
-    "treatment_levels",
-)
 
 
 def _metadata(kwargs: dict) -> dict:
@@ -148,7 +131,7 @@ def structured_trial(row: dict, levels: dict, loads, answer=None, conditions=Non
     }
 
 
-def trial_from_kwargs(kwargs: dict) -> Optional[dict]:
+def trial_from_kwargs(kwargs: dict) -> dict | None:
     """The structured trial the runner attached, from the kwargs litellm gives a CustomLLM.
 
     Returns None when the call did not come from the runner (e.g. a plain
@@ -179,7 +162,7 @@ def seed_from_kwargs(kwargs: dict) -> int:
         return 0
 
 
-def set_probs(response: ModelResponse, probs: Optional[dict], prob_mass: Optional[float]) -> None:
+def set_probs(response: ModelResponse, probs: dict | None, prob_mass: float | None) -> None:
     """Attach label probabilities to a response (custom providers call this)."""
     if probs is None:
         return
@@ -192,7 +175,7 @@ def set_probs(response: ModelResponse, probs: Optional[dict], prob_mass: Optiona
     msg.provider_specific_fields = fields
 
 
-def extract_probs(response: Any) -> tuple[Optional[dict], Optional[float]]:
+def extract_probs(response: Any) -> tuple[dict | None, float | None]:
     """(probs, prob_mass) a custom provider attached, or (None, None)."""
     try:
         msg = response.choices[0].message
@@ -211,8 +194,8 @@ def make_response(
     text: str,
     prompt_tokens: int = 0,
     completion_tokens: int = 0,
-    probs: Optional[dict] = None,
-    prob_mass: Optional[float] = None,
+    probs: dict | None = None,
+    prob_mass: float | None = None,
     finish_reason: str = "stop",
 ) -> ModelResponse:
     """A complete litellm ModelResponse with usage and optional label probabilities."""
@@ -246,10 +229,10 @@ class Reply:
     """What `LlmexpProvider.answer` returns."""
 
     text: str
-    probs: Optional[dict] = None
-    prob_mass: Optional[float] = None
-    prompt_tokens: Optional[int] = None
-    completion_tokens: Optional[int] = None
+    probs: dict | None = None
+    prob_mass: float | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
 
 
 class LlmexpProvider(CustomLLM):
@@ -264,7 +247,7 @@ class LlmexpProvider(CustomLLM):
         super().__init__()
         self._lock = threading.Lock()
 
-    def answer(self, model: str, messages: list, trial: Optional[dict], params: dict, seed: int) -> Reply:
+    def answer(self, model: str, messages: list, trial: dict | None, params: dict, seed: int) -> Reply:
         raise NotImplementedError
 
     def _respond(self, model: str, messages: list, kwargs: dict) -> ModelResponse:
@@ -300,13 +283,11 @@ def register_provider(name: str, handler: CustomLLM) -> None:
 
     `litellm.acompletion(model=f"{name}/...")` then reaches `handler`.
     """
-    import litellm
-
     entries = [e for e in litellm.custom_provider_map if e.get("provider") != name]
     entries.append({"provider": name, "custom_handler": handler})
     litellm.custom_provider_map = entries
     try:  # make the provider known right away (litellm also does this lazily per call)
-        from litellm.utils import custom_llm_setup
+        from litellm.utils import custom_llm_setup  # litellm internals: may move, hence the guard
 
         custom_llm_setup()
     except Exception:  # pragma: no cover - defensive: litellm internals may move

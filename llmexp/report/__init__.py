@@ -1,39 +1,21 @@
-"""`report(run_dir)`: a self-contained `report.html` (figures as base64) and `report.md`."""
+"""`report(run_dir)`: a self-contained `report.html` (figures as base64) and `report.md`.
+
+One section per requested analysis, in report order, from what the analysis declares (its
+`title`, `description`, `report_section` tables and figures); an analysis that could not run
+keeps its section, which says why.
+"""
 
 from __future__ import annotations
 
 import base64
 import html
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Optional
 
 import pandas as pd
 
-from llmexp.analysis.core import AnalysisResult, analyze
-
-TITLES = {
-    "demand_curve": ("Demand curves", ["demand_summary"],
-                     "Pooled curves per design (elasticities exclude the free level)."),
-    "effects": ("Treatment effects", ["effects"],
-                "Regression coefficients with cluster-robust 95% intervals; scope 'interaction' "
-                "rows are slope differences against the reference design."),
-    "leakage": ("Confound leakage", ["leakage"],
-                "Leakage index = slope of the probed covariate (normalised by its unit mean) per "
-                "1.0 of the treatment level; 0 in an ideal experiment."),
-    "focalism": ("Focalism", ["focalism"],
-                 "Jump at the pinned value beyond a smooth (cubic) trend; step share = partial R² "
-                 "of the step on the cell means."),
-    "baseline": ("Human baseline", ["design_ranking", "baseline_summary"],
-                 "Per-cell MAE vs humans (bootstrap-over-units 95% CI), shape and elasticity "
-                 "agreement, test-retest normalisation."),
-    "range": ("Range sensitivity", ["range"],
-              "Split-range vs full-range aggregate answers over the same cells."),
-    "refute": ("DoWhy refutations", ["refute"],
-               "Backdoor linear regression; placebo treatment and random common cause refuters."),
-}
-
-SUMMARY_ROWS = {"demand_summary": lambda d: d[d["scope"] == "pooled"] if "scope" in d else d}
+from llmexp.analysis import AnalysisResult, analyze, get, resolve_requested
 
 
 @dataclass
@@ -53,7 +35,7 @@ def _fmt(df: pd.DataFrame) -> pd.DataFrame:
     for lo, hi, name in pairs:
         if lo in d and hi in d:
             d[name] = [f"[{a:.3f}, {b:.3f}]" if pd.notna(a) and pd.notna(b) else ""
-                       for a, b in zip(d[lo], d[hi])]
+                       for a, b in zip(d[lo], d[hi], strict=True)]
             d = d.drop(columns=[lo, hi])
     for c in d.columns:
         if pd.api.types.is_float_dtype(d[c]):
@@ -71,46 +53,30 @@ def _md_table(df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+STYLE = ("body{font-family:sans-serif;max-width:1200px;margin:2em auto;color:#222}"
+         "table{border-collapse:collapse;font-size:12px;margin:1em 0}"
+         "td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}th{background:#eee}"
+         "img{max-width:100%}.note{color:#555}")
+
+
 def write_report(result: AnalysisResult, out_dir: Path | str) -> tuple[Path, Path]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     st = result.study
+    header = (f"study hash {st.hash()}; {result.summary_data.get('n_responses')} responses; "
+              f"analyses: {', '.join(result.requested)}")
     h = [f"<!doctype html><html><head><meta charset='utf-8'><title>llmexp report: "
-         f"{html.escape(st.name)}</title><style>body{{font-family:sans-serif;max-width:1200px;"
-         "margin:2em auto;color:#222}table{border-collapse:collapse;font-size:12px;margin:1em 0}"
-         "td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}th{background:#eee}"
-         "img{max-width:100%}.note{color:#555}</style></head><body>",
-         f"<h1>Report: {html.escape(st.name)}</h1>",
-         f"<p class='note'>study hash {st.hash()}; {result.summary_data.get('n_responses')} "
-         f"responses; analyses: {', '.join(result.requested)}</p>"]
-    md = [f"# Report: {st.name}", "",
-          f"study hash {st.hash()}; {result.summary_data.get('n_responses')} responses; "
-          f"analyses: {', '.join(result.requested)}", ""]
+         f"{html.escape(st.name)}</title><style>{STYLE}</style></head><body>",
+         f"<h1>Report: {html.escape(st.name)}</h1>", f"<p class='note'>{header}</p>"]
+    md = [f"# Report: {st.name}", "", header, ""]
     inv = result.tables.get("invalid")
     if inv is not None and len(inv):
         h.append("<h2 id='invalid'>Answer validity</h2>" + _fmt(inv).to_html(index=False))
         md += ["## Answer validity", "", _md_table(_fmt(inv)), ""]
     for name in result.requested:
-        title, tabs, blurb = TITLES[name]
-        h.append(f"<section id='analysis-{name}'><h2>{html.escape(title)}</h2>"
-                 f"<p class='note'>{html.escape(blurb)}</p>")
-        md += [f"## {title}", "", blurb, ""]
-        for t in tabs:
-            df = result.tables.get(t)
-            if df is None or df.empty:
-                continue
-            df = SUMMARY_ROWS.get(t, lambda d: d)(df)
-            f = _fmt(df)
-            h.append(f"<h3>{html.escape(t)}</h3>" + f.to_html(index=False, escape=True))
-            md += [f"### {t}", "", _md_table(f), ""]
-        for p in result.figures.get(name, []):
-            p = Path(p)
-            if p.suffix == ".png":
-                b64 = base64.b64encode(p.read_bytes()).decode()
-                h.append(f"<figure><img alt='{html.escape(p.stem)}' "
-                         f"src='data:image/png;base64,{b64}'/></figure>")
-                md += [f"![{p.stem}](../analysis/figures/{p.name})", ""]
-        h.append("</section>")
+        sh, smd = _section(result, name)
+        h += sh
+        md += smd
     for n in result.notes:
         h.append(f"<p class='note'>note: {html.escape(n)}</p>")
     h.append("</body></html>")
@@ -118,6 +84,31 @@ def write_report(result: AnalysisResult, out_dir: Path | str) -> tuple[Path, Pat
     hp.write_text("\n".join(h), encoding="utf-8")
     mp.write_text("\n".join(md), encoding="utf-8")
     return hp, mp
+
+
+def _section(result: AnalysisResult, name: str) -> tuple[list[str], list[str]]:
+    """One analysis's section: (html parts, markdown lines)."""
+    analysis = get(name)
+    h = [f"<section id='analysis-{name}'><h2>{html.escape(analysis.title)}</h2>"
+         f"<p class='note'>{html.escape(analysis.description)}</p>"]
+    md = [f"## {analysis.title}", "", analysis.description, ""]
+    if name in result.not_run:
+        why = f"Not run: {result.not_run[name]}"
+        h.append(f"<p class='note'>{html.escape(why)}</p>")
+        md += [why, ""]
+    else:
+        for table, df in analysis.report_section(result.tables):
+            f = _fmt(df)
+            h.append(f"<h3>{html.escape(table)}</h3>" + f.to_html(index=False, escape=True))
+            md += [f"### {table}", "", _md_table(f), ""]
+    for p in map(Path, result.figures.get(name, [])):
+        if p.suffix == ".png":
+            b64 = base64.b64encode(p.read_bytes()).decode()
+            h.append(f"<figure><img alt='{html.escape(p.stem)}' "
+                     f"src='data:image/png;base64,{b64}'/></figure>")
+            md += [f"![{p.stem}](../analysis/figures/{p.name})", ""]
+    h.append("</section>")
+    return h, md
 
 
 def open_run_data(run_dir: Path | str):
@@ -128,23 +119,22 @@ def open_run_data(run_dir: Path | str):
     return run.study, run.to_pandas()
 
 
-def analyze_run(run_dir: Path | str, requested: Optional[Iterable[str]] = None,
-                only: Optional[Iterable[str]] = None, add: Optional[Iterable[str]] = None,
-                out_dir: Optional[Path | str] = None, **kwargs) -> AnalysisResult:
-    from llmexp.analysis.core import resolve_requested
-
+def analyze_run(run_dir: Path | str, requested: Iterable[str] | None = None,
+                only: Iterable[str] | None = None, add: Iterable[str] | None = None,
+                out_dir: Path | str | None = None, **kwargs) -> AnalysisResult:
     study, responses = open_run_data(run_dir)
     req = resolve_requested(study, requested, only, add)
     out = Path(out_dir) if out_dir else Path(run_dir) / "analysis"
     return analyze(study, responses, req, out_dir=out, **kwargs)
 
 
-def report(run_dir: Path | str, requested: Optional[Iterable[str]] = None,
-           only: Optional[Iterable[str]] = None, add: Optional[Iterable[str]] = None,
-           out_dir: Optional[Path | str] = None, **kwargs) -> ReportPaths:
+def report(run_dir: Path | str, requested: Iterable[str] | None = None,
+           only: Iterable[str] | None = None, add: Iterable[str] | None = None,
+           out_dir: Path | str | None = None, **kwargs) -> ReportPaths:
     result = analyze_run(run_dir, requested, only, add, **kwargs)
     out = Path(out_dir) if out_dir else Path(run_dir) / "report"
     hp, mp = write_report(result, out)
+    assert result.out_dir is not None  # analyze_run always writes the analysis
     return ReportPaths(html=hp, markdown=mp, analysis_dir=result.out_dir)
 
 

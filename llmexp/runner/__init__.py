@@ -5,11 +5,16 @@
     print(results.summary())
     again = llmexp.runner.open_run(results.run_dir)   # .study re-validated from the manifest
 
-Layout: `providers/` (litellm custom providers: synthetic respondent, embedded model; the
-contract in `providers/base.py`), `scheduler.py` (async calls, rate limits, retries,
-budget), `store.py` (run directory: manifest + SQLite), `cache.py` (shared response
-cache), `cost.py` (prices, estimates), `progress.py`, `results.py` (reading runs back),
-`runner.py` (`run_study`), `commands.py` (the `run` and `results` CLI commands).
+Layout (one concern per module; `run_study` composes them):
+`plan.py` (argument checks, trial selection and order, the dry-run plan), `models.py` (what
+a model name means, asked of `llmexp.providers` in one place; the preflight), `session.py`
+(run directory, manifest, sessions), `calls.py` (trial rows -> calls), `replay.py` (cache
+replay), `scheduler.py` (the workers and the one place a model is called), `retry.py`,
+`limits.py` (rate limits, throttle), `outcome.py` (a call's outcome -> its response row),
+`writer.py`, `store.py` (run directory: manifest + SQLite; columns in `llmexp/schema.py`),
+`redaction.py` (no secret is written), `cache.py` (shared response cache), `cost.py`
+(prices, estimates), `router.py` (litellm Router), `progress.py`, `results.py` (reading
+runs back), `runner.py` (`run_study`). The CLI commands live in `llmexp.cli.runner`.
 """
 
 from __future__ import annotations
@@ -17,30 +22,40 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 # Imported lazily: `llmexp check` (which loads llmexp.cli.runner) should not pay for
 # importing litellm; reading a run (`open_run`) does not need litellm at all.
 _EXPORTS = {
     "run_study": "llmexp.runner.runner",
-    "default_run_dir": "llmexp.runner.runner",
+    "default_run_dir": "llmexp.runner.session",
     "open_run": "llmexp.runner.results",
     "RunResults": "llmexp.runner.results",
     "RunSummary": "llmexp.runner.results",
     "RunPlan": "llmexp.runner.results",
     "estimate_cost": "llmexp.runner.cost",
     "CostEstimate": "llmexp.runner.cost",
-    "RetryPolicy": "llmexp.runner.scheduler",
+    "RetryPolicy": "llmexp.runner.retry",
 }
 
-__all__ = list(_EXPORTS)
+__all__ = [
+    "run_study",
+    "default_run_dir",
+    "open_run",
+    "RunResults",
+    "RunSummary",
+    "RunPlan",
+    "estimate_cost",
+    "CostEstimate",
+    "RetryPolicy",
+]
 
 if TYPE_CHECKING:  # pragma: no cover
     from llmexp.runner.cost import CostEstimate, estimate_cost
     from llmexp.runner.results import RunPlan, RunResults, RunSummary, open_run
-    from llmexp.runner.runner import default_run_dir, run_study
-    from llmexp.runner.scheduler import RetryPolicy
+    from llmexp.runner.retry import RetryPolicy
+    from llmexp.runner.runner import run_study
+    from llmexp.runner.session import default_run_dir
 
 
 def __getattr__(name: str):

@@ -10,11 +10,12 @@ never cached (they are free and deterministic already).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable, Optional
 
 from llmexp.errors import RunError
 from llmexp.runner.store import upsert_sql, write_many
@@ -31,7 +32,7 @@ def default_cache_dir() -> Path:
 
 
 class ResponseCache:
-    def __init__(self, directory: Optional[Path | str] = None):
+    def __init__(self, directory: Path | str | None = None):
         self.dir = Path(directory).expanduser() if directory else default_cache_dir()
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
@@ -54,7 +55,7 @@ class ResponseCache:
             chunk = keys[i : i + 500]
             q = f"SELECT {','.join(CACHE_FIELDS)} FROM responses WHERE key IN ({','.join('?' * len(chunk))})"
             for row in self.conn.execute(q, chunk):
-                out[row[0]] = dict(zip(CACHE_FIELDS, row))
+                out[row[0]] = dict(zip(CACHE_FIELDS, row, strict=True))
         return out
 
     def put_many(self, rows: list[tuple]) -> None:
@@ -69,7 +70,5 @@ class ResponseCache:
         return self.conn.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(Exception):
             self.conn.close()
-        except Exception:
-            pass

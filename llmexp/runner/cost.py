@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Mapping, Optional
+from typing import Any
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
@@ -34,7 +35,7 @@ class Price:
         return prompt_tokens * self.input + completion_tokens * self.output
 
 
-def _param_float(params: Mapping, name: str) -> Optional[float]:
+def _param_float(params: Mapping, name: str) -> float | None:
     try:
         return float(params[name]) if name in params else None
     except (TypeError, ValueError):
@@ -42,7 +43,7 @@ def _param_float(params: Mapping, name: str) -> Optional[float]:
 
 
 @lru_cache(maxsize=256)
-def _table_price(model: str) -> Optional[tuple[float, float]]:
+def _table_price(model: str) -> tuple[float, float] | None:
     import litellm
 
     for name in (model, model.split("/", 1)[-1]):
@@ -55,7 +56,7 @@ def _table_price(model: str) -> Optional[tuple[float, float]]:
     return None
 
 
-def model_price(model: str, params: Optional[Mapping] = None) -> Price:
+def model_price(model: str, params: Mapping | None = None) -> Price:
     """Per-token price of `model` (0 for local and synthetic models)."""
     params = params or {}
     if model.startswith(FREE_PREFIXES):
@@ -153,7 +154,7 @@ def _loads(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else value
 
 
-def estimate_cost(study: Any, trials: Any, params_by_model: Optional[Mapping[str, Mapping]] = None) -> CostEstimate:
+def estimate_cost(study: Any, trials: Any, params_by_model: Mapping[str, Mapping] | None = None) -> CostEstimate:
     """Estimate the dollars a study's trials will cost before running them.
 
     `trials` is the trial table (DataFrame or list of row dicts); trial ids already

@@ -7,9 +7,10 @@ scheduler's `Stats` on a timer (never per call), so it adds no per-call overhead
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 import time
-from typing import Optional, TextIO
+from typing import Any, TextIO
 
 from llmexp.runner.scheduler import Stats
 
@@ -52,16 +53,16 @@ def status_line(stats: Stats) -> str:
 class ProgressDisplay:
     """Use as `async with ProgressDisplay(stats, enabled=...)`; `.message(text)` prints a note."""
 
-    def __init__(self, stats: Stats, enabled: bool = True, stream: Optional[TextIO] = None, interval: float = 10.0):
+    def __init__(self, stats: Stats, enabled: bool = True, stream: TextIO | None = None, interval: float = 10.0):
         self.stats = stats
         self.enabled = enabled
         self.stream = stream or sys.stderr
         self.interval = interval
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
-        self._progress = None
+        self._progress: Any = None  # rich.progress.Progress (rich imported only on a terminal)
         self._task_id = None
-        self._timer: Optional[asyncio.Task] = None
-        self._console = None
+        self._timer: asyncio.Task | None = None
+        self._console: Any = None
 
     def message(self, text: str) -> None:
         if self._console is not None:
@@ -69,7 +70,7 @@ class ProgressDisplay:
         else:
             print(text, file=self.stream, flush=True)
 
-    async def __aenter__(self) -> "ProgressDisplay":
+    async def __aenter__(self) -> ProgressDisplay:
         if not self.enabled:
             return self
         if self.tty:
@@ -118,10 +119,8 @@ class ProgressDisplay:
     async def __aexit__(self, *exc) -> None:
         if self._timer is not None:
             self._timer.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._timer
-            except asyncio.CancelledError:
-                pass
         if not self.enabled:
             return
         self._render()

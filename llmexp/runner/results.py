@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from operator import itemgetter
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from llmexp.errors import RunError
-from llmexp.runner.store import RESPONSE_COLUMNS, TRIAL_COLUMNS, RunStore, read_manifest
+from llmexp.runner.store import STORE, RunStore, read_manifest
+from llmexp.schema import BOOL_RESPONSE_COLUMNS, FLOAT_RESPONSE_COLUMNS, RESPONSE_COLUMNS, TRIAL_COLUMNS, ResponseRow
 
-BOOL_COLUMNS = ("valid", "cache_hit")
 ARCHIVE_TABLE = "responses.parquet"  # an archived run: manifest.json + this table, no store
+# a stored response's public columns, in RESPONSE_COLUMNS order
+_PUBLIC = itemgetter(*(ResponseRow._fields.index(c) for c in RESPONSE_COLUMNS))
 
 
-def _archived_rows(path: Path) -> tuple[list[dict], dict[str, dict]]:
-    """Trial and response rows of an archived run, as the store would give them."""
-    import pandas as pd
+def _archived_rows(path: Path) -> tuple[list[dict], dict[str, ResponseRow]]:
+    """Trial and response rows of an archived run, as the store would give them (an
+    archive keeps no `error_kind` nor `finished_at`)."""
+    import pandas as pd  # lazy: pandas is only needed for archives and tables
 
     frame = pd.read_parquet(path)
     frame = frame.astype(object).where(frame.notna(), None)
@@ -24,9 +28,7 @@ def _archived_rows(path: Path) -> tuple[list[dict], dict[str, dict]]:
     for record in frame.to_dict(orient="records"):
         trials.append({k: record.get(k) for k in TRIAL_COLUMNS})
         if record.get("status") not in (None, "pending"):
-            response = {k: record.get(k) for k in RESPONSE_COLUMNS}
-            response["trial_id"] = record["trial_id"]
-            responses[record["trial_id"]] = response
+            responses[record["trial_id"]] = ResponseRow(**{k: record.get(k) for k in ResponseRow._fields})
     return trials, responses
 
 
@@ -88,13 +90,13 @@ class RunSummary:
 class RunResults:
     """A run directory: `.study`, `.manifest`, `.to_pandas()`, `.summary()`."""
 
-    def __init__(self, run_dir: Path | str, manifest: Optional[dict] = None):
+    def __init__(self, run_dir: Path | str, manifest: dict | None = None):
         self.run_dir = Path(run_dir)
         self.manifest = manifest if manifest is not None else read_manifest(self.run_dir)
         self._study = None
         self.stopped: dict = {}
-        self.budget_stop: Optional[str] = None
-        self.stats = None
+        self.budget_stop: str | None = None
+        self.stats: Any = None  # the session's scheduler Stats, on the results run_study returns
 
     def __repr__(self) -> str:
         return f"RunResults({str(self.run_dir)!r})"
@@ -110,14 +112,14 @@ class RunResults:
                 raise RunError(f"the study in {self.run_dir}/manifest.json does not validate: {exc}") from exc
         return self._study
 
-    def _rows(self) -> tuple[list[dict], dict[str, dict]]:
+    def _rows(self) -> tuple[list[dict], dict[str, ResponseRow]]:
         archived = self.run_dir / ARCHIVE_TABLE
-        if not (self.run_dir / "store.sqlite").exists() and archived.exists():
+        if not (self.run_dir / STORE).exists() and archived.exists():
             return _archived_rows(archived)
         store = RunStore(self.run_dir, create=False)
         try:
             trials = store.trial_rows()
-            responses = {r["trial_id"]: r for r in store.response_rows()}
+            responses = {r.trial_id: r for r in store.response_rows()}
         finally:
             store.close()
         return trials, responses
@@ -140,16 +142,14 @@ class RunResults:
                 row.update({k: None for k in RESPONSE_COLUMNS})
                 row["status"] = "pending"
             else:
-                row.update({k: r.get(k) for k in RESPONSE_COLUMNS})
-                for k in BOOL_COLUMNS:
+                row.update(zip(RESPONSE_COLUMNS, _PUBLIC(r), strict=True))
+                for k in BOOL_RESPONSE_COLUMNS:
                     row[k] = bool(row[k]) if row[k] is not None else None
             out.append(row)
         df = pd.DataFrame(out, columns=list(TRIAL_COLUMNS) + list(RESPONSE_COLUMNS))
         if len(df):
-            df["value"] = df["value"].astype("float64")
-            df["prob_mass"] = df["prob_mass"].astype("float64")
-            df["cost"] = df["cost"].astype("float64")
-            df["latency"] = df["latency"].astype("float64")
+            for k in FLOAT_RESPONSE_COLUMNS:
+                df[k] = df[k].astype("float64")
         return df
 
     def summary(self, examples: int = 5) -> RunSummary:
@@ -158,14 +158,15 @@ class RunResults:
         by_model: dict = {}
         by_design: dict = {}
         by_mode: dict = {}
-        invalid_examples, failed_examples = [], []
+        invalid_examples: list[dict] = []
+        failed_examples: list[dict] = []
         failed_reasons: dict = {}
         seen: set = set()
         calls = 0
         pending = 0
         for t in trials:
             r = responses.get(t["trial_id"])
-            status = r["status"] if r else "pending"
+            status = r.status if r is not None else "pending"
             d = by_design.setdefault(t.get("design") or "-", {})
             d[status] = d.get(status, 0) + 1
             if t["trial_id"] in seen:
@@ -178,21 +179,21 @@ class RunResults:
             by_status[status] = by_status.get(status, 0) + 1
             m = by_model.setdefault(t["model"], {"prompt_tokens": 0, "completion_tokens": 0, "cost": 0.0})
             m[status] = m.get(status, 0) + 1
-            m["prompt_tokens"] += r["prompt_tokens"] or 0
-            m["completion_tokens"] += r["completion_tokens"] or 0
-            m["cost"] += r["cost"] or 0.0
+            m["prompt_tokens"] += r.prompt_tokens or 0
+            m["completion_tokens"] += r.completion_tokens or 0
+            m["cost"] += r.cost or 0.0
             md = by_mode.setdefault(t.get("mode") or "-", {"calls": 0, "cost": 0.0, "prompt_tokens": 0, "completion_tokens": 0})
             md["calls"] += 1
-            md["cost"] += r["cost"] or 0.0
-            md["prompt_tokens"] += r["prompt_tokens"] or 0
-            md["completion_tokens"] += r["completion_tokens"] or 0
+            md["cost"] += r.cost or 0.0
+            md["prompt_tokens"] += r.prompt_tokens or 0
+            md["completion_tokens"] += r.completion_tokens or 0
             if status == "invalid" and len(invalid_examples) < examples:
-                invalid_examples.append({"trial_id": t["trial_id"], "raw_text": r["raw_text"], "error": r["error"]})
+                invalid_examples.append({"trial_id": t["trial_id"], "raw_text": r.raw_text, "error": r.error})
             if status == "failed":
-                kind = r.get("error_kind") or "error"
+                kind = r.error_kind or "error"
                 failed_reasons[kind] = failed_reasons.get(kind, 0) + 1
                 if len(failed_examples) < examples:
-                    failed_examples.append({"trial_id": t["trial_id"], "error": r["error"]})
+                    failed_examples.append({"trial_id": t["trial_id"], "error": r.error})
         return RunSummary(
             run_dir=str(self.run_dir),
             study=self.manifest.get("study", ""),
@@ -206,7 +207,7 @@ class RunResults:
             prompt_tokens=sum(m["prompt_tokens"] for m in by_model.values()),
             completion_tokens=sum(m["completion_tokens"] for m in by_model.values()),
             cost=sum(m["cost"] for m in by_model.values()),
-            cache_hits=sum(1 for r in responses.values() if r.get("cache_hit")),
+            cache_hits=sum(1 for r in responses.values() if r.cache_hit),
             invalid=by_status.get("invalid", 0),
             invalid_examples=invalid_examples,
             failed_reasons=failed_reasons,
@@ -277,6 +278,6 @@ def open_run(run_dir: Path | str) -> RunResults:
     if not run_dir.is_dir():
         raise RunError(f"no run directory at {run_dir}")
     manifest = read_manifest(run_dir)
-    if not (run_dir / "store.sqlite").exists() and not (run_dir / ARCHIVE_TABLE).exists():
+    if not (run_dir / STORE).exists() and not (run_dir / ARCHIVE_TABLE).exists():
         raise RunError(f"{run_dir} has a manifest but no store.sqlite (nor an archived {ARCHIVE_TABLE})")
     return RunResults(run_dir, manifest=manifest)

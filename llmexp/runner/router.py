@@ -29,16 +29,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Optional, Union
 
 from llmexp.errors import RunError
-from llmexp.runner.store import redact
+from llmexp.runner.redaction import redact
 
 # per-call params that belong to a deployment, not to the study's call
 CONNECTION_PARAMS = {"api_base", "base_url", "api_key", "api_version", "organization", "custom_llm_provider", "deployment_id"}
 
 
-def load_router_config(source: Union[str, Path, dict, None]) -> Optional[dict]:
+def load_router_config(source: str | Path | dict | None) -> dict | None:
     """The router config from a dict or a JSON/YAML file; checked for a usable model_list."""
     if source is None:
         return None
@@ -69,7 +68,8 @@ def load_router_config(source: Union[str, Path, dict, None]) -> Optional[dict]:
     if not isinstance(config, dict) or not isinstance(config.get("model_list"), list) or not config["model_list"]:
         raise RunError("the router config needs a non-empty `model_list` (litellm Router format)")
     for i, dep in enumerate(config["model_list"]):
-        if not isinstance(dep, dict) or not dep.get("model_name") or not isinstance(dep.get("litellm_params"), dict) or not dep["litellm_params"].get("model"):
+        params = dep.get("litellm_params") if isinstance(dep, dict) else None
+        if not isinstance(dep, dict) or not dep.get("model_name") or not isinstance(params, dict) or not params.get("model"):
             raise RunError(f"router model_list[{i}] needs `model_name` and `litellm_params.model`")
     settings = config.get("router_settings") or {}
     if not isinstance(settings, dict):
@@ -77,11 +77,11 @@ def load_router_config(source: Union[str, Path, dict, None]) -> Optional[dict]:
     return config
 
 
-def routed_models(config: Optional[dict]) -> set[str]:
+def routed_models(config: dict | None) -> set[str]:
     return {d["model_name"] for d in (config or {}).get("model_list") or []}
 
 
-def router_secrets(config: Optional[dict]) -> list[str]:
+def router_secrets(config: dict | None) -> list[str]:
     """Literal API keys in the config (to scrub from messages and the manifest)."""
     out = []
     for dep in (config or {}).get("model_list") or []:
@@ -91,7 +91,7 @@ def router_secrets(config: Optional[dict]) -> list[str]:
     return out
 
 
-def describe(config: Optional[dict]) -> Optional[dict]:
+def describe(config: dict | None) -> dict | None:
     """What the manifest records: deployments with secrets redacted."""
     if not config:
         return None
@@ -112,9 +112,3 @@ def make_router(config: dict):
 
 def routed_kwargs(kwargs: dict) -> dict:
     return {k: v for k, v in kwargs.items() if k not in CONNECTION_PARAMS}
-
-
-def deployment_of(response: Any) -> Optional[str]:
-    """The api_base the Router chose for a response, if litellm reports it."""
-    hidden = getattr(response, "_hidden_params", None) or {}
-    return hidden.get("api_base")

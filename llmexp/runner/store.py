@@ -12,89 +12,29 @@ Layout of a run directory::
 Responses are committed in small batches (every ~0.2 s or 64 rows), so a killed process
 loses at most the calls in flight. A response with status `ok` or `invalid` is final; a
 `failed` one is retried when the run is resumed (same study into the same directory).
-No API key is ever written: params whose name looks like a secret are replaced by "***".
+No API key is ever written: params whose name looks like a secret are replaced by "***"
+(`redaction.py`). The columns of both tables are defined in `llmexp/schema.py`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
-import re
 import sqlite3
 import time
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any
 
 from llmexp.errors import RunError
+from llmexp.runner.redaction import redact
+from llmexp.schema import RESPONSE_STORE_COLUMNS, TRIAL_COLUMNS, ResponseRow, create_table_sql
 
 MANIFEST = "manifest.json"
 STORE = "store.sqlite"
 SCHEMA_VERSION = 1
-
-TRIAL_COLUMNS = (
-    "trial_id",
-    "cache_key",  # hash of (model, params, messages, answer, draw, replicate): the cache key
-    "study",
-    "design",
-    "mode",
-    "model",
-    "params",
-    "replicate",
-    "kind",
-    "target",
-    "unit_id",
-    "unit",
-    "persona_id",
-    "persona",
-    "cell",
-    "conditions",
-    "pinned",
-    "split",
-    "answer",
-    "messages",
-    "order_seed",
-)
-JSON_TRIAL_COLUMNS = ("params", "unit", "persona", "conditions", "pinned", "split", "answer", "messages")
-
-RESPONSE_COLUMNS = (
-    "valid",
-    "value",
-    "label",
-    "probs",
-    "prob_mass",
-    "condition_values",
-    "raw_text",
-    "error",
-    "status",
-    "prompt_tokens",
-    "completion_tokens",
-    "cost",
-    "latency",
-    "cache_hit",
-    "attempts",
-)
-# stored per response (besides RESPONSE_COLUMNS)
-STORE_EXTRA = ("trial_id", "model", "error_kind", "finished_at")
-ROW_FIELDS = ("trial_id", "model") + RESPONSE_COLUMNS + ("error_kind", "finished_at")
-
-FINAL_STATUSES = ("ok", "invalid")
-
-_SECRET_NAME = re.compile(r"(api_?key|secret|token|password|passwd|credential|authorization)", re.I)
-_TOKEN_LIMIT_PARAMS = {"max_tokens", "max_completion_tokens", "max_output_tokens", "top_logprobs"}
-
-
-def is_secret_name(name: str) -> bool:
-    return bool(_SECRET_NAME.search(name)) and name not in _TOKEN_LIMIT_PARAMS
-
-
-def redact(obj: Any) -> Any:
-    """A copy of `obj` with every secret-named value replaced by "***"."""
-    if isinstance(obj, dict):
-        return {k: ("***" if isinstance(k, str) and is_secret_name(k) and v is not None else redact(v)) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [redact(v) for v in obj]
-    return obj
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -109,7 +49,7 @@ def upsert_sql(table: str, fields: Sequence[str]) -> str:
     return f"INSERT OR REPLACE INTO {table}({','.join(fields)}) VALUES ({','.join('?' * len(fields))})"
 
 
-def write_many(conn: sqlite3.Connection, sql: str, rows: list) -> int:
+def write_many(conn: sqlite3.Connection, sql: str, rows: Sequence[Sequence[Any]]) -> int:
     """Run `sql` for every row in one transaction (rolled back on any error); rows changed."""
     conn.execute("BEGIN")
     before = conn.total_changes
@@ -120,6 +60,9 @@ def write_many(conn: sqlite3.Connection, sql: str, rows: list) -> int:
         conn.execute("ROLLBACK")
         raise
     return conn.total_changes - before
+
+
+_UPSERT_RESPONSE = upsert_sql("responses", RESPONSE_STORE_COLUMNS)
 
 
 class RunStore:
@@ -145,31 +88,7 @@ class RunStore:
             "trial_id TEXT NOT NULL, design TEXT, model TEXT, row TEXT NOT NULL)"
         )
         c.execute("CREATE INDEX IF NOT EXISTS trials_tid ON trials(trial_id)")
-        cols = ", ".join(
-            f"{name} {kind}"
-            for name, kind in [
-                ("trial_id", "TEXT PRIMARY KEY"),
-                ("model", "TEXT"),
-                ("valid", "INTEGER"),
-                ("value", "REAL"),
-                ("label", "TEXT"),
-                ("probs", "TEXT"),
-                ("prob_mass", "REAL"),
-                ("condition_values", "TEXT"),
-                ("raw_text", "TEXT"),
-                ("error", "TEXT"),
-                ("status", "TEXT"),
-                ("prompt_tokens", "INTEGER"),
-                ("completion_tokens", "INTEGER"),
-                ("cost", "REAL"),
-                ("latency", "REAL"),
-                ("cache_hit", "INTEGER"),
-                ("attempts", "INTEGER"),
-                ("error_kind", "TEXT"),
-                ("finished_at", "REAL"),
-            ]
-        )
-        c.execute(f"CREATE TABLE IF NOT EXISTS responses ({cols})")
+        c.execute(create_table_sql("responses", ResponseRow))
         c.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
         c.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
 
@@ -195,21 +114,19 @@ class RunStore:
         q = "SELECT trial_id FROM responses WHERE status IN ('ok', 'invalid')"
         return {r[0] for r in self.conn.execute(q)}
 
-    def write_responses(self, rows: list[tuple]) -> None:
-        """Insert or replace response rows (tuples in ROW_FIELDS order) in one transaction."""
+    def write_responses(self, rows: Sequence[ResponseRow]) -> None:
+        """Insert or replace response rows in one transaction."""
         if not rows:
             return
-        write_many(self.conn, upsert_sql("responses", ROW_FIELDS), rows)
+        write_many(self.conn, _UPSERT_RESPONSE, rows)
 
-    def response_rows(self) -> list[dict]:
-        cur = self.conn.execute(f"SELECT {','.join(ROW_FIELDS)} FROM responses")
-        return [dict(zip(ROW_FIELDS, r)) for r in cur]
+    def response_rows(self) -> list[ResponseRow]:
+        cur = self.conn.execute(f"SELECT {','.join(RESPONSE_STORE_COLUMNS)} FROM responses")
+        return [ResponseRow._make(r) for r in cur]
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(Exception):
             self.conn.close()
-        except Exception:
-            pass
 
 
 # ---------------------------------------------------------------- manifest
@@ -248,8 +165,8 @@ def write_manifest(run_dir: Path | str, manifest: dict, scrub=None) -> None:
 
 
 def package_versions() -> dict:
-    from importlib import metadata
     import platform
+    from importlib import metadata
 
     out = {"python": platform.python_version()}
     for name in ("llmexp", "litellm", "pydantic", "pandas", "numpy", "tenacity", "llama-cpp-python"):
@@ -260,5 +177,5 @@ def package_versions() -> dict:
     return out
 
 
-def now_iso(ts: Optional[float] = None) -> str:
+def now_iso(ts: float | None = None) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts if ts is not None else time.time()))

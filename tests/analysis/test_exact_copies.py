@@ -7,8 +7,8 @@ import json
 
 import pandas as pd
 
+from llmexp import check_text
 from llmexp.analysis.observations import build_observations
-from llmexp.lang import check_text
 
 STUDY = """
 study "copies" seed 1

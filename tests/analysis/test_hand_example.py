@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from llmexp.analysis import analyze
-from llmexp.analysis.demand import arc_elasticity
+from llmexp.analysis.demand_curve import arc_elasticity
 from llmexp.analysis.observations import build_observations
 from llmexp.errors import AnalysisError
 from llmexp.spec import Baseline, Design

@@ -9,10 +9,10 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from llmexp.analysis import analyze
-from llmexp.report import write_report
 import llmexp.report as report_mod
-from llmexp.spec import ANALYSES, Baseline, Design
+from llmexp.analysis import analyze, names
+from llmexp.report import write_report
+from llmexp.spec import Baseline, Design
 from tests.support.synthetic_responses import (
     Truth,
     human_baseline_rows,
@@ -20,6 +20,8 @@ from tests.support.synthetic_responses import (
     make_study,
     price_expr,
 )
+
+ANALYSES = names()  # every registered analysis, in report order
 
 
 def full_study():

@@ -8,12 +8,12 @@ import statsmodels.api as sm
 import statsmodels.formula.api as smf
 
 from llmexp.analysis.cells import pooled_cells, unit_cells
-from llmexp.analysis.demand import demand_curves
+from llmexp.analysis.demand_curve import demand_curves
 from llmexp.analysis.effects import estimate_effects
 from llmexp.analysis.focalism import focalism
 from llmexp.analysis.leakage import leakage
 from llmexp.analysis.observations import build_observations
-from llmexp.analysis.range_check import range_sensitivity
+from llmexp.analysis.range import range_sensitivity
 from llmexp.spec import Design
 from tests.support.synthetic_responses import Truth, make_responses, make_study, price_expr
 

@@ -11,7 +11,7 @@ import pytest
 from llmexp.errors import RunError
 from llmexp.runner import run_study
 from llmexp.runner.router import load_router_config
-from llmexp.runner.scheduler import RetryPolicy
+from llmexp.runner.retry import RetryPolicy
 from tests.support.fake_openai import FakeOpenAI, content_key
 from tests.support.workload import workload
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 
 from llmexp.runner import run_study
-from llmexp.runner.scheduler import RetryPolicy, Throttle
+from llmexp.runner.limits import Throttle
+from llmexp.runner.retry import RetryPolicy
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.workload import workload
 

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from llmexp import check as check_study
+from llmexp import check_text
 from llmexp import expr as ex
 from llmexp.compiler import compile_study
-from llmexp.lang import check_study, check_text
 
 STUDIES = Path(__file__).resolve().parents[2] / "studies"
 DEMAND = STUDIES / "demand_curve.study"

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from llmexp import check as check_study
 from llmexp.compiler import compile_study, write_trials
-from llmexp.lang import check_study
 
 DEMAND = Path(__file__).resolve().parents[2] / "studies" / "demand_curve.study"
 RANDOM_COLUMNS = {"trial_id", "cache_key", "messages", "persona", "persona_id", "conditions", "order_seed"}

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from llmexp import check as check_study
 from llmexp.compiler import compile_study
-from llmexp.lang import check_study
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 UPDATE = os.environ.get("LLMEXP_UPDATE_GOLDEN") == "1"

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
+from llmexp import check_text
 from llmexp.compiler import compile_study
-from llmexp.lang import check_text
 
 BASE = '''study "m" seed 2
 units items
@@ -157,7 +157,7 @@ def test_literal_braces_render_single():
 def test_new_studies_compile(name):
     from pathlib import Path
 
-    from llmexp.lang import check_study
+    from llmexp import check as check_study
 
     study, warnings = check_study(Path(__file__).resolve().parents[2] / "studies" / f"{name}.study")
     trials = compile_study(study)

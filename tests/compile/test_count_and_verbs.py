@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 import llmexp
+from llmexp import check_text
 from llmexp.compiler import MAX_TRIALS, compile_study, count_trials
 from llmexp.errors import LlmexpError
-from llmexp.lang import check_text
 
 STUDIES = sorted((Path(__file__).resolve().parents[2] / "studies").glob("*.study"))
 

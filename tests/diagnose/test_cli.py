@@ -6,10 +6,9 @@ import json
 
 import pandas as pd
 import pytest
+from diaghelp import QUICK
 
 from llmexp.cli import main
-
-from diaghelp import QUICK
 
 
 def _run(capsys, *args):
@@ -33,7 +32,7 @@ def test_quick_study_prints_the_table_and_the_dry_run_cost(capsys, tmp_path):
         code_r, out_r, err_r = _run(capsys, "run", str(QUICK), "--dry-run", "--replicates", str(reps),
                                     "--out", str(tmp_path / f"fresh{reps}"))
         assert code_r == 0, err_r
-        line = next(l for l in out_r.splitlines() if l.startswith("estimated cost:"))
+        line = next(s for s in out_r.splitlines() if s.startswith("estimated cost:"))
         assert f"replicates {reps}: {line}" in out
         assert f"for {468 * reps} calls" in line
 

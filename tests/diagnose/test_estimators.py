@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import statsmodels.formula.api as smf
+from diaghelp import QUICK
 
 import llmexp
 from llmexp.analysis.effects import estimate_effects
@@ -14,8 +15,6 @@ from llmexp.analysis.observations import build_observations
 from llmexp.diagnose.estimators import OLSPlan, effects_plans, leakage_plan, normalise_by_unit
 from llmexp.runner import run_study
 from llmexp.spec import ModelSpec
-
-from diaghelp import QUICK
 
 
 @pytest.mark.parametrize("clustered", [False, True])
@@ -152,7 +151,7 @@ def test_two_treatments_personas_and_within_equal_the_analysis(tmp_path):
         plans = effects_plans(study, g)
         r = ref[(ref["design"] == design) & (ref["scope"] == "design")]
         assert len(plans) == len(r) == 2
-        for (meta, plan), (_, rr) in zip(plans, r.iterrows()):
+        for (meta, plan), (_, rr) in zip(plans, r.iterrows(), strict=True):
             est, se = plan.fit(g["y"].to_numpy())
             assert meta["treatment"] == rr["treatment"] and meta["se_type"] == rr["se_type"]
             assert est[0, 0] == pytest.approx(rr["estimate"], rel=1e-9)

@@ -7,44 +7,31 @@ about once in 2,000 runs), and the seeds are fixed so the tests are deterministi
 
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np
 import pandas as pd
 import pytest
+from diaghelp import QUICK, write_small_study
 
 import llmexp
 from llmexp.analysis.effects import estimate_effects
 from llmexp.analysis.leakage import leakage
 from llmexp.analysis.observations import build_observations
-from llmexp.answers import parse_answer
 from llmexp.compiler import compile_study
 from llmexp.diagnose import diagnose
-from llmexp.diagnose.respondent import structured_trial
-from llmexp.providers.synthetic import SyntheticRespondent
-
-from diaghelp import QUICK, write_small_study
+from tests.support.synthetic_responses import respondent_answers
 
 
 def _direct_simulation(study, sims: int, alpha: float = 0.05) -> pd.DataFrame:
     """The straightforward loop: the provider answers every trial (its own code), the answers
     are parsed, and the analysis's own functions (statsmodels) estimate; once per simulation."""
     trials = compile_study(study)
-    levels = {t.name: list(t.levels) for t in study.treatments}
-    model = study.models[0]
-    params = dict(model.params)
-    provider = SyntheticRespondent()
-    records = trials.to_dict("records")
-    structured = [structured_trial(r, levels) for r in records]
-    messages = [json.loads(r["messages"]) for r in records]
+    params = dict(study.models[0].params)
     out = []
     for s in range(sims):
-        values = []
-        for r, trial, msgs in zip(records, structured, messages):
-            t = dict(trial, trial_id=f"{r['trial_id']}-sim{s}")  # independent draws per simulation
-            reply = provider.answer(model.name, msgs, t, params, seed=study.seed)
-            values.append(parse_answer(reply.text, trial["answer"], trial["conditions"]).value)
+        # independent draws per simulation: the respondent seeds from the suffixed trial ids
+        values = [a.value for a in respondent_answers(study, trials, params, suffix=f"-sim{s}")]
         responses = trials.assign(value=values, valid=True, status="ok", probs=None, condition_values=None)
         obs = build_observations(study, responses)
         eff = estimate_effects(study, obs, alpha=alpha, methods=("ols",), interaction=False)

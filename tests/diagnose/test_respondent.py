@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import json
-import random
 
 import numpy as np
 import pytest
+from diaghelp import QUICK
 
 import llmexp
-from llmexp.answers import parse_answer
 from llmexp.compiler import compile_study
-from llmexp.diagnose.respondent import draw_answers, observation_frame, structured_trial
-from llmexp.providers.synthetic import DEFAULTS, SyntheticRespondent, outcome_probability, probe_value
+from llmexp.diagnose.respondent import observation_frame
+from llmexp.providers.respondent import DEFAULTS, draw_values, outcome_probability, probe_value, trial_from_row
 from llmexp.spec import ModelSpec
-
-from diaghelp import QUICK
+from tests.support.synthetic_responses import respondent_answers
 
 PARAMS = dict(DEFAULTS, effect=-1.3, leakage=0.6, focalism=0.4, noise=0.1, unit_sd=0.5)
 
@@ -34,7 +32,7 @@ def test_true_probabilities_equal_the_providers(quick):
     sample = trials.sample(60, random_state=0).to_dict("records")
     n = 0
     for row in sample:
-        trial = structured_trial(row, levels)
+        trial = trial_from_row(row, levels)
         for cond in trial["conditions"]:
             f = frame[(frame["trial_id"] == row["trial_id"]) & (frame["cell"] == cond["cell"])]
             assert len(f) == 1
@@ -52,26 +50,18 @@ def test_true_probabilities_equal_the_providers(quick):
 
 
 def _provider_answers(study, trials, frame_rows, params, n_draws):
-    """Mean answer per observation row over n_draws provider calls (the real code path)."""
-    levels = {t.name: list(t.levels) for t in study.treatments}
-    provider = SyntheticRespondent()
-    by_id = {r["trial_id"]: r for r in trials.to_dict("records")}
+    """Answers per observation row over n_draws provider calls (the real code path)."""
+    rows = trials[trials["trial_id"].isin(set(frame_rows["trial_id"]))]
+    draws = []
+    for s in range(n_draws):
+        # the runner always passes the study seed; independent draws come from the
+        # per-trial seeding, so vary the id the provider seeds its generator with
+        parsed = dict(zip(rows["trial_id"], respondent_answers(study, rows, params, suffix=f"-draw{s}"), strict=True))
+        assert all(p.valid for p in parsed.values())
+        draws.append(parsed)
     out = []
-    for tid, cell in zip(frame_rows["trial_id"], frame_rows["cell"]):
-        row = by_id[tid]
-        trial = structured_trial(row, levels)
-        answer = trial["answer"]
-        vals = []
-        for s in range(n_draws):
-            # the runner always passes the study seed; independent draws come from the
-            # per-trial seeding, so vary the id the provider seeds its generator with
-            trial["trial_id"] = f"{tid}-draw{s}"
-            reply = provider.answer("synthetic/respondent", json.loads(row["messages"]), trial, params,
-                                    seed=study.seed)
-            parsed = parse_answer(reply.text, answer, trial["conditions"])
-            assert parsed.valid, reply.text
-            vals.append(parsed.condition_values[cell] if parsed.condition_values else parsed.value)
-        out.append(vals)
+    for tid, cell in zip(frame_rows["trial_id"], frame_rows["cell"], strict=True):
+        out.append([d[tid].condition_values[cell] if d[tid].condition_values else d[tid].value for d in draws])
     return np.array(out)
 
 
@@ -84,7 +74,7 @@ def test_answer_draws_match_the_providers(quick, design, kind):
     n = 250
     prov = _provider_answers(study, trials, rows, PARAMS, n)
     answer = json.loads(rows["answer_json"].iloc[0])
-    vec = draw_answers(rows, answer, kind, rows["mode"].iloc[0], PARAMS, np.random.default_rng(0), 4000)
+    vec = draw_values(rows, answer, kind, rows["mode"].iloc[0], PARAMS, np.random.default_rng(0), 4000)
     for i in range(len(rows)):
         sd = max(prov[i].std(), vec[i].std(), 1e-9)
         se = sd * np.sqrt(1 / n + 1 / 4000)

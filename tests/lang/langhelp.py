@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from llmexp import check_text
 from llmexp.errors import StudyError
-from llmexp.lang import check_text
 
 # A small valid study. Line numbers matter: error tests point at positions in it.
 BASE = '''study "t" seed 1

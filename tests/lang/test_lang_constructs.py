@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from langhelp import BASE, CSV_BASE, check_in, study_dir  # noqa: F401  (fixture)
-from llmexp.lang import check_text
+from llmexp import check_text
 from llmexp.spec import Expr
 
 
@@ -326,7 +326,7 @@ def test_specified_covariate_computed_from_treatment_warns():
 def test_shipped_studies_are_valid():
     from pathlib import Path
 
-    from llmexp.lang import check_study
+    from llmexp import check as check_study
 
     studies = sorted((Path(__file__).resolve().parents[2] / "studies").glob("*.study"))
     assert len(studies) >= 5

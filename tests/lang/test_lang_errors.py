@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-
 from langhelp import BASE, CSV_BASE, errors_of, only_error, problems_in, study_dir  # noqa: F401
+
+from llmexp import check_text
 from llmexp.errors import StudyError
-from llmexp.lang import check_text
 
 
 def located(problem):
@@ -382,7 +382,7 @@ def test_baseline_warnings(study_dir):
 
 
 def test_study_file_not_utf8(tmp_path):
-    from llmexp.lang import check_study
+    from llmexp import check as check_study
 
     path = tmp_path / "latin.study"
     path.write_bytes(BASE.replace("Do you", "D\xe9j\xe0").encode("latin-1"))
@@ -392,8 +392,8 @@ def test_study_file_not_utf8(tmp_path):
 
 
 def test_study_file_missing(tmp_path):
+    from llmexp import check as check_study
     from llmexp.errors import LlmexpError
-    from llmexp.lang import check_study
 
     with pytest.raises(LlmexpError, match="no such study file"):
         check_study(tmp_path / "nope.study")
@@ -438,8 +438,8 @@ def test_csv_malformed(study_dir):
 
 
 def test_study_path_is_a_folder(tmp_path):
+    from llmexp import check as check_study
     from llmexp.errors import LlmexpError
-    from llmexp.lang import check_study
 
     with pytest.raises(LlmexpError, match=r"cannot read \(Is a directory\)"):
         check_study(tmp_path)
@@ -447,8 +447,8 @@ def test_study_path_is_a_folder(tmp_path):
 
 def test_nul_in_a_data_path_is_a_located_error_without_follow_on_errors(tmp_path):
     """Found by the fuzzer: an escaped NUL in a CSV path used to raise ValueError."""
+    from llmexp import check_text
     from llmexp.errors import StudyError
-    from llmexp.lang import check_text
 
     text = (
         'study "s"\n'

@@ -10,7 +10,7 @@ import pandas as pd
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-from llmexp.runner.scheduler import RetryPolicy  # noqa: E402
+from llmexp.runner.retry import RetryPolicy  # noqa: E402
 from llmexp.spec import AnswerSpec, Design, ModelSpec, Outcome, Study, Treatment, Units  # noqa: E402
 
 

@@ -11,7 +11,8 @@ import pytest
 from llmexp.cli import main
 from llmexp.runner import estimate_cost, run_study
 from llmexp.runner.cost import DEFAULT_COMPLETION_TOKENS, model_price
-from llmexp.runner.scheduler import Bucket, retry_after
+from llmexp.runner.limits import Bucket
+from llmexp.runner.retry import retry_after
 
 from runhelpers import make_study, make_trials
 
@@ -118,7 +119,8 @@ def test_retry_after_header_parsing():
 def test_backoff_honours_retry_after_and_grows():
     from types import SimpleNamespace
 
-    from llmexp.runner.scheduler import RetryPolicy, Scheduler
+    from llmexp.runner.retry import RetryPolicy
+    from llmexp.runner.scheduler import Scheduler
 
     class RateLimited(Exception):
         def __init__(self, seconds):
@@ -141,7 +143,7 @@ def test_missing_api_key_is_caught_before_any_call(tmp_path, monkeypatch):
     import litellm
 
     from llmexp.errors import RunError
-    from llmexp.runner.scheduler import classify
+    from llmexp.runner.retry import classify
 
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     study = make_study(models=("openai/gpt-4o-mini",), n_units=1)

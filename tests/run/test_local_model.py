@@ -7,8 +7,11 @@ installed. One model instance serves the whole process, so these stay fast (~sec
 from __future__ import annotations
 
 import asyncio
+import importlib
 import math
+import pkgutil
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -73,8 +76,9 @@ def test_import_is_lazy_and_register_idempotent():
 
     from llmexp.providers import local
 
-    for mod in (local, local.gemma):
-        tree = ast.parse(open(mod.__file__).read())
+    mods = [importlib.import_module(f"llmexp.providers.local.{m.name}") for m in pkgutil.iter_modules(local.__path__)]
+    for mod in [local, *mods]:
+        tree = ast.parse(Path(mod.__file__).read_text())
         top = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
         names = [a.name for n in top if isinstance(n, ast.Import) for a in n.names]
         names += [n.module or "" for n in top if isinstance(n, ast.ImportFrom)]
@@ -85,12 +89,12 @@ def test_import_is_lazy_and_register_idempotent():
 
 
 def test_missing_llama_raises_run_error(monkeypatch):
-    from llmexp.providers import local
+    from llmexp.providers.local import engine
 
-    monkeypatch.setattr(local, "_llama_module", None)
+    monkeypatch.setattr(engine, "_llama_module", None)
     monkeypatch.setitem(sys.modules, "llama_cpp", None)  # import now fails
     with pytest.raises(RunError, match=r"pip install 'llmexp\[local\]'"):
-        local._import_llama()
+        engine._import_llama()
 
 
 def test_render_prompt_ends_at_answer():

@@ -10,7 +10,7 @@ import pytest
 
 from llmexp.errors import RunError
 from llmexp.runner import open_run, run_study
-from llmexp.runner.scheduler import RetryPolicy
+from llmexp.runner.retry import RetryPolicy
 from tests.support.fake_openai import FakeOpenAI
 
 from runhelpers import make_study, make_trials

@@ -7,16 +7,14 @@ import json
 import math
 
 import litellm
-import numpy as np
 import pytest
+from runhelpers import make_study, make_trials
 
-from llmexp.answers import parse_answer
 from llmexp import providers
-from llmexp.runner import run_study
+from llmexp.answers import parse_answer
 from llmexp.providers.base import extract_probs, trial_from_kwargs
-from llmexp.providers.synthetic import normalized_level, outcome_probability, probe_value
-
-from runhelpers import canon, make_study, make_trials
+from llmexp.providers.respondent import normalized_level, outcome_probability, probe_value
+from llmexp.runner import run_study
 
 LEVELS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0, 1.2, 1.4, 1.6, 1.8, 2.0)
 SYN = "synthetic/respondent"
@@ -126,7 +124,7 @@ def _acomplete(trial, params=None, seed=0):
     providers.ensure_registered()
     return asyncio.run(
         litellm.acompletion(
-            model=providers.litellm_model(SYN),
+            model=providers.for_model(SYN).litellm_model(SYN),
             messages=[{"role": "user", "content": "prose the respondent ignores"}],
             metadata={"llmexp_trial": trial, "llmexp_params": params or {}, "llmexp_seed": seed},
         )
@@ -193,22 +191,24 @@ def test_registration_is_idempotent():
     providers.ensure_registered()
     providers.ensure_registered()
     names = [e["provider"] for e in litellm.custom_provider_map]
-    assert names.count(providers.SYNTHETIC_PROVIDER) == 1
+    assert names.count(providers.for_model("synthetic/x").litellm_provider) == 1
     assert names.count("llmexp") == 1
 
 
 def test_local_model_without_llama_cpp_fails_clearly(tmp_path, monkeypatch):
     from llmexp.errors import RunError
-    from llmexp.runner.scheduler import classify
+    from llmexp.runner.retry import classify
 
     providers.ensure_registered()
-    monkeypatch.setattr(providers, "_local_problem", "llama-cpp-python is not installed")
+    monkeypatch.setattr(providers.for_model("llmexp/gemma3-270m"), "problem", "llama-cpp-python is not installed")
     study = make_study(models=("llmexp/gemma3-270m",), n_units=1)
     with pytest.raises(RunError, match=r"pip install 'llmexp\[local\]'"):
         run_study(study, make_trials(study), run_dir=tmp_path / "run", progress=False)
     assert not (tmp_path / "run").exists()  # checked before anything was written
     # the stand-in provider registered when llama-cpp-python is missing fails permanently
-    providers.register_provider("llmexp-missing", providers._MissingLocal("llama-cpp-python is not installed"))
+    from llmexp.providers.local import MissingLocal
+
+    providers.register_provider("llmexp-missing", MissingLocal("llama-cpp-python is not installed"))
     with pytest.raises(Exception) as info:
         asyncio.run(litellm.acompletion(model="llmexp-missing/gemma3-270m", messages=[{"role": "user", "content": "hi"}]))
     assert "pip install 'llmexp[local]'" in str(info.value)
@@ -217,10 +217,11 @@ def test_local_model_without_llama_cpp_fails_clearly(tmp_path, monkeypatch):
 
 
 def test_compiled_demand_study_runs_on_the_synthetic_respondent(tmp_path):
+    from pathlib import Path
+
     import llmexp
     from llmexp.compiler import compile_study
     from llmexp.spec import ModelSpec
-    from pathlib import Path
 
     path = Path(__file__).parents[2] / "studies" / "demand_curve.study"
     study = llmexp.load(path)
@@ -232,12 +233,13 @@ def test_compiled_demand_study_runs_on_the_synthetic_respondent(tmp_path):
     assert (df["status"] == "ok").all(), df.loc[df.status != "ok", ["raw_text", "error"]].head()
     assert set(df["design"]) == set(trials["design"])  # --limit spreads across designs
     per = df[df["condition_values"].notna()]
-    assert len(per) and all(len(json.loads(cv)) == len(json.loads(c)) for cv, c in zip(per.condition_values, per.conditions))
+    assert len(per) and all(len(json.loads(cv)) == len(json.loads(c)) for cv, c in zip(per.condition_values, per.conditions, strict=True))
 
 
 def test_top_level_api_with_model_override(tmp_path):
-    import llmexp
     from pathlib import Path
+
+    import llmexp
 
     study = llmexp.load(Path(__file__).parents[2] / "studies" / "demand_curve.study")
     res = llmexp.run(study, models=["synthetic/respondent"], run_dir=tmp_path / "run", limit=20, progress=False)

@@ -48,8 +48,10 @@ prints `port N` then `serving http://127.0.0.1:N/v1` and exits by itself (hard) 
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
+import math
 import os
 import random
 import select
@@ -60,9 +62,9 @@ import threading
 import time
 import urllib.request
 from collections import Counter
-from pathlib import Path
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable, Optional
+from pathlib import Path
 
 __all__ = ["FakeOpenAI", "ServerProcess", "content_key"]
 
@@ -86,23 +88,23 @@ class FakeOpenAI:
     def __init__(
         self,
         latency: float = 0.0,
-        faults: Optional[dict] = None,
-        fail_first: Optional[dict] = None,
-        always_fail: Optional[str] = None,
-        status: Optional[int] = None,
-        retry_after: Optional[float] = 0.1,
+        faults: dict | None = None,
+        fail_first: dict | None = None,
+        always_fail: str | None = None,
+        status: int | None = None,
+        retry_after: float | None = 0.1,
         timeout_sleep: float = 3.0,
-        responder: Optional[Callable] = None,
+        responder: Callable | None = None,
         lifetime: float = 600.0,
         seed: int = 0,
         port: int = 0,
         latency_dist: str = "fixed",
         latency_spread: float = 0.0,
-        prompt_tokens: Optional[int] = None,
-        completion_tokens: Optional[int] = None,
-        rate_limit_rps: Optional[float] = None,
-        rate_limit_burst: Optional[float] = None,
-        max_requests: Optional[int] = None,
+        prompt_tokens: int | None = None,
+        completion_tokens: int | None = None,
+        rate_limit_rps: float | None = None,
+        rate_limit_burst: float | None = None,
+        max_requests: int | None = None,
     ):
         if latency_dist not in ("fixed", "uniform", "exponential", "lognormal"):
             raise ValueError(f"unknown latency_dist {latency_dist!r}")
@@ -120,7 +122,7 @@ class FakeOpenAI:
         self.paid: Counter = Counter()  # content key -> complete 200 answers delivered
         self.rate_limited = 0  # 429s sent by the rate limit (not by injected faults)
         self.abandoned = 0  # requests whose client disconnected before the answer
-        self._first_paid: Optional[float] = None
+        self._first_paid: float | None = None
         self._last_paid = 0.0
         self.faults = dict(faults or {})
         self.fail_first = dict(fail_first or {})
@@ -137,9 +139,9 @@ class FakeOpenAI:
         self.bodies: list = []  # raw request bodies (bounded)
         self._lock = threading.Lock()
         self._port = port
-        self._server: Optional[ThreadingHTTPServer] = None
-        self._thread: Optional[threading.Thread] = None
-        self._timer: Optional[threading.Timer] = None
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self._timer: threading.Timer | None = None
 
     # ---------------------------------------------------------------- control
     @property
@@ -184,7 +186,7 @@ class FakeOpenAI:
                 out["paid"] = dict(self.paid)
             return out
 
-    def start(self) -> "FakeOpenAI":
+    def start(self) -> FakeOpenAI:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -232,9 +234,7 @@ class FakeOpenAI:
             request_queue_size = 1024  # hundreds of clients connect at once in benchmarks
 
             def handle_error(self, request, client_address):  # a killed client is not news
-                import sys as _sys
-
-                if isinstance(_sys.exc_info()[1], (ConnectionError, TimeoutError)):
+                if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
                     return
                 super().handle_error(request, client_address)
 
@@ -256,14 +256,14 @@ class FakeOpenAI:
             threading.Thread(target=server.shutdown, daemon=True).start()
             server.server_close()
 
-    def __enter__(self) -> "FakeOpenAI":
+    def __enter__(self) -> FakeOpenAI:
         return self.start()
 
     def __exit__(self, *exc) -> None:
         self.stop()
 
     # ---------------------------------------------------------------- serving
-    def _pick_fault(self, key: str, attempt: int, text: str) -> Optional[str]:
+    def _pick_fault(self, key: str, attempt: int, text: str) -> str | None:
         if self.always_fail and self.always_fail in text:
             return "500"
         budget = 0
@@ -293,13 +293,11 @@ class FakeOpenAI:
                 elif self.latency_dist == "exponential":
                     delay = rng.expovariate(1.0 / mean)
                 else:  # lognormal with the given mean; sigma = latency_spread
-                    import math
-
                     sigma = self.latency_spread or 0.5
                     delay = rng.lognormvariate(math.log(mean) - sigma * sigma / 2, sigma)
         time.sleep(max(0.0, delay))
 
-    def _rate_limited(self) -> Optional[float]:
+    def _rate_limited(self) -> float | None:
         """None if the call may go on, else the seconds until the bucket has a token."""
         if not self.rate_limit_rps:
             return None
@@ -412,18 +410,18 @@ class ServerProcess:
     Extra keyword arguments become CLI flags (`fault={"500": 0.1}` -> `--fault 500=0.1`).
     The child exits by itself after `lifetime` seconds even if this process dies."""
 
-    def __init__(self, python: Optional[str] = None, lifetime: float = 600.0, **options):
+    def __init__(self, python: str | None = None, lifetime: float = 600.0, **options):
         self.python = python or sys.executable
         self.lifetime = lifetime
         self.options = options
-        self.proc: Optional[subprocess.Popen] = None
-        self.port: Optional[int] = None
+        self.proc: subprocess.Popen | None = None
+        self.port: int | None = None
 
     @property
     def api_base(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
 
-    def start(self) -> "ServerProcess":
+    def start(self) -> ServerProcess:
         cmd = [self.python, "-m", "tests.support.fake_openai", "--port", "0", "--lifetime", str(self.lifetime)]
         for name, value in self.options.items():
             if value is None or value is False:
@@ -460,7 +458,7 @@ class ServerProcess:
                 self.proc.kill()
                 self.proc.wait()
 
-    def __enter__(self) -> "ServerProcess":
+    def __enter__(self) -> ServerProcess:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -468,8 +466,6 @@ class ServerProcess:
 
 
 def main(argv=None) -> None:  # pragma: no cover - exercised through ServerProcess
-    import argparse
-
     parser = argparse.ArgumentParser(description="fake OpenAI-compatible server on 127.0.0.1 (stops by itself)")
     parser.add_argument("--port", type=int, default=0, help="0: a free port (printed)")
     parser.add_argument("--latency-ms", type=float, default=0.0, help="mean latency per call")

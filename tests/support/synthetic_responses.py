@@ -1,8 +1,11 @@
 """Seeded response tables with KNOWN truth, for testing the analysis layer.
 
-Pure numpy/pandas. `make_study` builds a minimal `llmexp.spec.Study` directly from the
-pydantic classes (no parser needed); `make_responses` produces a response table that follows
-docs/artifacts.md (all trial columns + valid/value/label/probs/... ) from a `Truth`.
+`make_study` builds a minimal `llmexp.spec.Study` directly from the pydantic classes (no
+parser needed); `make_responses` produces a response table that follows docs/artifacts.md
+(all trial columns + valid/value/label/probs/... ) from a `Truth`: a test-only
+data-generating process (below) whose true slopes, leakage and focalism the analysis tests
+recover. `respondent_answers` is the other source: the synthetic respondent itself
+(`llmexp.providers.respondent`) answering a compiled trial table.
 
 Data-generating process (per design d, unit u, price level x, draw i):
 
@@ -22,13 +25,16 @@ focalism jump is `step`.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
-from typing import Optional
 
 import numpy as np
 import pandas as pd
 
+from llmexp import answers, modes
+from llmexp.answers import Answer, parse_answer
+from llmexp.providers.respondent import loads, trial_from_row
+from llmexp.providers.synthetic import SyntheticRespondent
+from llmexp.seeding import canonical
 from llmexp.spec import (
     AnswerSpec,
     Baseline,
@@ -62,7 +68,7 @@ def make_study(
     designs: tuple[Design, ...] | None = None,
     outcome_type: str = "binary",
     analyses: tuple[str, ...] = ("demand_curve", "effects", "leakage"),
-    baseline: Optional[Baseline] = None,
+    baseline: Baseline | None = None,
     personas: tuple[Persona, ...] = (),
     covariates: tuple[Covariate, ...] | None = None,
     treatment_name: str = "price",
@@ -185,56 +191,67 @@ def eval_expr(expr: Expr, unit: dict, persona: dict | None, level) -> object:
     raise ValueError(op)
 
 
-def _canon(obj) -> str:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
-
-
 def _cell_id(tname: str, level) -> str:
     return f"{tname}={level}"
 
 
-def make_responses(study: Study, truth: Truth | None = None, seed: int = 0) -> pd.DataFrame:
-    """A response table for `study` drawn from `truth` (see the module docstring)."""
-    truth = truth or Truth()
-    rng = np.random.default_rng(seed)
-    treatment = study.treatments[0]
-    tname = treatment.name
-    levels = [float(x) for x in treatment.levels]
-    mean_level = float(np.mean(levels))
-    outcome = study.outcomes[0]
-    otype = outcome.answer.type
-    units = list(study.units.rows)
-    key = study.units.key
-    n_u = len(units)
-    a_u = rng.normal(0, truth.unit_intercept_sd, n_u)
-    b_u = rng.normal(0, truth.unit_slope_sd, n_u)
-    base_u = rng.uniform(0.8, 1.2, n_u) * np.array(
-        [float(u.get("regular_price", 1.0)) for u in units]
-    )
-    persona_eff = rng.normal(0, truth.persona_sd, max(truth.n_personas, 1))
-    model = study.models[0].name
-    rows: list[dict] = []
+class _Responses:
+    """Builds `make_responses`' table: one method per part of the data-generating process.
 
-    def mean_latent(d: Design, ui: int, x: float) -> float:
-        s = truth.slope + truth.design_slope.get(d.name, 0.0) + b_u[ui]
-        m = truth.intercept + a_u[ui] + s * x + truth.quad * x * x
-        if d.pins and x <= truth.threshold + 1e-9:
-            m += truth.step
+    The draws happen in a fixed order (unit effects, then design by design, unit by unit),
+    so a seed gives the same table every time.
+    """
+
+    def __init__(self, study: Study, truth: Truth, seed: int):
+        self.study, self.truth = study, truth
+        self.rng = rng = np.random.default_rng(seed)
+        self.tname = study.treatments[0].name
+        self.levels = [float(x) for x in study.treatments[0].levels]
+        self.mean_level = float(np.mean(self.levels))
+        self.outcome = study.outcomes[0]
+        self.otype = self.outcome.answer.type
+        self.units = list(study.units.rows)
+        self.key = study.units.key
+        n_u = len(self.units)
+        self.a_u = rng.normal(0, truth.unit_intercept_sd, n_u)
+        self.b_u = rng.normal(0, truth.unit_slope_sd, n_u)
+        self.base_u = rng.uniform(0.8, 1.2, n_u) * np.array(
+            [float(u.get("regular_price", 1.0)) for u in self.units]
+        )
+        self.persona_eff = rng.normal(0, truth.persona_sd, max(truth.n_personas, 1))
+        self.model = study.models[0].name
+        self.unit_json = [canonical(u) for u in self.units]
+        self.params_json = canonical({})
+        self.messages_json = canonical([{"role": "user", "content": "synthetic"}])
+        self.answer_spec = self.outcome.answer.model_dump(mode="json")
+        self.pinned_json = "{}"
+        self.probes = [c for c in study.covariates if (not c.specified) and c.probe is not None]
+        self.probe_answers = {c.name: c.probe.answer.model_dump(mode="json") for c in self.probes}
+        self.rows: list[dict] = []
+
+    def mean_latent(self, d: Design, ui: int, x: float) -> float:
+        t = self.truth
+        s = t.slope + t.design_slope.get(d.name, 0.0) + self.b_u[ui]
+        m = t.intercept + self.a_u[ui] + s * x + t.quad * x * x
+        if d.pins and x <= t.threshold + 1e-9:
+            m += t.step
         return m
 
-    def draw_outcome(m: float, extra: float = 0.0):
-        """value, label, probs for one response with latent mean m."""
+    def draw_outcome(self, m: float, extra: float = 0.0):
+        """value, label, probs for one response with latent mean m (the test DGP's own
+        linear-probability rules, not the synthetic respondent's)."""
+        rng, truth, otype = self.rng, self.truth, self.otype
         if otype == "binary":
             p = float(np.clip(m + extra, 0.01, 0.99))
-            labels = outcome.answer.labels
+            labels = self.outcome.answer.labels
             if truth.logprobs:
                 q = float(np.clip(p + rng.normal(0, truth.noise_sd), 0.0, 1.0))
                 lab = labels[0] if q >= 0.5 else labels[1]
-                return q, lab, _canon({labels[0]: q, labels[1]: 1 - q})
+                return q, lab, canonical({labels[0]: q, labels[1]: 1 - q})
             y = float(rng.random() < p)
             return y, labels[0] if y == 1 else labels[1], None
         if otype == "likert":
-            lo, hi = outcome.answer.low or 1, outcome.answer.high or 5
+            lo, hi = self.outcome.answer.low or 1, self.outcome.answer.high or 5
             y = float(np.clip(np.rint(m + extra + rng.normal(0, truth.noise_sd)), lo, hi))
             return y, str(int(y)), None
         if otype == "probability":
@@ -242,39 +259,29 @@ def make_responses(study: Study, truth: Truth | None = None, seed: int = 0) -> p
             return y, None, None
         return float(m + extra + rng.normal(0, truth.noise_sd)), None, None
 
-    def base_row(d: Design, ui: int, rep: int, kind: str, target: str, answer: dict,
-                 conditions: list, cell, pinned: dict, split=None, persona=None) -> dict:
-        unit = units[ui]
-        cond_json = _canon(conditions)
-        payload = "|".join(map(str, [d.name, model, unit[key], rep, kind, target, cond_json,
+    def base_row(self, d: Design, ui: int, rep: int, kind: str, target: str, answer: dict,
+                 conditions: list, cell, split=None, persona=None) -> dict:
+        unit = self.units[ui]
+        cond_json = canonical(conditions)
+        payload = "|".join(map(str, [d.name, self.model, unit[self.key], rep, kind, target, cond_json,
                                      split, persona and persona[0]]))
         tid = hashlib.sha256(payload.encode()).hexdigest()[:16]
         return {
-            "trial_id": tid,
-            "study": study.name,
-            "design": d.name,
-            "mode": d.mode,
-            "model": model,
-            "params": params_json,
-            "replicate": rep,
-            "kind": kind,
-            "target": target,
-            "unit_id": str(unit[key]),
-            "unit": unit_json[ui],
+            "trial_id": tid, "study": self.study.name, "design": d.name, "mode": d.mode,
+            "model": self.model, "params": self.params_json, "replicate": rep, "kind": kind,
+            "target": target, "unit_id": str(unit[self.key]), "unit": self.unit_json[ui],
             "persona_id": persona[0] if persona else None,
-            "persona": _canon(persona[1]) if persona else None,
-            "cell": cell,
-            "conditions": cond_json,
-            "pinned": pinned_json,
-            "split": _canon(list(split)) if split is not None else None,
-            "answer": _canon(answer),
+            "persona": canonical(persona[1]) if persona else None,
+            "cell": cell, "conditions": cond_json, "pinned": self.pinned_json,
+            "split": canonical(list(split)) if split is not None else None,
+            "answer": canonical(answer),
             # each synthetic call is its own prompt (real repeated prompts give equal log-probs)
-            "messages": messages_json[:-3] + f" {tid}" + messages_json[-3:],
+            "messages": self.messages_json[:-3] + f" {tid}" + self.messages_json[-3:],
             "order_seed": None,
-        }
+        }  # fmt: skip
 
-    def finish(row: dict, value, label=None, probs=None, condition_values=None) -> dict:
-        invalid = rng.random() < truth.invalid_rate
+    def finish(self, row: dict, value, label=None, probs=None, condition_values=None) -> dict:
+        invalid = self.rng.random() < self.truth.invalid_rate
         row.update(
             valid=not invalid,
             value=None if invalid or value is None else float(value),
@@ -285,81 +292,97 @@ def make_responses(study: Study, truth: Truth | None = None, seed: int = 0) -> p
             raw_text="?" if invalid else str(label if label is not None else value),
             error="unparseable" if invalid else None,
             status="invalid" if invalid else "ok",
-            prompt_tokens=10,
-            completion_tokens=2,
-            cost=0.0,
-            latency=0.0,
-            cache_hit=False,
-            attempts=1,
-        )
+            prompt_tokens=10, completion_tokens=2, cost=0.0, latency=0.0, cache_hit=False, attempts=1,
+        )  # fmt: skip
         return row
 
-    unit_json = [_canon(u) for u in units]
-    params_json, messages_json = _canon({}), _canon([{"role": "user", "content": "synthetic"}])
-    answer_spec = outcome.answer.model_dump(mode="json")
-    pinned_json = "{}"
-    probes = [c for c in study.covariates if (not c.specified) and c.probe is not None]
-    probe_answers = {c.name: c.probe.answer.model_dump(mode="json") for c in probes}
-    for d in study.designs:
-        for ui, unit in enumerate(units):
-            pinned = {
-                name: eval_expr(expr, unit, None, 1.0) for name, expr in sorted(d.pins.items())
-            }
-            pinned_json = _canon(pinned)
+    def condition(self, unit: dict, x: float) -> dict:
+        return {
+            "cell": _cell_id(self.tname, x),
+            "levels": {self.tname: x},
+            "values": {self.tname: round(x * float(unit.get("regular_price", 1.0)), 2)},
+        }
 
-            def cond(x):
-                return {
-                    "cell": _cell_id(tname, x),
-                    "levels": {tname: x},
-                    "values": {tname: round(x * float(unit.get("regular_price", 1.0)), 2)},
-                }
+    def persona(self) -> tuple[tuple | None, float]:
+        """A persona drawn for one response (and its intercept shift), when the truth has them."""
+        if not self.truth.n_personas:
+            return None, 0.0
+        pi = int(self.rng.integers(self.truth.n_personas))
+        return (f"shopper-{pi}", {"age": 20 + pi % 50, "income": 30 + (pi * 7) % 90}), self.persona_eff[pi]
 
-            if d.mode in ("blind", "unblinded"):
-                for x in levels:
-                    c = cond(x)
-                    for rep in range(truth.draws):
-                        persona = None
-                        extra = 0.0
-                        if truth.n_personas:
-                            pi = int(rng.integers(truth.n_personas))
-                            persona = (f"shopper-{pi}", {"age": 20 + pi % 50,
-                                                         "income": 30 + (pi * 7) % 90})
-                            extra = persona_eff[pi]
-                        row = base_row(d, ui, rep, "outcome", outcome.name, answer_spec, [c],
-                                       c["cell"], pinned, persona=persona)
-                        rows.append(finish(row, *draw_outcome(mean_latent(d, ui, x), extra)))
-                        if d.probes:
-                            for cov in probes:
-                                v = base_u[ui] * (1 + truth.leak_for(d.name) * (x - mean_level))
-                                v *= 1 + truth.probe_noise * rng.normal()
-                                prow = base_row(d, ui, rep, "probe", cov.name,
-                                                probe_answers[cov.name], [c],
-                                                c["cell"], pinned, persona=persona)
-                                rows.append(finish(prow, round(float(v), 4)))
-            else:
-                parts = list(d.split) if d.split else [None]
-                for part in parts:
-                    xs = levels if part is None else [
-                        x for x in levels if part[0] - 1e-9 <= x <= part[1] + 1e-9]
-                    conds = [cond(x) for x in xs]
-                    ans = dict(answer_spec, per_condition=True)
-                    if d.mode == "aggregate" and otype == "binary":
-                        ans = {"type": "probability", "labels": [], "low": 0, "high": 1,
-                               "per_condition": True}
-                    for rep in range(truth.draws):
-                        cv = {}
-                        for c, x in zip(conds, xs):
-                            m = mean_latent(d, ui, x)
-                            if d.mode == "aggregate" and otype == "binary":
-                                val = float(np.clip(m + rng.normal(0, truth.noise_sd / 4), 0, 1))
-                            else:
-                                val = draw_outcome(m)[0]
-                            cv[c["cell"]] = val
-                        row = base_row(d, ui, rep, "outcome", outcome.name, ans, conds, None,
-                                       pinned, split=part)
-                        rows.append(finish(row, None, condition_values=_canon(cv)))
-    df = pd.DataFrame(rows)
-    return df
+    def one_condition(self, d: Design, ui: int, unit: dict) -> None:
+        """Rows of a mode that shows one condition per prompt: outcomes, then probes."""
+        for x in self.levels:
+            c = self.condition(unit, x)
+            for rep in range(self.truth.draws):
+                persona, extra = self.persona()
+                row = self.base_row(d, ui, rep, "outcome", self.outcome.name, self.answer_spec, [c],
+                                    c["cell"], persona=persona)
+                self.rows.append(self.finish(row, *self.draw_outcome(self.mean_latent(d, ui, x), extra)))
+                if d.probes:
+                    for cov in self.probes:
+                        v = self.base_u[ui] * (1 + self.truth.leak_for(d.name) * (x - self.mean_level))
+                        v *= 1 + self.truth.probe_noise * self.rng.normal()
+                        prow = self.base_row(d, ui, rep, "probe", cov.name, self.probe_answers[cov.name],
+                                             [c], c["cell"], persona=persona)
+                        self.rows.append(self.finish(prow, round(float(v), 4)))
+
+    def per_condition(self, d: Design, ui: int, unit: dict) -> None:
+        """Rows of a mode whose prompt shows every condition (one value per condition); a
+        population mode with a label outcome is asked for the share choosing the first label."""
+        share = modes.get(d.mode).population and answers.get(self.outcome.answer).first_label_share
+        for part in list(d.split) if d.split else [None]:
+            xs = self.levels if part is None else [
+                x for x in self.levels if part[0] - 1e-9 <= x <= part[1] + 1e-9]
+            conds = [self.condition(unit, x) for x in xs]
+            ans = dict(self.answer_spec, per_condition=True)
+            if share:
+                ans = {"type": "probability", "labels": [], "low": 0, "high": 1, "per_condition": True}
+            for rep in range(self.truth.draws):
+                cv = {}
+                for c, x in zip(conds, xs, strict=True):
+                    m = self.mean_latent(d, ui, x)
+                    if share:
+                        cv[c["cell"]] = float(np.clip(m + self.rng.normal(0, self.truth.noise_sd / 4), 0, 1))
+                    else:
+                        cv[c["cell"]] = self.draw_outcome(m)[0]
+                row = self.base_row(d, ui, rep, "outcome", self.outcome.name, ans, conds, None, split=part)
+                self.rows.append(self.finish(row, None, condition_values=canonical(cv)))
+
+    def build(self) -> pd.DataFrame:
+        for d in self.study.designs:
+            for ui, unit in enumerate(self.units):
+                pinned = {name: eval_expr(expr, unit, None, 1.0) for name, expr in sorted(d.pins.items())}
+                self.pinned_json = canonical(pinned)
+                if modes.get(d.mode).per_condition:
+                    self.per_condition(d, ui, unit)
+                else:
+                    self.one_condition(d, ui, unit)
+        return pd.DataFrame(self.rows)
+
+
+def make_responses(study: Study, truth: Truth | None = None, seed: int = 0) -> pd.DataFrame:
+    """A response table for `study` drawn from `truth` (see the module docstring)."""
+    return _Responses(study, truth or Truth(), seed).build()
+
+
+def respondent_answers(study: Study, trials: pd.DataFrame, params: dict, suffix: str = "") -> list[Answer]:
+    """The synthetic respondent's parsed answer to every row of a compiled trial table.
+
+    The real code path: the structured trial the runner sends, answered by the `synthetic/`
+    provider (`llmexp.providers.respondent`, the one implementation) with the study seed,
+    parsed as the runner parses it. `suffix` is appended to the trial ids the respondent
+    seeds its draws from, so each suffix is an independent draw of the same trials.
+    """
+    levels = {t.name: list(t.levels) for t in study.treatments}
+    provider = SyntheticRespondent()
+    out = []
+    for row in trials.to_dict("records"):
+        trial = trial_from_row(row, levels)
+        drawn = dict(trial, trial_id=f"{row['trial_id']}{suffix}")
+        reply = provider.answer(row["model"], loads(row["messages"]), drawn, params, seed=study.seed)
+        out.append(parse_answer(reply.text, trial["answer"], trial["conditions"]))
+    return out
 
 
 def human_baseline_rows(study: Study, truth: Truth, n_per_cell: int = 30, seed: int = 1,

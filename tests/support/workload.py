@@ -8,22 +8,16 @@ can count calls per trial by request content.
 
 from __future__ import annotations
 
-import hashlib
-import json
-from typing import Optional
-
 import pandas as pd
 
+from llmexp.seeding import canonical as _canon
+from llmexp.seeding import short_hash
 from llmexp.spec import AnswerSpec, Design, ModelSpec, Outcome, Study, Treatment, Units
 
 LEVELS = tuple(round(0.2 * i, 1) for i in range(1, 11))  # 10 price levels
 
 
-def _canon(obj) -> str:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"))
-
-
-def make_study(n_trials: int, model: str = "openai/fake-model", params: Optional[dict] = None, name: str = "bench") -> Study:
+def make_study(n_trials: int, model: str = "openai/fake-model", params: dict | None = None, name: str = "bench") -> Study:
     n_units = max(1, -(-int(n_trials) // len(LEVELS)))
     return Study(
         name=name,
@@ -42,7 +36,7 @@ def make_study(n_trials: int, model: str = "openai/fake-model", params: Optional
     )
 
 
-def make_trials(study: Study, n_trials: Optional[int] = None) -> pd.DataFrame:
+def make_trials(study: Study, n_trials: int | None = None) -> pd.DataFrame:
     model = study.models[0]
     design = study.designs[0]
     answer = {"type": "binary", "labels": ["yes", "no"]}
@@ -55,8 +49,8 @@ def make_trials(study: Study, n_trials: Optional[int] = None) -> pd.DataFrame:
             shown = round(unit["regular_price"] * float(level), 2)
             content = f"You see {unit['product_id']} for ${shown:.2f}. Would you buy it? Answer yes or no."
             messages = [{"role": "user", "content": content}]
-            cache_key = hashlib.sha256(_canon([model.name, params, messages, answer, 0]).encode()).hexdigest()[:16]
-            tid = hashlib.sha256(_canon([design.name, unit["product_id"], cache_key]).encode()).hexdigest()[:16]
+            cache_key = short_hash([model.name, params, messages, answer, 0])
+            tid = short_hash([design.name, unit["product_id"], cache_key])
             cell = f"price={level:g}"
             rows.append({
                 "trial_id": tid, "cache_key": cache_key, "study": study.name, "design": design.name,
@@ -69,7 +63,7 @@ def make_trials(study: Study, n_trials: Optional[int] = None) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def workload(n_trials: int, model: str = "openai/fake-model", params: Optional[dict] = None, name: str = "bench"):
+def workload(n_trials: int, model: str = "openai/fake-model", params: dict | None = None, name: str = "bench"):
     """(study, trials): exactly `n_trials` yes/no trials with distinct prompts."""
     study = make_study(n_trials, model, params, name)
     return study, make_trials(study, n_trials)

@@ -4,16 +4,14 @@ did not know), and asks the model, as an expert, to predict the respondent's ans
 
 from __future__ import annotations
 
-from llmexp.compiler.base import BetweenRenderer, join, register
-
-EXPERT = (
-    "You are an expert in human behavior. You predict how real people answered in studies, "
-    "using what you know about how people actually decide."
-)
+from llmexp.modes.base import EXPERT, BetweenMode, join, register
 
 
-@register("unblinded")
-class UnblindedRenderer(BetweenRenderer):
+@register
+class UnblindedMode(BetweenMode):
+    name = "unblinded"
+    states_design = True
+
     def about(self, unit, conditions, persona_text) -> str:
         parts = [
             "About the study: this was a survey with many respondents.",

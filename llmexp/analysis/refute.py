@@ -1,4 +1,5 @@
-"""DoWhy: graph from the spec, identification, backdoor linear regression, refuters.
+"""The `refute` analysis (DoWhy): graph from the spec, identification, backdoor linear
+regression, refuters.
 
 Graph: treatment (the normalised level of the primary treatment; for a two-level categorical
 treatment the indicator of its second level) -> outcome; every specified
@@ -22,6 +23,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from llmexp.analysis.base import Analysis, Context, register
 from llmexp.analysis.observations import Observations, is_numeric_treatment, primary_treatment
 from llmexp.errors import AnalysisError
 from llmexp.spec import Study
@@ -114,3 +116,24 @@ def refute(study: Study, obs: Observations, num_simulations: int = 20, seed: int
     if not rows:
         raise AnalysisError("refute: no design has enough outcome responses at two or more levels")
     return pd.DataFrame(rows)
+
+
+@register
+class Refute(Analysis):
+    name = "refute"
+    title = "DoWhy refutations"
+    description = ("Backdoor linear regression; placebo treatment and random common cause "
+                   "refuters.")
+    report_tables = ("refute",)
+    order = 70
+
+    def run(self, ctx: Context) -> dict[str, pd.DataFrame]:
+        return {"refute": refute(ctx.study, ctx.obs, num_simulations=ctx.refute_simulations,
+                                 seed=ctx.seed)}
+
+    def summary_lines(self, tables: dict[str, pd.DataFrame]) -> list[str]:
+        t = tables.get("refute")
+        if t is None or not len(t):
+            return []
+        return [f"refute {r.design} {r.refuter}: {r.verdict} (p={r.p_value:.3g})"
+                for r in t.itertuples()]

@@ -17,18 +17,23 @@ Definitions (p = normalised price level, e.g. 0..2 x regular price; q = purchase
   cluster-robust). Peak ``p* = -b1 / (2 b2)`` with a delta-method SE. Lind & Mehlum test:
   slope at the lowest paid level > 0 and slope at the highest < 0, both one-sided;
   ``inverted_u_p`` is the larger of the two p-values, ``inverted_u`` = b2 < 0 and p < alpha.
+
+statsmodels and scipy are imported inside the fitting functions, so the analysis declaration
+at the end stays light for `llmexp check` (see analysis/base.py).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
-import statsmodels.api as sm
-import statsmodels.formula.api as smf
-from scipy import stats
 
+from llmexp import answers
 from llmexp.analysis._stats import choose_cluster, fit_kwargs, z_for
+from llmexp.analysis.base import Analysis, Context, register
 from llmexp.analysis.observations import Observations, is_numeric_treatment, primary_treatment
+from llmexp.analysis.summary import records
 from llmexp.errors import AnalysisError
 from llmexp.spec import Study
 
@@ -52,6 +57,8 @@ def loglog_elasticity(p: np.ndarray, q: np.ndarray) -> tuple[float, float, int]:
     dropped = int((paid & ~(q > 0)).sum())
     if keep.sum() < 2:
         return float("nan"), float("nan"), dropped
+    from scipy import stats  # lazy: see the module docstring
+
     x, y = np.log(p[keep]), np.log(q[keep])
     res = stats.linregress(x, y) if keep.sum() > 2 else None
     if res is None:
@@ -93,6 +100,10 @@ def _curve_shape(levels: np.ndarray, q: np.ndarray, se: np.ndarray, alpha: float
 
 
 def _quadratic(df: pd.DataFrame, pooled: bool, alpha: float) -> dict:
+    import statsmodels.api as sm  # lazy: see the module docstring
+    import statsmodels.formula.api as smf
+    from scipy import stats
+
     paid = df[df["level"] > EPS]
     if paid["level"].nunique() < 3:
         return {}
@@ -137,7 +148,7 @@ def demand_curves(study: Study, obs: Observations, unit_cells: pd.DataFrame,
                   pooled_cells: pd.DataFrame, alpha: float = 0.05,
                   per_unit_quadratic: bool = True) -> dict[str, pd.DataFrame]:
     check_demand(study)
-    outs = [o.name for o in study.outcomes if o.answer.type in ("binary", "probability")]
+    outs = [o.name for o in study.outcomes if answers.get(o.answer).share]
     if not outs:
         raise AnalysisError("demand_curve needs a binary (buy / not buy) or probability outcome")
     summary, arcs = [], []
@@ -186,6 +197,8 @@ def _arcs(g: pd.DataFrame, design, mode, model, target, unit) -> list[dict]:
 
 
 def _pooled_loglog(unit_cells: pd.DataFrame, alpha: float) -> dict:
+    import statsmodels.formula.api as smf  # lazy: see the module docstring
+
     d = unit_cells[(unit_cells["level"] > EPS) & (unit_cells["mean"] > 0)].copy()
     if len(d) <= d["unit_id"].nunique() + 1 or d["level"].nunique() < 2:
         return {}  # no residual degrees of freedom
@@ -198,3 +211,45 @@ def _pooled_loglog(unit_cells: pd.DataFrame, alpha: float) -> dict:
     return dict(loglog_elasticity=float(res.params["lp"]), loglog_se=float(res.bse["lp"]),
                 loglog_ci_low=float(ci.iloc[0]), loglog_ci_high=float(ci.iloc[1]),
                 loglog_dropped=dropped, loglog_se_type=se_type)
+
+
+def _pooled(summary: pd.DataFrame | None) -> pd.DataFrame | None:
+    """The pooled rows of the demand summary (the per-unit rows stay in the table file)."""
+    if summary is None or summary.empty or "scope" not in summary:
+        return summary
+    return summary[summary["scope"] == "pooled"]
+
+
+@register
+class DemandCurve(Analysis):
+    name = "demand_curve"
+    title = "Demand curves"
+    description = "Pooled curves per design (elasticities exclude the free level)."
+    report_tables = ("demand_summary",)
+    order = 10
+
+    def unsupported(self, study: Study) -> str | None:
+        numeric = any(all(isinstance(v, (int, float)) for v in t.levels) for t in study.treatments)
+        return None if numeric else "a demand curve needs a numeric treatment"
+
+    def run(self, ctx: Context) -> dict[str, pd.DataFrame]:
+        return demand_curves(ctx.study, ctx.obs, ctx.unit_cells, ctx.pooled_cells, ctx.alpha)
+
+    def summary_data(self, tables: dict[str, pd.DataFrame]) -> list[dict]:
+        return records(_pooled(tables.get("demand_summary")))
+
+    def summary_lines(self, tables: dict[str, pd.DataFrame]) -> list[str]:
+        d = tables.get("demand_summary")
+        if d is None or not len(d):
+            return []
+        return [f"demand {r.design}: arc elasticity {r.arc_elasticity:.2f}, "
+                f"log-log {r.loglog_elasticity:.2f}, inverted U={r.inverted_u}"
+                for r in d[d["scope"] == "pooled"].itertuples()]
+
+    def figures(self, ctx: Context, tables: dict[str, pd.DataFrame], out_dir: Path) -> list[Path]:
+        from llmexp.analysis import plots  # lazy: matplotlib only when drawing
+
+        return plots.demand_figure(tables.get("demand_points"), out_dir, ctx.human_cells)
+
+    def report_section(self, tables: dict[str, pd.DataFrame]) -> list[tuple[str, pd.DataFrame]]:
+        return [(name, _pooled(df)) for name, df in super().report_section(tables)]

@@ -3,13 +3,17 @@ question, nothing else: no word of randomization, other levels or condition labe
 
 from __future__ import annotations
 
-from llmexp.compiler.base import BetweenRenderer, join, register
+from llmexp.modes.base import BetweenMode, join, register
 
 ROLE = "Imagine you are the person in the situation below. Answer as that person would, in their own voice."
 
 
-@register("blind")
-class BlindRenderer(BetweenRenderer):
+@register
+class BlindMode(BetweenMode):
+    name = "blind"
+    blind = True
+    default = True
+
     def outcome_messages(self, unit, condition, conditions, pinned, persona_text, outcome):
         user = join(
             persona_text,

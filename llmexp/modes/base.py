@@ -1,44 +1,75 @@
-"""What every blinding-mode renderer shares: conditions, scenario text, answer wording,
-persona draws and the trial row.
+"""The mode base class, the mode registry and the rendering every mode shares.
 
-A renderer (one module per mode, see `blind.py`, `unblinded.py`, ...) subclasses
-`Renderer` and implements `trials()`; it is registered with `@register("mode")`.
+A blinding mode is one class in one file of this package (`blind.py`, `unblinded.py`, ...):
+it declares what it can do as class attributes (the capabilities below) and renders its
+trials. Every other module asks `llmexp.modes.get(name).<capability>` and never compares
+mode names, so a new mode is a new file: nothing else has to learn its name.
 """
 
 from __future__ import annotations
 
-import hashlib
+import difflib
 import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, ClassVar
 
 import numpy as np
 
+from llmexp import answers
 from llmexp import expr as ex
+from llmexp.errors import LlmexpError
 from llmexp.fields import Namespace
-from llmexp.spec import AnswerSpec, Design, ModelSpec, Study, canonical
+from llmexp.seeding import canonical, short_hash, stable_int
+from llmexp.spec import AnswerSpec, Design, ModelSpec, Study
 from llmexp.templates import render
 
-RENDERERS: dict[str, type["Renderer"]] = {}
+MODES: dict[str, type[Mode]] = {}  # name -> mode class; the one list of modes
+
+EXPERT = (
+    "You are an expert in human behavior. You predict how real people answered in studies, "
+    "using what you know about how people actually decide."
+)
 
 
-def register(mode: str) -> Callable[[type["Renderer"]], type["Renderer"]]:
-    def decorate(cls: type["Renderer"]) -> type["Renderer"]:
-        cls.mode = mode
-        RENDERERS[mode] = cls
-        return cls
-
-    return decorate
-
-
-def stable_int(*parts: Any) -> int:
-    """A 64-bit integer from a key, stable across processes and platforms."""
-    digest = hashlib.sha256(canonical(list(parts)).encode()).digest()
-    return int.from_bytes(digest[:8], "big")
+def register(cls: type[Mode]) -> type[Mode]:
+    """Class decorator: adds a mode to the registry under its `name`."""
+    if not cls.name:
+        raise LlmexpError(f"mode class {cls.__name__} has no name")
+    if cls.name in MODES and MODES[cls.name] is not cls:
+        raise LlmexpError(f"two modes are named {cls.name!r}: {MODES[cls.name].__name__} and {cls.__name__}")
+    MODES[cls.name] = cls
+    return cls
 
 
-def short_hash(obj: Any) -> str:
-    return hashlib.sha256(canonical(obj).encode()).hexdigest()[:16]
+def unregister(name: str) -> None:
+    """Removes a mode (for tests that define one of their own)."""
+    MODES.pop(name, None)
+
+
+def names() -> tuple[str, ...]:
+    """Every registered mode name, sorted (the order error messages list them in)."""
+    return tuple(sorted(MODES))
+
+
+def get(name: str) -> type[Mode]:
+    """The mode class registered under `name`; an unknown name is the user's error."""
+    try:
+        return MODES[name]
+    except KeyError:
+        close = difflib.get_close_matches(str(name), list(MODES), n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise LlmexpError(f"unknown mode {name!r}{hint} (modes: {', '.join(names())})") from None
+
+
+def default() -> type[Mode]:
+    """The mode of the one design a study gets when it declares none."""
+    return next(cls for cls in MODES.values() if cls.default)
+
+
+def with_capability(capability: str) -> tuple[str, ...]:
+    """The names of the modes whose `capability` is true, sorted (for messages)."""
+    return tuple(n for n in names() if getattr(MODES[n], capability))
 
 
 @dataclass(frozen=True)
@@ -61,10 +92,25 @@ def phrase(name: str) -> str:
     return name.replace("_", " ")
 
 
-class Renderer:
-    """Base of the per-mode renderers. Holds the study and the shared wording."""
+class Mode:
+    """Base of every blinding mode: its capabilities (class attributes that callers ask
+    instead of testing names) and, per instance, the renderer of one design's trials.
 
-    mode = ""
+    A subclass sets `name` and the capabilities that differ from these defaults, implements
+    `trials()` and `count()`, and is decorated with `@register`.
+    """
+
+    # ---------------------------------------------------------------- capabilities
+    name: ClassVar[str] = ""  # the keyword in `modes ...` / `design X: <mode> ...`
+    accepts_persona: ClassVar[bool] = True  # a design in this mode may use `with persona`
+    asks_probes: ClassVar[bool] = False  # probes (unspecified-covariate questions) are asked
+    per_condition: ClassVar[bool] = False  # one prompt shows several conditions, one answer value each
+    can_split: ClassVar[bool] = False  # the level range may be split into parts asked separately
+    states_design: ClassVar[bool] = False  # the prompt states the randomization/design
+    blind: ClassVar[bool] = False  # sees one condition and is told nothing about the design
+    population: ClassVar[bool] = False  # the answer is the population's result (share or mean), not one respondent's
+    default: ClassVar[bool] = False  # the mode of the design a study gets when it declares none
+    persona_refusal: ClassVar[str] = ""  # why `with persona` is refused (when accepts_persona is false)
 
     def __init__(self, study: Study, design: Design):
         self.study = study
@@ -89,9 +135,9 @@ class Renderer:
         if self.study.cells is not None:
             return [dict((t.name, cell[t.name]) for t in self.study.treatments) for cell in self.study.cells]
         names = [t.name for t in self.study.treatments]
-        return [dict(zip(names, combo)) for combo in itertools.product(*(t.levels for t in self.study.treatments))]
+        return [dict(zip(names, combo, strict=True)) for combo in itertools.product(*(t.levels for t in self.study.treatments))]
 
-    def conditions(self, unit: dict, levels_list: Optional[list[dict]] = None) -> list[Condition]:
+    def conditions(self, unit: dict, levels_list: list[dict] | None = None) -> list[Condition]:
         result = []
         for levels in levels_list if levels_list is not None else self.level_cells:
             values = {}
@@ -116,7 +162,7 @@ class Renderer:
         types = {f"unit.{k}": v for k, v in self.unit_types.items()}
         return {name: ex.result_type(value, types) for name, value in self.design.pins.items()}
 
-    def lookup(self, unit: dict, condition: Optional[Condition], pinned: dict[str, Any], persona: Optional[dict] = None):
+    def lookup(self, unit: dict, condition: Condition | None, pinned: dict[str, Any], persona: dict | None = None):
         """A template field resolver for one unit/condition; `condition=None` shows
         treatments as placeholders like [price] (for multi-condition prompts)."""
         pinned_types = self.pinned_types()
@@ -138,6 +184,7 @@ class Renderer:
             if target.kind == "covariate":
                 covariate = self.study.covariate(target.name)
                 if covariate.specified:
+                    assert covariate.value is not None  # the language gives every specified covariate a value
                     env = {f"unit.{k}": v for k, v in unit.items()}
                     if condition is not None:
                         env.update({f"treatment.{k}": v for k, v in condition.values.items()})
@@ -151,7 +198,7 @@ class Renderer:
 
         return get
 
-    def scenario(self, unit: dict, condition: Optional[Condition], pinned: dict[str, Any]) -> str:
+    def scenario(self, unit: dict, condition: Condition | None, pinned: dict[str, Any]) -> str:
         """The situation text: context plus sentences for stated covariates."""
         get = self.lookup(unit, condition, pinned)
         parts = [render(self.study.context, get).strip()]
@@ -161,7 +208,7 @@ class Renderer:
                 parts.append(render(covariate.text, get).strip())
         return "\n".join(p for p in parts if p)
 
-    def question(self, unit: dict, condition: Optional[Condition], pinned: dict[str, Any], template: str) -> str:
+    def question(self, unit: dict, condition: Condition | None, pinned: dict[str, Any], template: str) -> str:
         return render(template, self.lookup(unit, condition, pinned)).strip()
 
     def describe_persona(self, unit: dict, persona: dict) -> str:
@@ -183,25 +230,8 @@ class Renderer:
     # ---------------------------------------------------------------- answers
     @staticmethod
     def answer_instruction(answer: AnswerSpec) -> str:
-        if answer.type == "binary":
-            return f'Answer with exactly one of: "{answer.labels[0]}" or "{answer.labels[1]}".'
-        if answer.type == "categorical":
-            options = ", ".join(f'"{label}"' for label in answer.labels)
-            return f"Answer with exactly one of: {options}."
-        if answer.type == "likert":
-            low, high = int(answer.low), int(answer.high)
-            if answer.labels:
-                scale = ", ".join(f'{low + i} = "{label}"' for i, label in enumerate(answer.labels))
-                return f"Answer with one whole number from {low} to {high}, where {scale}."
-            return f"Answer with one whole number from {low} to {high}."
-        if answer.type == "probability":
-            return "Answer with a percentage from 0% to 100% only."
-        span = ""
-        if answer.low is not None:
-            span = f" between {ex.format_number(answer.low)} and {ex.format_number(answer.high)}"
-        if answer.type == "money":
-            return f"Answer with a dollar amount{span} only."
-        return f"Answer with a number{span} only."
+        """How to answer one question: the answer type's own sentence."""
+        return answers.get(answer).instruction()
 
     @staticmethod
     def answer_json(answer: AnswerSpec, **extra: Any) -> dict:
@@ -252,7 +282,7 @@ class Renderer:
         )
 
     # ---------------------------------------------------------------- personas
-    def persona_draw(self, unit_id: str, key_levels: dict[str, Any], index: int) -> tuple[Optional[str], Optional[dict]]:
+    def persona_draw(self, unit_id: str, key_levels: dict[str, Any], index: int) -> tuple[str | None, dict | None]:
         """Deterministic persona draw `index` for a unit and (between-subject) levels."""
         if self.persona is None:
             return None, None
@@ -281,14 +311,14 @@ class Renderer:
         kind: str,
         target: str,
         unit: dict,
-        persona_id: Optional[str],
-        persona: Optional[dict],
+        persona_id: str | None,
+        persona: dict | None,
         conditions: list[Condition],
         pinned: dict[str, Any],
         answer: dict,
         messages: list[dict],
-        split: Optional[tuple[float, float]] = None,
-        order_seed: Optional[int] = None,
+        split: tuple[float, float] | None = None,
+        order_seed: int | None = None,
         draw: int = 0,
     ) -> dict:
         unit_id = str(unit[self.units.key])
@@ -308,7 +338,7 @@ class Renderer:
             "cache_key": cache_key,
             "study": self.study.name,
             "design": self.design.name,
-            "mode": self.mode,
+            "mode": self.name,
             "model": model.name,
             "params": canonical(params),
             "replicate": replicate,
@@ -345,9 +375,11 @@ def draw(distribution, rng: np.random.Generator) -> Any:
     return int(round(value)) if distribution.integer else round(value, 2)
 
 
-class BetweenRenderer(Renderer):
+class BetweenMode(Mode):
     """One condition per prompt (blind and unblinded): units x cells x persona draws x
     replicates, plus one probe trial per probed unspecified covariate that is not pinned."""
+
+    asks_probes = True
 
     def outcome_messages(self, unit, condition, conditions, pinned, persona_text, outcome) -> list[dict]:
         raise NotImplementedError
@@ -398,3 +430,26 @@ class BetweenRenderer(Renderer):
 def join(*parts: str) -> str:
     """Paragraphs of a prompt, skipping empty ones."""
     return "\n\n".join(p.strip() for p in parts if p and p.strip())
+
+
+class MultiConditionMode(Mode):
+    """Shared wording for prompts that list several conditions (one answer value each)."""
+
+    per_condition = True
+    states_design = True
+
+    def numbered(self, conditions: list[Condition]) -> str:
+        return "\n".join(f"{i}) {self.condition_label(c)}" for i, c in enumerate(conditions, start=1))
+
+    def placeholders_note(self) -> str:
+        names = ", ".join(f"[{phrase(t.name)}]" for t in self.study.treatments)
+        return f"(Here {names} stands for the value in the respondent's condition.)"
+
+    def about(self, unit, conditions) -> str:
+        return " ".join(
+            [
+                "About the study: this was a survey with many respondents.",
+                self.randomization_statement(unit, conditions),
+                self.blindness_statement(),
+            ]
+        )

@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from llmexp.compiler.base import join, register, stable_int
-from llmexp.compiler.multi import MultiConditionRenderer
-from llmexp.compiler.unblinded import EXPERT
+from llmexp import answers
+from llmexp.modes.base import EXPERT, MultiConditionMode, join, register
+from llmexp.seeding import stable_int
 
 
-@register("within")
-class WithinRenderer(MultiConditionRenderer):
+@register
+class WithinMode(MultiConditionMode):
+    name = "within"
+
     def count(self, model):
         return len(self.units.rows) * self.persona_count() * model.replicates * len(self.study.outcomes)
 
@@ -46,7 +48,6 @@ class WithinRenderer(MultiConditionRenderer):
             "The question they answered: " + self.question(unit, None, pinned, outcome.question),
             "The conditions:\n" + self.numbered(shown),
             "For each condition, predict the answer of a respondent who saw it. "
-            + self.answer_instruction(outcome.answer)
-            + ' Write one line per condition, in the order above, starting with its number, in the form "1) ANSWER".',
+            + answers.get(outcome.answer).per_condition_instruction(),
         )
         return [{"role": "system", "content": EXPERT}, {"role": "user", "content": user}]

@@ -23,11 +23,11 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import importlib.util
 import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Optional
 
 from llmexp.errors import RunError
 
@@ -76,13 +76,11 @@ def _package():
         ) from exc
 
 
-def package_problem() -> Optional[str]:
+def package_problem() -> str | None:
     """Why the model file cannot be found, without importing or assembling anything; or None."""
     explicit = os.environ.get(ENV_GGUF)
     if explicit:
         return None if Path(explicit).expanduser().is_file() else f"{ENV_GGUF}={explicit} is not a file"
-    import importlib.util
-
     try:
         found = importlib.util.find_spec(MODEL_PACKAGE) is not None
     except (ImportError, ValueError, AttributeError):
@@ -131,7 +129,7 @@ class _FileLock:
     def __enter__(self):
         self._fh = self.path.open("a+b")
         try:
-            import fcntl
+            import fcntl  # POSIX only: imported where it is used so Windows can do without
 
             fcntl.flock(self._fh.fileno(), fcntl.LOCK_EX)
         except ImportError:  # pragma: no cover - Windows
@@ -158,7 +156,7 @@ def gguf_path() -> Path:
         return path
     pkg = _package()
     name = getattr(pkg, "MODEL_NAME", "gemma-3-270m-q4_k_m.gguf")
-    expected = getattr(pkg, "EXPECTED_SHA256")
+    expected = pkg.EXPECTED_SHA256
     models = _writable_models_dir()
     target = models / name
     marker = models / (name + ".verified")

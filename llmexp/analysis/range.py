@@ -13,10 +13,14 @@ compared (a level in two parts is averaged over them):
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
+from llmexp import modes
 from llmexp.analysis._stats import percentile_ci
+from llmexp.analysis.base import Analysis, Context, register
 from llmexp.analysis.baseline import _slope
 from llmexp.analysis.observations import Observations
 from llmexp.errors import AnalysisError
@@ -72,3 +76,37 @@ def range_sensitivity(study: Study, obs: Observations, alpha: float = 0.05, n_bo
                              boundary_gap=float(gap.mean()) if gap.notna().any() else np.nan))
     cell_df = pd.concat(cells, ignore_index=True) if cells else pd.DataFrame()
     return pd.DataFrame(rows), cell_df
+
+
+@register
+class Range(Analysis):
+    name = "range"
+    title = "Range sensitivity"
+    description = "Split-range vs full-range aggregate answers over the same cells."
+    report_tables = ("range",)
+    order = 60
+
+    def unsupported(self, study: Study) -> str | None:
+        splitting = " or ".join(modes.with_capability("can_split"))
+        if not any(modes.get(d.mode).can_split and d.split for d in study.designs):
+            return f"no {splitting} design with split"
+        if not any(modes.get(d.mode).can_split and not d.split for d in study.designs):
+            return f"no full-range {splitting} design to compare the split with"
+        return None
+
+    def run(self, ctx: Context) -> dict[str, pd.DataFrame]:
+        table, cells = range_sensitivity(ctx.study, ctx.obs, ctx.alpha, ctx.n_boot, ctx.seed)
+        return {"range": table, "range_cells": cells}
+
+    def summary_lines(self, tables: dict[str, pd.DataFrame]) -> list[str]:
+        t = tables.get("range")
+        if t is None or not len(t):
+            return []
+        return [f"range {r.design} vs {r.full_design}: mean |diff| "
+                f"{r.mean_abs_diff:.3f} [{r.mad_ci_low:.3f}, {r.mad_ci_high:.3f}]"
+                for r in t.itertuples()]
+
+    def figures(self, ctx: Context, tables: dict[str, pd.DataFrame], out_dir: Path) -> list[Path]:
+        from llmexp.analysis import plots  # lazy: matplotlib only when drawing
+
+        return plots.range_figure(tables.get("range_cells"), out_dir)

@@ -1,0 +1,66 @@
+"""What one call produced, and the response row it becomes.
+
+`Outcome` is the raw result of a call (text, log-probabilities, usage, or the error);
+`build_row` parses the answer against the trial's answer spec and returns the typed
+`ResponseRow` the store keeps (columns in `llmexp/schema.py`). Live calls, cache replays
+and batch imports all go through `build_row`, so a response means the same wherever it
+came from.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from llmexp import answers
+from llmexp.answers import parse_answer
+from llmexp.runner.calls import Call
+from llmexp.schema import ResponseRow
+
+
+@dataclass
+class Outcome:
+    """What one call produced (before it becomes a store row)."""
+
+    text: str | None = None
+    probs: dict | None = None
+    prob_mass: float | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float = 0.0
+    latency: float = 0.0
+    attempts: int = 0
+    cache_hit: bool = False
+    error: str | None = None
+    error_kind: str | None = None
+
+
+def build_row(call: Call, out: Outcome, scrub: Callable[[str], str]) -> ResponseRow:
+    """The store row of a call and its outcome (the answer parsed, the error scrubbed)."""
+    if out.text is None:  # the call failed
+        return ResponseRow(
+            trial_id=call.trial_id, model=call.model, valid=False, value=None, label=None, probs=None,
+            prob_mass=None, condition_values=None, raw_text=None, error=scrub(out.error or "failed"),
+            status="failed", prompt_tokens=out.prompt_tokens, completion_tokens=out.completion_tokens,
+            cost=out.cost, latency=out.latency, cache_hit=out.cache_hit, attempts=out.attempts,
+            error_kind=out.error_kind, finished_at=time.time(),
+        )  # fmt: skip
+    parsed = parse_answer(out.text, call.answer, call.conditions)
+    probs_json = None
+    if out.probs is not None:
+        probs_json = json.dumps(out.probs, sort_keys=True)
+        atype = answers.find(call.answer)
+        if atype is not None:  # the label probabilities give (or confirm) the answer
+            parsed = atype.with_probs(parsed, out.probs)
+    valid, value, label, error = parsed.valid, parsed.value, parsed.label, parsed.error
+    cv = json.dumps(parsed.condition_values, sort_keys=True) if parsed.condition_values is not None else None
+    return ResponseRow(
+        trial_id=call.trial_id, model=call.model, valid=valid, value=value, label=label, probs=probs_json,
+        prob_mass=out.prob_mass, condition_values=cv, raw_text=out.text, error=error,
+        status="ok" if valid else "invalid", prompt_tokens=out.prompt_tokens,
+        completion_tokens=out.completion_tokens, cost=out.cost, latency=out.latency,
+        cache_hit=out.cache_hit, attempts=out.attempts, error_kind=None if valid else "unparseable",
+        finished_at=time.time(),
+    )  # fmt: skip
