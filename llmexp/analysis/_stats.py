@@ -6,8 +6,6 @@ scipy is imported inside the functions that use it: the analysis declarations (a
 
 from __future__ import annotations
 
-from typing import Optional
-
 import numpy as np
 import pandas as pd
 
@@ -67,7 +65,7 @@ def percentile_ci(draws: np.ndarray, alpha: float = 0.05) -> tuple[float, float]
 
 
 def choose_cluster(df: pd.DataFrame, cluster: str = "auto", min_clusters: int = 10) -> tuple[
-    Optional[np.ndarray], str
+    np.ndarray | None, str
 ]:
     """Cluster codes and a label for the covariance used.
 
@@ -103,7 +101,7 @@ def choose_cluster(df: pd.DataFrame, cluster: str = "auto", min_clusters: int = 
     return None, "HC1"
 
 
-def fit_kwargs(groups: Optional[np.ndarray]) -> dict:
+def fit_kwargs(groups: np.ndarray | None) -> dict:
     if groups is None:
         return {"cov_type": "HC1"}
     return {"cov_type": "cluster", "cov_kwds": {"groups": groups}, "use_t": True}

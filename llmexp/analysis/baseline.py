@@ -120,7 +120,7 @@ def _paired_differences(study: Study, cells: pd.DataFrame, alpha: float, n_boot:
         g = len(units)
         w = rng.multinomial(g, np.full(g, 1 / g), size=n_boot).astype(float) if g > 1 else None
 
-        def boot(d: str) -> tuple[float, np.ndarray | None]:
+        def boot(d: str, c=c, units=units, w=w) -> tuple[float, np.ndarray | None]:
             x = c[c["design"] == d]
             su = x.groupby("unit_id")["abs_error"].sum().reindex(units, fill_value=0.0).to_numpy()
             cu = x.groupby("unit_id")["abs_error"].size().reindex(units, fill_value=0).to_numpy(float)

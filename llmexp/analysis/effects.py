@@ -25,7 +25,7 @@ stays light for `llmexp check` (see analysis/base.py).
 from __future__ import annotations
 
 import warnings
-from typing import Optional
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -44,7 +44,8 @@ def _work_frame(study: Study, df: pd.DataFrame) -> tuple[pd.DataFrame, list[str]
     Categorical levels are recoded L0, L1, ... (study order; L0 = reference) so any level text
     survives formula parsing; `names[col + ":levels"]` maps codes back to the text."""
     w = df.copy()
-    terms, names = [], {}
+    terms: list[str] = []
+    names: dict[str, Any] = {}  # column -> treatment name; 'col:levels' -> {code: level}
     prim = primary_treatment(study)
     for i, t in enumerate(study.treatments):
         col = f"t{i}"
@@ -191,7 +192,7 @@ def estimate_effects(
     obs: Observations,
     cluster: str = "auto",
     alpha: float = 0.05,
-    methods: Optional[tuple[str, ...]] = None,
+    methods: tuple[str, ...] | None = None,
     interaction: bool = True,
 ) -> pd.DataFrame:
     rows: list[dict] = []

@@ -25,7 +25,6 @@ light for `llmexp check` (see analysis/base.py).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import pandas as pd
@@ -88,7 +87,7 @@ def mark_step(df: pd.DataFrame, thr: pd.Series, glob: float) -> pd.DataFrame:
 
 
 def step_frame(study: Study, g: pd.DataFrame, design: str, pinned_design: str, cov: str,
-               below: pd.Series, thr: pd.Series, glob: float) -> Optional[tuple[pd.DataFrame, str]]:
+               below: pd.Series, thr: pd.Series, glob: float) -> tuple[pd.DataFrame, str] | None:
     """(rows with their step column and finite levels, role) for one design, or None for a
     design that pins the covariate itself. Shared with `llmexp diagnose`."""
     if design == pinned_design:

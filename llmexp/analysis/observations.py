@@ -19,14 +19,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from llmexp import answers
-from llmexp import modes
-from llmexp import schema
+from llmexp import answers, modes, schema
 from llmexp.errors import AnalysisError
 from llmexp.spec import Study
 
@@ -77,11 +75,11 @@ class Observations:
     table: pd.DataFrame  # one row per valid (call, condition)
     invalid: pd.DataFrame  # per design/model/kind/target: calls, invalid calls, missing, exact copies
 
-    def outcomes(self, name: Optional[str] = None) -> pd.DataFrame:
+    def outcomes(self, name: str | None = None) -> pd.DataFrame:
         t = self.table[self.table["kind"] == "outcome"]
         return t if name is None else t[t["target"] == name]
 
-    def probes(self, name: Optional[str] = None) -> pd.DataFrame:
+    def probes(self, name: str | None = None) -> pd.DataFrame:
         t = self.table[self.table["kind"] == "probe"]
         return t if name is None else t[t["target"] == name]
 
@@ -238,7 +236,7 @@ class _Explode:
         conds_pc = np.array([len(c) > 1 for c in self.conds_u], dtype=bool)
         return (ans_pc[self.c_answer] | conds_pc[self.c_conds] | mode_pc[c_mode])[rows]
 
-    def per_condition_rows(self, pc_rows: np.ndarray) -> Optional[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    def per_condition_rows(self, pc_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         """(rows, condition ids, y): one observation per condition of a per-condition answer."""
         if not len(pc_rows):
             return None
@@ -268,7 +266,7 @@ class _Explode:
                 yy.append(y)
         return np.asarray(rr, dtype=np.int64), np.asarray(cc, dtype=np.int64), np.asarray(yy, dtype=float)
 
-    def single_condition_rows(self, sc_rows: np.ndarray) -> Optional[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    def single_condition_rows(self, sc_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         """(rows, condition ids, y) of one-condition answers: P(first label) when the answer
         has probabilities (exact copies of one prompt counted once), else the value."""
         if not len(sc_rows):
@@ -401,7 +399,7 @@ def _assemble(study, responses, prim, o_row, o_cond, o_y, cond_objs, kt, atype_o
         for d in decoded:
             keys.update(dict.fromkeys(d))
         for k in keys:
-            cols[f"{prefix}{k}"] = _obj([d[k] if k in d else np.nan for d in decoded])[rc]
+            cols[f"{prefix}{k}"] = _obj([d.get(k, np.nan) for d in decoded])[rc]
 
     # condition columns, once per distinct condition
     lv_cols: dict[str, list] = {t.name: [] for t in study.treatments}

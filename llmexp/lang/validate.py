@@ -7,17 +7,17 @@ study file and never outside its folder tree.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import re
 from collections import Counter
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, cast
 
 from pydantic import ValidationError
 
-from llmexp import answers
+from llmexp import answers, modes, spec
 from llmexp import expr as ex
-from llmexp import modes, spec
 from llmexp.data import read_table, resolve_path
 from llmexp.errors import DataError, Problem, StudyError
 from llmexp.fields import Namespace
@@ -44,7 +44,7 @@ LEAKY_WORDS = re.compile(
 )
 
 
-def suggest(name: str, options) -> Optional[str]:
+def suggest(name: str, options) -> str | None:
     close = difflib.get_close_matches(name, list(options), n=1, cutoff=0.6)
     return f"did you mean '{close[0]}'?" if close else None
 
@@ -62,11 +62,11 @@ class Validator:
             self.by_type.setdefault(type(statement), []).append(statement)
 
     # ------------------------------------------------------------------ reporting
-    def error(self, message: str, pos: Optional[ast.Pos] = None, hint: Optional[str] = None) -> None:
+    def error(self, message: str, pos: ast.Pos | None = None, hint: str | None = None) -> None:
         line, column = (pos.line, pos.column) if pos and pos.line else (None, None)
         self.problems.append(Problem(message, self.file, line, column, hint))
 
-    def warn(self, message: str, pos: Optional[ast.Pos] = None, hint: Optional[str] = None) -> None:
+    def warn(self, message: str, pos: ast.Pos | None = None, hint: str | None = None) -> None:
         line, column = (pos.line, pos.column) if pos and pos.line else (None, None)
         self.problems.append(Problem(message, self.file, line, column, hint, severity="warning"))
 
@@ -87,7 +87,7 @@ class Validator:
         return items[0]
 
     # ------------------------------------------------------------------ main
-    def build(self) -> tuple[Optional[spec.Study], list[Problem]]:
+    def build(self) -> tuple[spec.Study | None, list[Problem]]:
         study_decl = self.one(ast.StudyDecl, "study", 'study "my-study" seed 1')
         units = self.units()
         personas = self.personas(units)
@@ -130,7 +130,7 @@ class Validator:
                 description=study_decl.description.value if study_decl.description else "",
                 seed=int(study_decl.seed.value) if study_decl.seed else 0,
                 source_file=self.file,
-                units=units,
+                units=cast(spec.Units, units),  # None only after an error, returned above
                 personas=tuple(personas.values()),
                 treatments=tuple(treatments),
                 cells=cells,
@@ -171,7 +171,7 @@ class Validator:
                     self.error(f"'{decl.name}' is a reserved name; choose another", decl.pos)
 
     # ------------------------------------------------------------------ units
-    def units(self) -> Optional[spec.Units]:
+    def units(self) -> spec.Units | None:
         decl = self.one(ast.UnitsDecl, "units", 'units products from "data/products.csv"')
         if decl is None:
             self.units_failed = True
@@ -215,7 +215,7 @@ class Validator:
                 elif all(isinstance(v, bool) for v in values):
                     columns[name] = "boolean"
                 elif all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
-                    columns[name] = "integer" if all(float(v).is_integer() for v in values) else "number"
+                    columns[name] = "integer" if all(float(cast(float, v)).is_integer() for v in values) else "number"
                 else:
                     self.error(f"column '{name}' mixes text and numbers across rows", decl.pos)
                     columns[name] = "text"
@@ -239,7 +239,7 @@ class Validator:
                         row[name] = int(row[name])
         key = decl.key.name if decl.key else next(iter(columns), None)
         if decl.key and key not in columns:
-            self.error(f"key column '{key}' is not in the table", decl.key.pos, suggest(key, columns))
+            self.error(f"key column '{key}' is not in the table", decl.key.pos, suggest(str(key), columns))
             self.units_failed = True
             return None
         if key is None:
@@ -258,13 +258,13 @@ class Validator:
         return spec.Units(
             name=decl.name,
             key=key,
-            columns=columns,
+            columns=cast(dict[str, spec.ColumnType], columns),
             rows=tuple(rows),
             source=decl.source.value if decl.source else None,
         )
 
     # ------------------------------------------------------------------ personas
-    def personas(self, units: Optional[spec.Units]) -> dict[str, spec.Persona]:
+    def personas(self, units: spec.Units | None) -> dict[str, spec.Persona]:
         result: dict[str, spec.Persona] = {}
         for decl in self.all(ast.PersonaDecl):
             attributes = []
@@ -310,7 +310,7 @@ class Validator:
             )
         return result
 
-    def distribution(self, name: ast.Named, dist: ast.DistNode) -> Optional[spec.Distribution]:
+    def distribution(self, name: ast.Named, dist: ast.DistNode) -> spec.Distribution | None:
         if dist.kind == "fixed":
             return spec.Distribution(kind="fixed", values=(dist.values[0].value,))
         if dist.kind == "choice":
@@ -330,6 +330,7 @@ class Validator:
             weights = tuple(w / sum(given) for w in given) if given else ()
             return spec.Distribution(kind="choice", values=tuple(values), weights=weights)
         if dist.kind == "uniform":
+            assert dist.low is not None and dist.high is not None  # the grammar's uniform rule sets both
             if dist.high <= dist.low:
                 self.error(f"'{name.name}': uniform range {dist.low:g} to {dist.high:g} is empty", dist.pos)
                 return None
@@ -340,7 +341,7 @@ class Validator:
         return spec.Distribution(kind="normal", mean=dist.mean, sd=dist.sd, integer=dist.integer)
 
     # ------------------------------------------------------------------ expressions
-    def expr(self, node: ast.ExprNode, allowed: set[str], where: str, allow_levels: bool = False) -> Optional[spec.Expr]:
+    def expr(self, node: ast.ExprNode, allowed: set[str], where: str, allow_levels: bool = False) -> spec.Expr | None:
         """Normalise an expression: refs become `unit.x` / `treatment.x`; levels(...) -> level."""
         if node.op == "num":
             return spec.Expr(op="num", value=node.value)
@@ -357,7 +358,7 @@ class Validator:
                 return None  # most likely a column of the unreadable units table (reported)
             if target is None or target.kind not in allowed:
                 kinds = " or ".join(sorted(allowed)) or "nothing"
-                options = [n for n in self.namespace.all_names() if (self.namespace.resolve(n) or None) and self.namespace.resolve(n).kind in allowed]
+                options = [n for n in self.namespace.all_names() if getattr(self.namespace.resolve(n), "kind", None) in allowed]
                 self.error(
                     f"'{node.value}' is not a {kinds} field usable in {where}",
                     node.pos,
@@ -366,9 +367,10 @@ class Validator:
                 return None
             return spec.Expr(op="ref", value=target.key)
         args = [self.expr(a, allowed, where, allow_levels) for a in node.args]
-        if any(a is None for a in args):
+        present = [a for a in args if a is not None]
+        if len(present) != len(args):
             return None
-        return spec.Expr(op=node.op, args=tuple(args))
+        return spec.Expr(op=cast(Any, node.op), args=tuple(present))
 
     def count_levels(self, node: ast.ExprNode) -> list[ast.ExprNode]:
         found = [node] if node.op == "levels" else []
@@ -377,7 +379,7 @@ class Validator:
         return found
 
     # ------------------------------------------------------------------ treatments
-    def treatments(self, units: Optional[spec.Units]) -> list[spec.Treatment]:
+    def treatments(self, units: spec.Units | None) -> list[spec.Treatment]:
         decls = self.all(ast.TreatmentDecl)
         if not decls:
             self.error("missing treatment statement (e.g. treatment price = levels(1, 2, 3))", ast.Pos(1, 1))
@@ -391,7 +393,7 @@ class Validator:
                     "e.g. treatment price = products.regular_price * levels(0 to 2 step 0.2)",
                 )
                 continue
-            levels = [lit.value for lit in level_nodes[0].levels]
+            levels = [lit.value for lit in level_nodes[0].levels or ()]
             if not levels:
                 self.error(f"treatment '{decl.name}' has no levels", level_nodes[0].pos)
                 continue
@@ -419,7 +421,7 @@ class Validator:
                     name=decl.name,
                     levels=tuple(levels),
                     value=None if is_bare else value,
-                    value_type=value_type if not (is_bare and not decl.as_type) else (decl.as_type or types["level"]),
+                    value_type=cast(spec.ColumnType, value_type if not (is_bare and not decl.as_type) else (decl.as_type or types["level"])),
                     assignment=decl.assignment,
                     unit_dependent=bool(ex.references(value)),
                 )
@@ -441,7 +443,7 @@ class Validator:
                     return
 
     # ------------------------------------------------------------------ cells
-    def cells(self, treatments: list[spec.Treatment]) -> Optional[tuple[dict, ...]]:
+    def cells(self, treatments: list[spec.Treatment]) -> tuple[dict, ...] | None:
         decls = self.all(ast.CellDecl)
         if not decls:
             return None
@@ -473,7 +475,7 @@ class Validator:
         return tuple(cells)
 
     # ------------------------------------------------------------------ covariates
-    def covariates(self, units: Optional[spec.Units], treatments: list[spec.Treatment]) -> list[spec.Covariate]:
+    def covariates(self, units: spec.Units | None, treatments: list[spec.Treatment]) -> list[spec.Covariate]:
         result = []
         specified_ns = self.namespace
         unit_types = {f"unit.{c}": t for c, t in (units.columns.items() if units else [])}
@@ -511,7 +513,7 @@ class Validator:
                     name=decl.name,
                     specified=decl.specified,
                     value=value,
-                    value_type=value_type,
+                    value_type=cast(spec.ColumnType, value_type),
                     probe=probe,
                     text=decl.text.value if decl.text else None,
                 )
@@ -519,12 +521,12 @@ class Validator:
         return result
 
     # ------------------------------------------------------------------ outcomes
-    def answer(self, node: ast.AnswerNode, where: str) -> Optional[spec.AnswerSpec]:
+    def answer(self, node: ast.AnswerNode, where: str) -> spec.AnswerSpec | None:
         labels = tuple(s.value for s in node.labels)
         if any(not label.strip() for label in labels):
             self.error(f"{where}: labels cannot be empty", node.pos)
             return None
-        if len(set(l.lower() for l in labels)) != len(labels):
+        if len(set(label.lower() for label in labels)) != len(labels):
             self.error(f"{where}: labels must differ", node.pos)
             return None
         atype = answers.find(node.type)  # each answer type checks its own declaration
@@ -557,9 +559,9 @@ class Validator:
         namespace: Namespace,
         where: str,
         forbid_unspecified=True,
-        own: Optional[str] = None,
+        own: str | None = None,
         allow_persona: bool = False,
-    ) -> Optional[list[str]]:
+    ) -> list[str] | None:
         """Check a template's fields; returns the resolved keys (kind.name), or None when
         the template itself is malformed (reported)."""
         try:
@@ -598,10 +600,8 @@ class Validator:
             return decl.text.value
         keys = set(checked)
         for outcome_decl in self.all(ast.OutcomeDecl):
-            try:
-                keys |= {self.namespace.resolve(n).key for n, _ in fields(outcome_decl.question.value) if self.namespace.resolve(n)}
-            except TemplateError:
-                pass
+            with contextlib.suppress(TemplateError):  # a broken question is reported where it is checked
+                keys |= {t.key for n, _ in fields(outcome_decl.question.value) if (t := self.namespace.resolve(n)) is not None}
         for treatment in treatments:
             if self.units_failed:
                 break
@@ -663,7 +663,8 @@ class Validator:
         if not pending:
             fallback = modes.default().name
             pending.append((ast.Pos(1, 1), dict(name=fallback, mode=fallback)))
-        designs, seen = [], {}
+        designs: list = []
+        seen: dict[str, Any] = {}
         for pos, item in pending:
             if item["name"] in seen:
                 self.error(f"design '{item['name']}' is defined twice (first at line {seen[item['name']].line})", pos)
@@ -681,7 +682,7 @@ class Validator:
             designs.append(spec.Design(**item))
         return designs
 
-    def mode_named(self, named: ast.Named) -> Optional[type[modes.Mode]]:
+    def mode_named(self, named: ast.Named) -> type[modes.Mode] | None:
         """The registered mode a design names; an unknown name is reported where it stands."""
         if named.name in modes.MODES:
             return modes.get(named.name)
@@ -696,12 +697,12 @@ class Validator:
         if not mode.can_split:
             splitting = " or ".join(modes.with_capability("can_split"))
             self.error(f"split applies to {splitting} designs only (the range-sensitivity check)", decl.pos)
-        elif len(treatments) != 1 or not all(isinstance(l, (int, float)) for l in treatments[0].levels):
+        elif len(treatments) != 1 or not all(isinstance(v, (int, float)) for v in treatments[0].levels):
             self.error("split needs exactly one numeric treatment", decl.pos)
         else:
             levels = treatments[0].levels
             for low, high in decl.split:
-                inside = [l for l in levels if low - 1e-9 <= l <= high + 1e-9]
+                inside = [v for v in levels if low - 1e-9 <= v <= high + 1e-9]
                 if high <= low or len(inside) < 2:
                     self.error(f"split part {low:g} to {high:g} holds fewer than two levels", decl.pos)
             item["split"] = tuple(decl.split)
@@ -757,7 +758,7 @@ class Validator:
         return result
 
     # ------------------------------------------------------------------ baseline
-    def baseline(self, units, treatments, outcomes) -> Optional[spec.Baseline]:
+    def baseline(self, units, treatments, outcomes) -> spec.Baseline | None:
         decl = self.one(ast.BaselineDecl, "baseline", "", required=False)
         if decl is None:
             return None
@@ -778,7 +779,7 @@ class Validator:
             if left.name not in o_names:
                 self.error(f"compare: '{left.name}' is not an outcome", left.pos, suggest(left.name, o_names))
             outcome_map[left.name] = right.name
-        retest_map = {l.name: r.name for l, r in decl.retest}
+        retest_map = {left.name: right.name for left, right in decl.retest}
         if not outcome_map:
             self.error("baseline needs `compare OUTCOME = COLUMN` to say which column holds the human answer", decl.pos)
         for name in t_names:
@@ -808,7 +809,7 @@ class Validator:
                 self.warn(f"baseline rows for units not in the study are ignored: {', '.join(unknown[:5])}", decl.pos)
         for tname, column in treatment_map.items():
             levels = t_names[tname].levels
-            off = sorted({r[column] for r in kept if not any(_same(r[column], l) for l in levels)}, key=str)
+            off = sorted({r[column] for r in kept if not any(_same(r[column], v) for v in levels)}, key=str)
             if off:
                 self.warn(f"baseline column '{column}' has values that are not levels of '{tname}': {off[:5]}", decl.pos)
         return spec.Baseline(
@@ -843,7 +844,7 @@ class Validator:
                     result.append(name.name)
         return result
 
-    def unsupported(self, name: str, parts: dict[str, Any]) -> Optional[str]:
+    def unsupported(self, name: str, parts: dict[str, Any]) -> str | None:
         """Why analysis `name` cannot run, as the analysis itself judges a partial study (the
         fields are validated already, so it is assembled without re-validating them)."""
         return self.catalogue[name].unsupported(spec.Study.model_construct(**parts))

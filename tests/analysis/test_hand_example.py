@@ -137,8 +137,7 @@ def _cat_row(level: str, kind: str, value: float, i: int) -> dict:
 
 
 def test_categorical_treatment_hand_computed():
-    from llmexp.spec import (AnswerSpec, Covariate, ModelSpec, Outcome, Probe, Study,
-                             Treatment, Units)
+    from llmexp.spec import AnswerSpec, Covariate, ModelSpec, Outcome, Probe, Study, Treatment, Units
 
     study = Study(
         name="framing", units=Units(name="scenario", key="scenario",

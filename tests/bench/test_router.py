@@ -10,8 +10,8 @@ import pytest
 
 from llmexp.errors import RunError
 from llmexp.runner import run_study
-from llmexp.runner.router import load_router_config
 from llmexp.runner.retry import RetryPolicy
+from llmexp.runner.router import load_router_config
 from tests.support.fake_openai import FakeOpenAI, content_key
 from tests.support.workload import workload
 

@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from langhelp import BASE
 
 REPO = Path(__file__).resolve().parents[2]

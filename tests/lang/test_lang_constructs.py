@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from langhelp import BASE, CSV_BASE, check_in, study_dir  # noqa: F401  (fixture)
+
 from llmexp import check_text
 from llmexp.spec import Expr
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from langhelp import BASE
-from llmexp.errors import LlmexpError, StudyError
+
 from llmexp import check_text
+from llmexp.errors import LlmexpError, StudyError
 from llmexp.lang.parser import STATEMENT_KEYWORDS
 
 STUDIES = Path(__file__).resolve().parents[2] / "studies"

@@ -11,10 +11,9 @@ from pathlib import Path
 import pytest
 
 import llmexp
-from llmexp import modes
+from llmexp import check_text, modes
 from llmexp.analysis import analyze
 from llmexp.errors import StudyError
-from llmexp import check_text
 from llmexp.modes.base import MultiConditionMode, join
 
 PACKAGE = Path(llmexp.__file__).resolve().parent

@@ -7,14 +7,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from runhelpers import make_study, make_trials
 
 from llmexp.cli import main
 from llmexp.runner import estimate_cost, run_study
 from llmexp.runner.cost import DEFAULT_COMPLETION_TOKENS, model_price
 from llmexp.runner.limits import Bucket
 from llmexp.runner.retry import retry_after
-
-from runhelpers import make_study, make_trials
 
 STUDY = Path(__file__).parents[2] / "studies" / "demand_curve.study"
 
@@ -151,7 +150,9 @@ def test_missing_api_key_is_caught_before_any_call(tmp_path, monkeypatch):
         run_study(study, make_trials(study), run_dir=tmp_path / "run", progress=False)
     assert not (tmp_path / "run").exists()
     # the same problem surfacing mid-run (litellm reports it as a 500) stops the model
-    exc = litellm.InternalServerError(message="OpenAIException - Missing credentials. Please pass an `api_key`", llm_provider="openai", model="gpt-4o-mini")
+    exc = litellm.InternalServerError(
+        message="OpenAIException - Missing credentials. Please pass an `api_key`", llm_provider="openai", model="gpt-4o-mini"
+    )
     assert classify(exc) == ("auth", False, True)
     assert classify(litellm.InternalServerError(message="boom", llm_provider="openai", model="m")) == ("server", True, False)
 

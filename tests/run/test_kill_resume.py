@@ -12,10 +12,9 @@ import time
 from pathlib import Path
 
 import pytest
+from runhelpers import make_study, make_trials
 
 from tests.support.fake_openai import FakeOpenAI, content_key
-
-from runhelpers import make_study, make_trials
 
 CHILD = r"""
 import os, sys, pandas as pd

@@ -7,13 +7,12 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from runhelpers import make_study, make_trials
 
 from llmexp.errors import RunError
 from llmexp.runner import open_run, run_study
 from llmexp.runner.retry import RetryPolicy
 from tests.support.fake_openai import FakeOpenAI
-
-from runhelpers import make_study, make_trials
 
 MODEL = "openai/fake-model"
 
