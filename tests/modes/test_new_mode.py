@@ -133,17 +133,12 @@ def test_an_unregistered_mode_is_unknown_again():
         modes.get("pairwise")
 
 
-# Modules whose mode-name literals the providers helper is still removing.
-# TODO(providers helper): remove this allow-list once providers/ and diagnose/ ask capabilities.
-NOT_YET = ("providers/", "diagnose/")
-
-
 def test_no_module_outside_the_modes_package_names_a_mode():
     names = set(modes.names())
     found = []
     for path in sorted(PACKAGE.rglob("*.py")):
         relative = path.relative_to(PACKAGE).as_posix()
-        if relative.startswith(("modes/", "cli/") + NOT_YET):  # cli: help text may name modes
+        if relative.startswith(("modes/", "cli/")):  # cli: help text may name modes
             continue
         lines = path.read_text(encoding="utf-8").splitlines()
         for node in ast.walk(ast.parse("\n".join(lines), str(path))):
