@@ -4,7 +4,10 @@ Python API mirrors the CLI:
 
     study = llmexp.load("studies/demand_curve.study")
     trials = study_trials = llmexp.compile(study)      # pandas DataFrame, one row per call
-    results = llmexp.run(study)                        # runs through litellm
+    results = llmexp.run(study, out="runs/demo", quiet=True)  # runs through litellm
+    results = llmexp.open_run("runs/demo")            # read-only: never calls a model
+    results.outcomes(), results.probes()               # tidy frames, one typed value column
+    results.analysis()                                 # the analysis tables, by name
     df = results.to_pandas()
     print(study)                                       # a summary; repr(study) is one line
     print(llmexp.diff(study, other))                   # the field paths where two studies differ
@@ -12,11 +15,15 @@ Python API mirrors the CLI:
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
+from typing import Any
+
 from llmexp.spec import diff
 
 __version__ = "0.1.0"
 
-__all__ = ["load", "check", "check_text", "compile", "run", "diff", "__version__"]
+__all__ = ["load", "check", "check_text", "compile", "run", "open_run", "diff", "__version__"]
 
 
 def load(path):
@@ -52,10 +59,58 @@ def compile(study, **kwargs):  # noqa: A001 - mirrors the CLI verb
     return compile_study(study, **kwargs)
 
 
-def run(study, **kwargs):
-    """Run a study (or a path to one); returns a results object with `.to_pandas()`."""
+def run(study: Any, out: str | os.PathLike | None = None, models: str | Sequence[Any] | None = None,
+        replicates: int | None = None, limit: int | None = None, quiet: bool = False,
+        **advanced: Any):
+    """Run a study (a `Study` or a path to a .study file) and return its results
+    (`llmexp.runner.results.RunResults`: `.outcomes()`, `.probes()`, `.analysis()`,
+    `.to_pandas()`, `.summary()`). The names mirror `llmexp run`:
+
+    - `out` (``--out``): the run directory (default ``runs/<study>-<hash>``); an existing run
+      of the same study is resumed: finished trials are never called again;
+    - `models` (``--model``, repeatable): run these models (names or `ModelSpec`) instead
+      of the study's (a name gets the default parameters, as in `run_study`);
+    - `replicates` (``--replicates``): override every model's replicates;
+    - `limit` (``--limit``): only the first N trials (deterministic, spread across designs);
+    - `quiet` (``--quiet``): no progress display;
+    - `advanced`: passed to `llmexp.runner.run_study` (``concurrency``, ``max_cost``,
+      ``dry_run``, ``cache_dir``, ``use_cache``, ``rpm``, ``tpm``, ``router``,
+      ``allow_endpoints`` ...).
+    """
+    from llmexp.errors import RunError
     from llmexp.runner import run_study
+    from llmexp.spec import ModelSpec
 
     if not hasattr(study, "treatments"):
         study = load(study)
-    return run_study(study, **kwargs)
+    if models is None and "model" in advanced:  # `--model` as the CLI spells it
+        models = advanced.pop("model")
+    if isinstance(models, str):
+        models = [models]
+    if replicates is not None:
+        if replicates < 1:
+            raise RunError("replicates must be at least 1")
+        specs = [m if isinstance(m, ModelSpec) else ModelSpec(name=m) for m in models or study.models]
+        specs = [m.model_copy(update={"replicates": replicates}) for m in specs]
+        if models:
+            models = specs
+        else:
+            study = study.with_models(specs)
+    if "run_dir" in advanced and out is None:
+        out = advanced.pop("run_dir")
+    advanced.setdefault("progress", not quiet)
+    from llmexp.report.results import Results
+    from llmexp.runner.results import RunResults
+
+    result = run_study(study, run_dir=None if out is None else os.fspath(out), models=models or None,
+                       limit=limit, **advanced)
+    return Results.adopt(result) if isinstance(result, RunResults) else result
+
+
+def open_run(path: str | os.PathLike):
+    """Open a finished (or partial) run directory, or an archive of one, for reading only:
+    it never calls a model and never resumes the run. Returns the same results object as
+    `run` (`.outcomes()`, `.probes()`, `.analysis()`, `.to_pandas()`, `.summary()`)."""
+    from llmexp.report.results import open_results
+
+    return open_results(os.fspath(path))

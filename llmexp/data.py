@@ -7,6 +7,7 @@ the file, the row (and its line in the file) and the column, never a bare except
 from __future__ import annotations
 
 import csv
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -105,12 +106,13 @@ def read_table(
         raise DataError(f"{shown_as}: cannot read ({exc.strerror or exc})") from None
 
     header = [h.strip() for h in header]
-    duplicates = sorted({h for h in header if header.count(h) > 1})
+    duplicates = sorted(name for name, times in Counter(header).items() if times > 1)  # linear in columns
     if duplicates:
         raise DataError(f"{shown_as}: duplicate column(s) in header: {', '.join(duplicates)}")
     columns = dict(columns or {})
+    header_names = set(header)
     for name in list(columns) + list(required):
-        if name not in header:
+        if name not in header_names:
             raise DataError(f"{shown_as}: no column '{name}' (columns are: {', '.join(header)})")
     numbered = [(line, r) for line, r in numbered if any(cell.strip() for cell in r)]
     raw_rows = [r for _, r in numbered]

@@ -44,8 +44,25 @@ class LlmexpError(Exception):
 
     def __str__(self) -> str:
         if self.problems:
-            return "\n".join(str(p) for p in self.problems)
+            return "\n".join(shown_problems(self.problems))
         return super().__str__()
+
+
+MAX_SHOWN_PROBLEMS = 20  # a message lists at most this many problems, then counts the rest
+
+
+def shown_problems(problems: list[Problem], limit: int = MAX_SHOWN_PROBLEMS) -> list[str]:
+    """The first `limit` problems as lines, then one line counting the rest (all are kept in
+    `LlmexpError.problems`)."""
+    lines = [str(p) for p in problems[:limit]]
+    rest = problems[limit:]
+    if rest:
+        errors = sum(1 for p in rest if p.severity == "error")
+        if errors == len(rest):
+            lines.append(f"... and {len(rest):,} more error{'s' if len(rest) > 1 else ''}")
+        else:
+            lines.append(f"... and {len(rest):,} more problems ({errors:,} errors, {len(rest) - errors:,} warnings)")
+    return lines
 
 
 class StudyError(LlmexpError):

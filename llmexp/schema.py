@@ -19,6 +19,8 @@ layer may use it.
 
 from __future__ import annotations
 
+import json
+import math
 import typing
 from dataclasses import dataclass
 from typing import Annotated, NamedTuple
@@ -109,7 +111,9 @@ class ResponseRow(NamedTuple):
     probs: Annotated[str | None, Col("TEXT", "`{label: probability}` normalised over the labels (log-prob answers)", json=True)]
     prob_mass: Annotated[float | None, Col("REAL", "raw probability mass the labels covered before normalising")]
     condition_values: Annotated[str | None, Col("TEXT", "per-condition answers (per-condition modes): `{cell: value}`", json=True)]
-    raw_text: Annotated[str | None, Col("TEXT", "the model's raw answer text (always kept; null when the call failed)")]
+    raw_text: Annotated[str | None, Col("TEXT", (
+        "the model's raw answer text, known secrets scrubbed (always kept; when the call failed, null, or the first "
+        "20 kB of a response body that could not be decoded)"))]
     error: Annotated[str | None, Col("TEXT", "why the answer is invalid or the call failed")]
     status: Annotated[str, Col("TEXT", (
         "`ok`, `invalid` (answered but unparseable), `failed` (call failed after retries); "
@@ -120,7 +124,9 @@ class ResponseRow(NamedTuple):
     latency: Annotated[float, Col("REAL", "seconds")]
     cache_hit: Annotated[bool, Col("INTEGER", "served from the response cache")]
     attempts: Annotated[int, Col("INTEGER", "calls made including retries")]
-    error_kind: Annotated[str | None, Col("TEXT", "why a call failed (`rate_limit`, `auth`, ...) or `unparseable`", public=False)]
+    error_kind: Annotated[str | None, Col("TEXT", (
+        "why a call failed (`rate_limit`, `auth`, `timeout`, `malformed`, ...), or why an answer is invalid "
+        "(`unparseable`, `empty`)"), public=False)]
     finished_at: Annotated[float | None, Col("REAL", "when the call ended (Unix seconds); null in an archived run", public=False)]
 
 
@@ -191,3 +197,29 @@ def markdown_tables() -> dict[str, str]:
         "trials": _markdown(columns(TrialRow)),
         "responses": _markdown(c for c in columns(ResponseRow) if c.public),
     }
+
+
+def plain_cell(value: typing.Any) -> typing.Any:
+    """A table cell as a plain Python value: NaN -> None, numpy scalars -> Python scalars.
+
+    The trial table travels through pandas (NaN for missing, numpy scalars); everything that
+    reads it back (runner, synthetic respondent, diagnose) decodes cells with these two."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):  # numpy scalars
+        try:
+            return plain_cell(value.item())
+        except Exception:
+            return value
+    return value
+
+
+def json_cell(value: typing.Any) -> typing.Any:
+    """A JSON column's cell decoded (left as it is when it is not JSON text)."""
+    value = plain_cell(value)
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    return value

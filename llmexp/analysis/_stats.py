@@ -36,6 +36,8 @@ def t_interval(y: np.ndarray, alpha: float = 0.05) -> tuple[float, float]:
 
     m = float(np.mean(y))
     se = float(np.std(y, ddof=1) / np.sqrt(n))
+    if not se > 0:  # identical answers: no zero-width interval (false certainty)
+        return float("nan"), float("nan")
     q = float(stats.t.ppf(1 - alpha / 2, n - 1))
     return m - q * se, m + q * se
 

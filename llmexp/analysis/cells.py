@@ -6,9 +6,12 @@ Two tables:
   every answer is 0/1, a cluster bootstrap over personas when personas repeat inside the
   cell, otherwise a t interval.
 - ``pooled_cells``: one row per (design, model, outcome, condition) pooled over units; the
-  mean is over all observations and the interval a cluster bootstrap resampling units (cells
-  share units, so observations are not independent); with a single unit it falls back to the
-  unit-cell rule.
+  mean is over all observations and the interval accounts for the units (cells share units,
+  so observations are not independent): CR2 clustered by unit with Satterthwaite
+  df (inference.py; honest at 3 units, where a percentile bootstrap over units undercovers),
+  Wilson for 0/1 answers that do not vary across units; with a single unit it falls back to
+  the unit-cell rule. A cell whose answers are all identical gets no t interval (NaN), not a
+  zero-width one.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from llmexp.analysis._categorical import mean_interval
 from llmexp.analysis._stats import (
     cluster_boot_means,
     is_zero_one,
@@ -61,8 +65,9 @@ def pooled_cells(obs: Observations, alpha: float = 0.05, n_boot: int = 1000, see
         y = g["y"].to_numpy()
         units = g["unit_id"].to_numpy()
         if len(np.unique(units)) > 1:
-            lo, hi = percentile_ci(cluster_boot_means(y, units, n_boot, rng), alpha)
-            how = "bootstrap(unit)"
+            ci = mean_interval(y.astype(float), pd.factorize(units)[0], alpha, zero_one=is_zero_one(y))
+            lo, hi = ci["ci_low"], ci["ci_high"]
+            how = "CR2(unit)" if ci["inference"].startswith("CR2") else (ci["inference"] or "none")
         else:
             lo, hi, how = _interval(y, g["persona_id"], alpha, n_boot, rng)
         out.append(dict(zip(KEYS + ["cell"], key), level=g["level"].iloc[0], n=len(y),

@@ -13,6 +13,7 @@ shows what could be computed. Only when no requested analysis can run does `anal
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,7 @@ from llmexp.analysis.humans import load_baseline
 from llmexp.analysis.observations import build_observations
 from llmexp.analysis.summary import build_summary
 from llmexp.errors import AnalysisError, LlmexpError
+from llmexp.export import csv_safe
 from llmexp.spec import Study
 
 # What an analysis may raise and still let the others run: the user's data cannot support it,
@@ -43,6 +45,8 @@ class AnalysisResult:
     out_dir: Path | None = None
     notes: list[str] = field(default_factory=list)
     not_run: dict[str, str] = field(default_factory=dict)  # requested analysis -> why it did not run
+    # requested analysis -> notes on it (e.g. the numerical warnings its fits raised)
+    analysis_notes: dict[str, list[str]] = field(default_factory=dict)
 
     def table(self, name: str) -> pd.DataFrame:
         if name not in self.tables:
@@ -61,6 +65,7 @@ class AnalysisResult:
             lines += analysis.summary_lines(self.tables)
         lines += [f"not run: {name}: {reason}" for name, reason in self.not_run.items()]
         lines += [f"note: {n}" for n in self.notes]
+        lines += [f"note on {name}: {n}" for name, ns in self.analysis_notes.items() for n in ns]
         return "\n".join(lines)
 
     def write(self, out_dir: Path) -> Path:
@@ -68,7 +73,7 @@ class AnalysisResult:
         (out_dir / "tables").mkdir(parents=True, exist_ok=True)
         for name, df in self.tables.items():
             df = _flat(df)
-            df.to_csv(out_dir / "tables" / f"{name}.csv", index=False)
+            csv_safe(df).to_csv(out_dir / "tables" / f"{name}.csv", index=False)  # no formula injection
             df.to_parquet(out_dir / "tables" / f"{name}.parquet", index=False)
         (out_dir / "summary.json").write_text(json.dumps(self.summary_data, indent=2))
         self.out_dir = out_dir
@@ -125,18 +130,25 @@ def _analyze(study: Study, responses: pd.DataFrame, requested: Iterable[str] | N
              out_dir: Path | str | None, figures: bool, options: dict) -> AnalysisResult:
     analyses = [get(name) for name in resolve_requested(study, requested)]
     notes: list[str] = []
-    ctx = _context(study, responses, notes, **options)
+    with caught(notes):  # e.g. a bootstrap over a cell without spread
+        ctx = _context(study, responses, notes, **options)
     tables: dict[str, pd.DataFrame] = {"invalid": ctx.obs.invalid, "unit_cells": ctx.unit_cells,
                                        "pooled_cells": ctx.pooled_cells}
-    not_run = _run_each(ctx, analyses, tables)
+    analysis_notes: dict[str, list[str]] = {}
+    not_run = _run_each(ctx, analyses, tables, analysis_notes)
+    analysis_notes = {k: v for k, v in analysis_notes.items() if v}
     summ = build_summary(study, analyses, tables, len(responses), not_run)
     result = AnalysisResult(study=study, requested=[a.name for a in analyses], tables=tables,
-                            summary_data=summ, notes=notes, not_run=not_run)
+                            summary_data=summ, notes=notes, not_run=not_run,
+                            analysis_notes=analysis_notes)
     if out_dir is not None and figures:
         ran = [a for a in analyses if a.name not in not_run]
-        result.figures = _draw(ctx, ran, tables, Path(out_dir) / "figures", notes)
+        with caught(notes):
+            result.figures = _draw(ctx, ran, tables, Path(out_dir) / "figures", notes)
     if notes:
         summ["notes"] = notes
+    if analysis_notes:
+        summ["analysis_notes"] = analysis_notes
     if out_dir is not None:
         result.write(Path(out_dir))
     return result
@@ -170,15 +182,42 @@ def _reason(exc: BaseException) -> str:
     return f"numerical failure ({type(exc).__name__}: {exc})"
 
 
-def _run_each(ctx: Context, analyses: list[Analysis], tables: dict[str, pd.DataFrame]
-              ) -> dict[str, str]:
+class caught:
+    """Context manager: the Python warnings raised inside (numerical ones: divide by zero,
+    a fit that did not converge) are not printed but appended to `notes`, once each with a
+    count, so they show as notes on the affected analysis instead of spamming the terminal."""
+
+    def __init__(self, notes: list[str]):
+        self.notes = notes
+        self._cm = warnings.catch_warnings(record=True)
+
+    def __enter__(self) -> caught:
+        self._log = self._cm.__enter__()
+        warnings.simplefilter("always")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._cm.__exit__(*exc)
+        seen: dict[str, int] = {}
+        for w in self._log or []:
+            text = f"{w.category.__name__}: {str(w.message).strip()}"
+            seen[text] = seen.get(text, 0) + 1
+        self.notes += [f"numerical warning: {text}" + (f" ({n} times)" if n > 1 else "")
+                       for text, n in seen.items()]
+
+
+def _run_each(ctx: Context, analyses: list[Analysis], tables: dict[str, pd.DataFrame],
+              notes: dict[str, list[str]] | None = None) -> dict[str, str]:
     """Run each analysis into `tables`; one that fails is recorded (name -> reason) and the
-    others go on. When every one fails there is nothing to report, so the failure is raised."""
+    others go on. When every one fails there is nothing to report, so the failure is raised.
+    The warnings an analysis raises become its `notes` (name -> notes)."""
+    notes = {} if notes is None else notes
     not_run: dict[str, str] = {}
     errors: list[BaseException] = []
     for analysis in analyses:
         try:
-            tables.update(analysis.run(ctx))
+            with caught(notes.setdefault(analysis.name, [])):
+                tables.update(analysis.run(ctx))
         except FAILURES as exc:
             not_run[analysis.name] = _reason(exc)
             errors.append(exc)

@@ -30,6 +30,12 @@ import numpy as np
 import pandas as pd
 
 from llmexp import answers
+from llmexp.analysis._elasticity import (
+    adjacent_arc,
+    arc_elasticity,
+    point_elasticities,
+    ppml_elasticity,
+)
 from llmexp.analysis._stats import choose_cluster, fit_kwargs, z_for
 from llmexp.analysis.base import Analysis, Context, register
 from llmexp.analysis.observations import Observations, is_numeric_treatment, primary_treatment
@@ -38,32 +44,8 @@ from llmexp.errors import AnalysisError
 from llmexp.spec import Study
 
 EPS = 1e-9
-
-
-def arc_elasticity(p1: float, q1: float, p2: float, q2: float) -> float:
-    """Midpoint arc elasticity between (p1, q1) and (p2, q2)."""
-    dq, mq = q2 - q1, (q1 + q2) / 2
-    dp, mp = p2 - p1, (p1 + p2) / 2
-    if mq == 0 or dp == 0 or mp == 0:
-        return float("nan")
-    return (dq / mq) / (dp / mp)
-
-
-def loglog_elasticity(p: np.ndarray, q: np.ndarray) -> tuple[float, float, int]:
-    """(slope of log q on log p over p > 0 and q > 0, its OLS SE, cells dropped for q = 0)."""
-    p, q = np.asarray(p, float), np.asarray(q, float)
-    paid = p > EPS
-    keep = paid & (q > 0)
-    dropped = int((paid & ~(q > 0)).sum())
-    if keep.sum() < 2:
-        return float("nan"), float("nan"), dropped
-    from scipy import stats  # lazy: see the module docstring
-
-    x, y = np.log(p[keep]), np.log(q[keep])
-    res = stats.linregress(x, y) if keep.sum() > 2 else None
-    if res is None:
-        return float((y[1] - y[0]) / (x[1] - x[0])), float("nan"), dropped
-    return float(res.slope), float(res.stderr), dropped
+REFERENCE_LEVEL = 1.0  # the regular price: where point elasticities are reported
+__all__ = ["EPS", "REFERENCE_LEVEL", "arc_elasticity", "demand_curves"]
 
 
 def check_demand(study: Study) -> str:
@@ -76,9 +58,38 @@ def check_demand(study: Study) -> str:
     return prim
 
 
-def _curve_shape(levels: np.ndarray, q: np.ndarray, se: np.ndarray, alpha: float) -> dict:
+def _increase_tests(qp: np.ndarray, sp: np.ndarray, np_: np.ndarray, binary: bool,
+                    alpha: float) -> dict:
+    """Adjacent-pair tests of a rise in the share. A pair is testable when both cells hold at
+    least two answers and the difference has a positive standard error (two-proportion
+    pooled z for 0/1 cells, sqrt(se1^2 + se2^2) otherwise); equal shares with zero spread are
+    testable and not significant. Untestable pairs are never counted as significant."""
+    diff = np.diff(qp)
+    n1, n2 = np_[:-1], np_[1:]
+    if binary:
+        pool = (qp[:-1] * n1 + qp[1:] * n2) / np.maximum(n1 + n2, 1)
+        sed = np.sqrt(pool * (1 - pool) * (1 / np.maximum(n1, 1) + 1 / np.maximum(n2, 1)))
+    else:
+        sed = np.sqrt(sp[1:] ** 2 + sp[:-1] ** 2)
+    enough = (n1 >= 2) & (n2 >= 2) & np.isfinite(sed)
+    flat = enough & (sed <= 0) & (np.abs(diff) <= EPS)
+    testable = enough & ((sed > 0) | flat)
+    z = np.where(testable & (sed > 0), diff / np.where(sed > 0, sed, 1.0), 0.0)
+    sig = testable & (z > z_for(alpha))
+    n_test = int(testable.sum())
+    why = "" if n_test == len(diff) else (
+        f"{len(diff) - n_test} of {len(diff)} pairs untestable (a cell with fewer than two "
+        "answers or no spread)")
+    return dict(increases=int((diff > EPS).sum()),
+                significant_increases=int(sig.sum()) if n_test else np.nan,
+                testable_pairs=n_test, pairs=int(len(diff)), increase_test_note=why)
+
+
+def _curve_shape(levels: np.ndarray, q: np.ndarray, se: np.ndarray, alpha: float,
+                 n: np.ndarray | None = None, binary: bool = False) -> dict:
     order = np.argsort(levels)
     p, q, se = levels[order], q[order], se[order]
+    n = np.full(len(p), np.inf) if n is None else np.asarray(n, float)[order]
     paid = p > EPS
     d: dict = {}
     free = np.where(~paid)[0]
@@ -86,17 +97,22 @@ def _curve_shape(levels: np.ndarray, q: np.ndarray, se: np.ndarray, alpha: float
     pp, qp, sp = p[paid], q[paid], se[paid]
     d["first_paid_share"] = float(qp[0]) if len(qp) else np.nan
     d["free_jump"] = d["free_share"] - d["first_paid_share"]
-    d["arc_elasticity"] = arc_elasticity(pp[0], qp[0], pp[-1], qp[-1]) if len(pp) > 1 else np.nan
-    e, ese, dropped = loglog_elasticity(pp, qp)
-    d.update(loglog_elasticity=e, loglog_se=ese, loglog_dropped=dropped)
-    diff = np.diff(qp)
-    sed = np.sqrt(sp[1:] ** 2 + sp[:-1] ** 2)
-    z = np.where(sed > 0, diff / np.where(sed > 0, sed, 1), np.where(diff > 0, np.inf, 0))
-    d["increases"] = int((diff > EPS).sum())
-    d["significant_increases"] = int((z > z_for(alpha)).sum())
-    d["pairs"] = int(len(diff))
+    d["arc_elasticity"], d["arc_levels"] = adjacent_arc(pp, qp, REFERENCE_LEVEL)
+    d.update(_increase_tests(qp, sp, n[paid], binary, alpha))
     d["monotone_decreasing"] = bool(d["increases"] == 0)
     return d
+
+
+def _loglog_columns(r: dict) -> dict:
+    return dict(loglog_elasticity=r["estimate"], loglog_se=r["se"], loglog_ci_low=r["ci_low"],
+                loglog_ci_high=r["ci_high"], loglog_dropped=0, loglog_zero_cells=r["zero_cells"],
+                loglog_se_type=r["se_type"], loglog_note=r["reason"])
+
+
+def _point_columns(r: dict) -> dict:
+    return dict(point_elasticity=r["estimate"], point_level=r["level"], point_se=r["se"],
+                point_ci_low=r["ci_low"], point_ci_high=r["ci_high"],
+                point_method=r["method"], point_note=r["reason"])
 
 
 def _quadratic(df: pd.DataFrame, pooled: bool, alpha: float) -> dict:
@@ -146,12 +162,17 @@ def _quadratic(df: pd.DataFrame, pooled: bool, alpha: float) -> dict:
 
 def demand_curves(study: Study, obs: Observations, unit_cells: pd.DataFrame,
                   pooled_cells: pd.DataFrame, alpha: float = 0.05,
-                  per_unit_quadratic: bool = True) -> dict[str, pd.DataFrame]:
+                  per_unit_quadratic: bool = True,
+                  at: tuple[float, ...] = ()) -> dict[str, pd.DataFrame]:
+    """`at`: levels (besides the regular price 1.0 and every paid level asked) at which
+    `demand_elasticities` reports the point elasticity."""
     check_demand(study)
     outs = [o.name for o in study.outcomes if answers.get(o.answer).share]
     if not outs:
         raise AnalysisError("demand_curve needs a binary (buy / not buy) or probability outcome")
-    summary, arcs = [], []
+    summary: list[dict] = []
+    arcs: list[dict] = []
+    points: list[dict] = []
     data = obs.outcomes()
     uc = unit_cells.copy()
     uc["se"] = uc["sd"] / np.sqrt(uc["n"])
@@ -159,30 +180,57 @@ def demand_curves(study: Study, obs: Observations, unit_cells: pd.DataFrame,
     for (design, model, target), g in uc[uc["target"].isin(outs)].groupby(
             ["design", "model", "target"], sort=False):
         od = data[(data["design"] == design) & (data["model"] == model) & (data["target"] == target)]
-        od_units = dict(iter(od.groupby("unit_id", sort=False))) if per_unit_quadratic else {}
-        mode = g["mode"].iloc[0]
-        # per unit
+        od_units = dict(iter(od.groupby("unit_id", sort=False)))
+        key = dict(design=design, mode=g["mode"].iloc[0], model=model, outcome=target)
         for unit, gu in g.groupby("unit_id", sort=True):
+            ou = od_units.get(unit, od.iloc[:0])
             sh = _curve_shape(gu["level"].to_numpy(float), gu["mean"].to_numpy(float),
-                              gu["se"].fillna(0).to_numpy(float), alpha)
+                              gu["se"].to_numpy(float), alpha, gu["n"].to_numpy(float),
+                              binary=bool((gu["interval"] == "wilson").all()))
+            sh.update(_loglog_columns(ppml_elasticity(ou, alpha)))
             if per_unit_quadratic:
-                sh.update(_quadratic(od_units.get(unit, od.iloc[:0]), False, alpha))
-            summary.append(dict(design=design, mode=mode, model=model, outcome=target,
-                                scope="unit", unit_id=unit, **sh))
-            arcs.extend(_arcs(gu, design, mode, model, target, unit))
-        # pooled: per level, mean over observations; SE from the unit-cluster bootstrap
+                sh.update(_quadratic(ou, False, alpha))
+            summary.append(dict(key, scope="unit", unit_id=unit, **sh))
+            arcs.extend(_arcs(gu, design, key["mode"], model, target, unit))
         pc = pooled_cells[(pooled_cells["design"] == design) & (pooled_cells["model"] == model)
                           & (pooled_cells["target"] == target)].sort_values("level")
-        zq = z_for(alpha)
-        pse = ((pc["ci_high"] - pc["ci_low"]) / (2 * zq)).fillna(0).to_numpy(float)
-        sh = _curve_shape(pc["level"].to_numpy(float), pc["mean"].to_numpy(float), pse, alpha)
-        sh.update(_pooled_loglog(g, alpha))
-        sh.update(_quadratic(od, True, alpha))
-        summary.append(dict(design=design, mode=mode, model=model, outcome=target,
-                            scope="pooled", unit_id=None, **sh))
-        arcs.extend(_arcs(pc, design, mode, model, target, None))
+        sh, pts = _pooled_shape(pc, od, alpha, at)
+        sh.update(_unit_tally([r for r in summary if r["scope"] == "unit"
+                               and r["design"] == design and r["model"] == model
+                               and r["outcome"] == target]))
+        summary.append(dict(key, scope="pooled", unit_id=None, **sh))
+        points.extend(dict(key, **r) for r in pts)
+        arcs.extend(_arcs(pc, design, key["mode"], model, target, None))
     return {"demand_summary": pd.DataFrame(summary), "demand_arcs": pd.DataFrame(arcs),
+            "demand_elasticities": pd.DataFrame(points),
             "demand_points": pooled_cells[pooled_cells["target"].isin(outs)].reset_index(drop=True)}
+
+
+def _unit_tally(rows: list[dict]) -> dict:
+    """On the pooled row: how many units had a testable adjacent pair and how many of those
+    a significant increase (untestable units are not counted either way)."""
+    testable = [r for r in rows if r["testable_pairs"] > 0]
+    return dict(units_testable=len(testable), units_total=len(rows),
+                units_with_significant_increase=(
+                    int(sum(r["significant_increases"] > 0 for r in testable))
+                    if testable else np.nan))
+
+
+def _pooled_shape(pc: pd.DataFrame, od: pd.DataFrame, alpha: float,
+                  at: tuple[float, ...]) -> tuple[dict, list[dict]]:
+    """Pooled curve: shape on the per-level means (SE from the unit-cluster bootstrap
+    interval, missing when it is), PPML log-log, point elasticities and the quadratic."""
+    pse = ((pc["ci_high"] - pc["ci_low"]) / (2 * z_for(alpha))).to_numpy(float)
+    sh = _curve_shape(pc["level"].to_numpy(float), pc["mean"].to_numpy(float), pse, alpha,
+                      pc["n"].to_numpy(float))
+    sh.update(_loglog_columns(ppml_elasticity(od, alpha)))
+    paid = sorted({float(v) for v in pc["level"] if v > EPS})
+    levels = tuple(sorted({REFERENCE_LEVEL, *paid, *map(float, at)}))
+    pts = point_elasticities(od, levels, alpha)
+    ref = next(r for r in pts if r["level"] == REFERENCE_LEVEL)
+    sh.update(_point_columns(ref))
+    sh.update(_quadratic(od, True, alpha))
+    return sh, pts
 
 
 def _arcs(g: pd.DataFrame, design, mode, model, target, unit) -> list[dict]:
@@ -220,6 +268,10 @@ def _pooled(summary: pd.DataFrame | None) -> pd.DataFrame | None:
     return summary[summary["scope"] == "pooled"]
 
 
+def _ci(lo: float, hi: float, note: str) -> str:
+    return f"[{lo:.2f}, {hi:.2f}]" if np.isfinite(lo) and np.isfinite(hi) else f"[n/a: {note}]"
+
+
 @register
 class DemandCurve(Analysis):
     name = "demand_curve"
@@ -242,8 +294,11 @@ class DemandCurve(Analysis):
         d = tables.get("demand_summary")
         if d is None or not len(d):
             return []
-        return [f"demand {r.design}: arc elasticity {r.arc_elasticity:.2f}, "
-                f"log-log {r.loglog_elasticity:.2f}, inverted U={r.inverted_u}"
+        return [f"demand {r.design}: point elasticity at {r.point_level:g} "
+                f"{r.point_elasticity:.2f} {_ci(r.point_ci_low, r.point_ci_high, r.point_note)}, "
+                f"arc ({r.arc_levels}) {r.arc_elasticity:.2f}, log-log (PPML) "
+                f"{r.loglog_elasticity:.2f} {_ci(r.loglog_ci_low, r.loglog_ci_high, r.loglog_note)}"
+                f", inverted U={r.inverted_u}"
                 for r in d[d["scope"] == "pooled"].itertuples()]
 
     def figures(self, ctx: Context, tables: dict[str, pd.DataFrame], out_dir: Path) -> list[Path]:

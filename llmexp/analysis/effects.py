@@ -1,17 +1,26 @@
-"""Treatment effects by regression (statsmodels), with cluster-robust standard errors.
+"""Treatment effects by regression (statsmodels), with small-sample cluster-robust intervals.
 
 Per outcome x model x design:
 
 - ``ols``: ``y ~ <treatments> [+ C(unit_id)]`` (a linear probability model for binary
   outcomes). A numeric treatment enters linearly in its level (effect = change in the outcome
-  per 1.0 of the normalised level, e.g. per +100% of the regular price); a categorical one as
-  dummies against its first level.
+  per 1.0 of the normalised level, e.g. per +100% of the regular price); with two levels in the
+  data it is reported as the contrast ``B vs A`` (B - A). A categorical one as dummies against
+  its first level.
 - ``logit``: binary outcomes, GLM binomial (fractional y allowed: P(first label)); log-odds.
 - ``ordered``: Likert outcomes, ordered logit (no unit fixed effects).
+- ``ols_unit_std``: numeric answers on different scales across units (miles vs feet): the
+  effect on answers standardised within each unit.
+- scope ``factorial``: two treatments varied together: their interaction ``A x B``.
+- categorical outcomes (answer type ``categorical``): per-option share differences
+  (`_categorical.py`), plus the ``option_shares`` and ``independence`` tables.
 
-Unit fixed effects are included when there is more than one unit. Standard errors are
-cluster-robust (see ``_stats.choose_cluster``; by unit by default when there are >= 10 units,
-t with G-1 df) and the table states which was used.
+Inference (`inference.py`, docs/analysis.md "Inference"): CR2 clustered by unit with
+Satterthwaite df at any number of units >= 2 (estimand "population of units"); one unit: HC2
+conditional on it ("these units"), refused for deterministic answers. Every row carries
+``estimand``, ``inference``, ``df``, ``se_cr1`` (conventional cluster SE, nested unit dummies
+not counted), a standardised effect size (risk difference / odds ratio / Cohen's d) with its
+interval, and ``note``: why a number is missing (NaN) rather than falsely certain.
 
 Design interaction (scope ``interaction``): per outcome x model, pooled over designs,
 ``y ~ level * C(design, reference) + C(unit_id)`` by OLS; the coefficient
@@ -72,7 +81,12 @@ def _short(text: str, n: int = 40) -> str:
 
 
 def _pretty(term: str, names: dict) -> tuple[str, str]:
-    """(treatment, contrast label) for a statsmodels term name."""
+    """(treatment, contrast label) for a statsmodels term name; a product of treatment terms
+    (a factorial interaction) gives ("A x B", "interaction: (a1 vs a0) x (b1 vs b0)")."""
+    if ":" in term and "C(design" not in term and "C(unit_id" not in term:
+        parts = [_pretty(p, names) for p in term.split(":")]
+        return (" x ".join(t for t, _ in parts),
+                "interaction: " + " x ".join(f"({c})" for _, c in parts))
     for col, tname in names.items():
         if col.endswith(":levels"):
             continue
@@ -92,22 +106,97 @@ def _no_residual_df(res) -> bool:
     return df is not None and np.isfinite(df) and df <= 0
 
 
-def _rows(res, names: dict, meta: dict, alpha: float, keep) -> list[dict]:
-    ci = np.asarray(res.conf_int(alpha))
-    params = res.params
-    idx = list(params.index) if hasattr(params, "index") else list(range(len(params)))
+MISSING = dict(estimate=float("nan"), se=float("nan"), ci_low=float("nan"), ci_high=float("nan"),
+               p_value=float("nan"))
+POPULATION = "population of units"
+THESE = "these units"
+CR2_LABEL = "CR2 (Bell-McCaffrey) cluster-robust by unit, t with Satterthwaite df"
+HC2_LABEL = "HC2 (each observation its own cluster), t with Satterthwaite df"
+
+
+def _plan(w: pd.DataFrame, cluster: str, collapsed: bool) -> tuple[str, str, str | None]:
+    """(how, estimand, refusal) for one fit. how: "cr2-unit" | "hc2" | "statsmodels".
+
+    Two or more units: the effect is an average over units that stand for a population of
+    them, so the interval is CR2 clustered by unit (at any number of units: no switch).
+    One unit: conditional on it (HC2 on the answers' sampling noise), and refused when the
+    answers are deterministic (log-probabilities): they have no sampling model."""
+    n_units = w["unit_id"].nunique()
+    if cluster in ("persona", "call", "unit+persona"):
+        return "statsmodels", THESE if n_units < 2 else POPULATION, None
+    if cluster == "none":
+        return "hc2", THESE, ("deterministic answers (identical replicates) have no sampling model "
+                              "for an interval conditional on the units" if collapsed else None)
+    if n_units >= 2:
+        return "cr2-unit", POPULATION, None
+    if collapsed:
+        return "hc2", THESE, ("one unit with deterministic answers (identical replicates): no "
+                              "sampling model for an interval")
+    return "hc2", THESE, None
+
+
+def _vcov_rows(res, kind: str, how: str, groups: np.ndarray | None, which: list[int]):
+    """(se, df, se_cr1) per coefficient, by CR2 / HC2 (see inference.py)."""
+    from llmexp.analysis.inference import cr2  # lazy: see the module docstring
+
+    X = np.asarray(res.model.exog, dtype=float)
+    if kind == "logit":
+        mu = np.asarray(res.mu, dtype=float)
+        resid, weights = np.asarray(res.model.endog, dtype=float) - mu, mu * (1 - mu)
+    else:
+        resid, weights = np.asarray(res.resid, dtype=float), None
+    g = groups if how == "cr2-unit" and groups is not None else np.arange(len(resid))
+    ci = cr2(X, resid, g, weights, which)
+    return (np.sqrt(np.clip(np.diag(ci.vcov), 0, None)), ci.df,
+            np.sqrt(np.clip(np.diag(ci.vcov_cr1), 0, None)), ci.n_clusters)
+
+
+def _rows(res, names: dict, meta: dict, alpha: float, keep, how: str = "statsmodels",
+          groups: np.ndarray | None = None, kind: str = "ols") -> list[dict]:
+    from llmexp.analysis.inference import t_rows  # lazy
+
+    params = np.asarray(res.params, dtype=float)
+    idx = list(res.params.index) if hasattr(res.params, "index") else list(range(len(params)))
+    if how == "statsmodels":
+        ci = np.asarray(res.conf_int(alpha))
+        se, lo, hi, p = np.asarray(res.bse), ci[:, 0], ci[:, 1], np.asarray(res.pvalues)
+        dfs, se1, ncl = np.full(len(params), np.nan), np.full(len(params), np.nan), meta.get("n_clusters")
+    else:
+        which = [j for j, t in enumerate(idx) if keep(t)]
+        se, dfs, se1, ncl = _vcov_rows(res, kind, how, groups, which)
+        lo, hi, p = t_rows(params, se, dfs, alpha)
+        if how == "hc2":
+            ncl = 0
     out = []
     for j, term in enumerate(idx):
         if not keep(term):
             continue
         tname, contrast = _pretty(str(term), names)
-        out.append(dict(meta, treatment=tname, term=contrast, estimate=float(np.asarray(params)[j]),
-                        se=float(np.asarray(res.bse)[j]), ci_low=float(ci[j, 0]),
-                        ci_high=float(ci[j, 1]), p_value=float(np.asarray(res.pvalues)[j])))
+        row = dict(meta, _term=str(term), treatment=tname, term=contrast, estimate=float(params[j]), se=float(se[j]),
+                   ci_low=float(lo[j]), ci_high=float(hi[j]), p_value=float(p[j]), df=float(dfs[j]),
+                   se_cr1=float(se1[j]))
+        if how != "statsmodels":
+            row["n_clusters"] = ncl
+        out.append(_honest(row))
     if _no_residual_df(res):
         for row in out:
             row.update(se=float("nan"), ci_low=float("nan"), ci_high=float("nan"), p_value=float("nan"))
+            row["note"] = _join(row.get("note"), "saturated fit: no residual degrees of freedom")
     return out
+
+
+def _join(a: str | None, b: str) -> str:
+    return b if not a or (isinstance(a, float) and np.isnan(a)) else f"{a}; {b}"
+
+
+def _honest(row: dict) -> dict:
+    """No false certainty: a zero or missing SE gives no interval and no p-value."""
+    se = row.get("se")
+    if se is None or not np.isfinite(se) or se <= 0:
+        row.update(se=float("nan"), ci_low=float("nan"), ci_high=float("nan"), p_value=float("nan"))
+        row["note"] = _join(row.get("note"), "no estimable standard error (no variation left "
+                                             "around the fit)")
+    return row
 
 
 def _is_treatment_term(names: dict):
@@ -148,6 +237,7 @@ COLLAPSED_NOTE = "replicates were identical copies (deterministic answers): one 
 
 
 def fit_ols(df: pd.DataFrame, formula: str, cluster: str = "auto"):
+    """Conventional statsmodels fit (the explicit persona / call / two-way clusterings)."""
     import statsmodels.formula.api as smf  # lazy: see the module docstring
 
     groups, se_type = choose_cluster(df, cluster)
@@ -174,7 +264,8 @@ def fit_logit(df: pd.DataFrame, formula: str, cluster: str = "auto"):
 def fit_ordered(df: pd.DataFrame, rhs: list[str], cluster: str = "auto"):
     from statsmodels.miscmodels.ordinal_model import OrderedModel
 
-    groups, se_type = choose_cluster(df, cluster if cluster != "unit+persona" else "unit")
+    groups, se_type = choose_cluster(df, "unit" if cluster == "auto" and df["unit_id"].nunique() > 1
+                                     else (cluster if cluster != "unit+persona" else "unit"))
     if groups is not None and groups.ndim > 1:
         groups = groups[:, 0]
     y = pd.Categorical(df["y"], ordered=True)
@@ -185,6 +276,154 @@ def fit_ordered(df: pd.DataFrame, rhs: list[str], cluster: str = "auto"):
         warnings.simplefilter("ignore")
         res = OrderedModel(y, exog, distr="logit").fit(method="bfgs", disp=False, **kw)
     return res, se_type, (0 if groups is None else len(np.unique(groups)))
+
+
+def _fit_plain(w: pd.DataFrame, formula: str, kind: str):
+    """Point estimates only (the interval comes from inference.py)."""
+    import statsmodels.api as sm  # lazy: see the module docstring
+    import statsmodels.formula.api as smf
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if kind == "logit":
+            return smf.glm(formula, data=w, family=sm.families.Binomial()).fit()
+        return smf.ols(formula, data=w).fit()
+
+
+def _unit_codes(w: pd.DataFrame) -> np.ndarray:
+    return pd.factorize(w["unit_id"].astype(str))[0]
+
+
+def _fit_rows(w, formula, rhs, names, meta, m, cluster, alpha, keep) -> list[dict]:
+    """Rows of one method on one frame: the point estimate and its honest interval."""
+    how, estimand, refusal = _plan(w, cluster, bool(meta.get("note") == COLLAPSED_NOTE))
+    if m == "ordered":
+        res, se_type, ncl = fit_ordered(w, rhs, cluster)
+        meta = dict(meta, method=m, se_type=se_type, n_clusters=ncl, estimand=estimand,
+                    inference="cluster sandwich (statsmodels CR1), normal; no small-sample correction")
+        return [_refuse(r, refusal) for r in _rows(res, names, meta, alpha, keep)]
+    if how == "statsmodels":
+        fit = fit_logit if m == "logit" else fit_ols
+        res, se_type, ncl = fit(w, formula, cluster)
+        meta = dict(meta, method=m, se_type=se_type, n_clusters=ncl, estimand=estimand,
+                    inference=f"{se_type} (statsmodels CR1), t(G-1)")
+        return _rows(res, names, meta, alpha, keep)
+    res = _fit_plain(w, formula, m)
+    se_type = "cluster(unit)" if how == "cr2-unit" else "HC2"
+    meta = dict(meta, method=m, se_type=se_type, estimand=estimand,
+                inference=CR2_LABEL if how == "cr2-unit" else HC2_LABEL)
+    rows = _rows(res, names, meta, alpha, keep, how=how, groups=_unit_codes(w), kind=m)
+    return [_refuse(r, refusal) for r in rows]
+
+
+def _refuse(row: dict, reason: str | None) -> dict:
+    if reason:
+        row.update(se=float("nan"), ci_low=float("nan"), ci_high=float("nan"), p_value=float("nan"))
+        row["note"] = _join(row.get("note"), reason)
+    return row
+
+
+def _missing_row(meta: dict, study: Study, reason: str, method: str = "ols") -> dict:
+    tnames = ", ".join(t.name for t in study.treatments)
+    return dict(meta, method=method, treatment=tnames, term="not estimated", **MISSING, note=reason)
+
+
+def _degenerate(g: pd.DataFrame, w: pd.DataFrame | None, rhs: list[str]) -> str | None:
+    """Why no effect can be estimated on this design's data (None: it can)."""
+    if g["y"].nunique() < 2:
+        return "all answers are identical: no variation to estimate an effect from"
+    if not rhs:
+        return "no treatment variation in this design's data (one condition)"
+    return None
+
+
+def _applicable(m: str, w: pd.DataFrame, rhs: list[str]) -> bool:
+    if m == "logit":
+        return bool(w["y"].min() >= 0 and w["y"].max() <= 1 and w["y"].nunique() >= 2)
+    if m == "ordered":
+        return not any(c.startswith("C(") for c in rhs) and w["y"].nunique() >= 3
+    if m != "ols":
+        raise AnalysisError(f"effects: unknown method {m!r}")
+    return True
+
+
+def _design_rows(study, out, model, design, g, mlist, cluster, alpha) -> list[dict]:
+    meta0 = dict(outcome=out.name, model=model, design=design, mode=g["mode"].iloc[0],
+                 scope="design", n_obs=len(g), n_units=g["unit_id"].nunique())
+    w, rhs, names = _work_frame(study, g)
+    why = _degenerate(g, w, rhs)
+    if why:
+        return [_missing_row(meta0, study, why)]
+    w, collapsed = _collapse_identical_copies(w)
+    fe = " + C(unit_id)" if w["unit_id"].nunique() > 1 else ""
+    formula = "y ~ " + " + ".join(rhs) + fe
+    meta0.update(n_obs=len(w))
+    if collapsed:
+        meta0["note"] = COLLAPSED_NOTE
+    rows: list[dict] = []
+    for m in mlist:
+        if not _applicable(m, w, rhs):
+            continue
+        try:
+            new = _fit_rows(w, formula, rhs, names, meta0, m, cluster, alpha, _is_treatment_term(names))
+        except (np.linalg.LinAlgError, ValueError) as exc:
+            rows.append(dict(meta0, method=m, **MISSING, note=f"fit failed: {exc}"))
+            continue
+        rows.extend(add_effect_sizes(new, w, out, study, names, alpha))
+    if len(rhs) >= 2:
+        rows.extend(_factorial_rows(study, out, w, rhs, fe, names, meta0, cluster, alpha))
+    kind = answers.get(out.answer)
+    ratio = _scale_ratio(w) if kind.numeric and not kind.share else 1.0
+    if ratio > SCALE_RATIO:
+        why = (f"units answer on different scales (typical size differs {ratio:.0f}-fold): the raw "
+               "pooled effect mixes scales; see method ols_unit_std")
+        for r in rows:
+            r["note"] = _join(r.get("note"), why)
+        rows.extend(_standardised_rows(w, formula, rhs, names, meta0, out, study, cluster, alpha))
+    return rows
+
+
+SCALE_RATIO = 10.0  # units whose typical answers differ more than this are on different scales
+
+
+def _scale_ratio(w: pd.DataFrame) -> float:
+    """max / min over units of the median absolute answer (1.0 when not comparable)."""
+    if w["unit_id"].nunique() < 2:
+        return 1.0
+    size = w["y"].abs().groupby(w["unit_id"]).median()
+    size = size[size > 0]
+    return float(size.max() / size.min()) if len(size) >= 2 else 1.0
+
+
+def _standardised_rows(w, formula, rhs, names, meta0, out, study, cluster, alpha) -> list[dict]:
+    """The effect on answers standardised within each unit ((y - unit mean) / unit SD): in
+    unit SDs, so units on different scales (miles, feet) contribute comparably."""
+    g = w.groupby("unit_id")["y"]
+    sd = g.transform("std")
+    ws = w.assign(y=(w["y"] - g.transform("mean")) / sd.where(sd > 0))
+    ws = ws[np.isfinite(ws["y"])]
+    if ws.empty or ws["unit_id"].nunique() < 2:
+        return [_missing_row(dict(meta0), study, "no unit varies: no standardised effect",
+                             method="ols_unit_std")]
+    new = _fit_rows(ws, formula, rhs, names, dict(meta0, n_obs=len(ws)), "ols", cluster, alpha,
+                    _is_treatment_term(names))
+    for r in new:
+        r.update(method="ols_unit_std", effect_size_type="per-unit standardised (unit SDs)",
+                 effect_size=r["estimate"], es_ci_low=r["ci_low"], es_ci_high=r["ci_high"])
+    return new
+
+
+def _factorial_rows(study, out, w, rhs, fe, names, meta0, cluster, alpha) -> list[dict]:
+    """Two treatments varied together: the interaction of the first two (does the effect of
+    one depend on the level of the other?) from ``y ~ A * B (+ others) + C(unit)``."""
+    formula = f"y ~ {rhs[0]} * {rhs[1]}" + "".join(f" + {r}" for r in rhs[2:]) + fe
+    meta = dict(meta0, scope="factorial")
+    try:
+        new = _fit_rows(w, formula, rhs, names, meta, "ols", cluster, alpha,
+                        lambda t: str(t).count(":") == 1 and "C(unit_id" not in str(t))
+    except (np.linalg.LinAlgError, ValueError) as exc:
+        return [_missing_row(meta, study, f"interaction not estimated: {exc}")]
+    return add_effect_sizes(new, w, out, study, names, alpha)
 
 
 def estimate_effects(
@@ -202,41 +441,17 @@ def estimate_effects(
     design_order = [d.name for d in study.designs]
     for out in study.outcomes:
         data = base[base["target"] == out.name]
+        if answers.get(out.answer).categorical:  # shares per option, not the mean label index
+            from llmexp.analysis._categorical import share_difference_rows
+
+            rows.extend(share_difference_rows(study, data, out, cluster, alpha))
+            continue
         mlist = methods or answers.get(out.answer).effect_methods
         for (model, design), g in data.groupby(["model", "design"], sort=False):
-            w, rhs, names = _work_frame(study, g)
-            if not rhs:
-                continue
-            w, collapsed = _collapse_identical_copies(w)
-            fe = " + C(unit_id)" if w["unit_id"].nunique() > 1 else ""
-            formula = "y ~ " + " + ".join(rhs) + fe
-            meta0 = dict(outcome=out.name, model=model, design=design, mode=g["mode"].iloc[0],
-                         scope="design", n_obs=len(w), n_units=w["unit_id"].nunique())
-            if collapsed:
-                meta0["note"] = COLLAPSED_NOTE
-            for m in mlist:
-                try:
-                    if m == "ols":
-                        res, se_type, ncl = fit_ols(w, formula, cluster)
-                    elif m == "logit":
-                        if w["y"].min() < 0 or w["y"].max() > 1 or w["y"].nunique() < 2:
-                            continue
-                        res, se_type, ncl = fit_logit(w, formula, cluster)
-                    elif m == "ordered":
-                        if any(c.startswith("C(") for c in rhs) or w["y"].nunique() < 3:
-                            continue
-                        res, se_type, ncl = fit_ordered(w, rhs, cluster)
-                    else:
-                        raise AnalysisError(f"effects: unknown method {m!r}")
-                except (np.linalg.LinAlgError, ValueError) as exc:
-                    rows.append(dict(meta0, method=m, note=f"fit failed: {exc}"))
-                    continue
-                meta = dict(meta0, method=m, se_type=se_type, n_clusters=ncl)
-                rows.extend(_rows(res, names, meta, alpha, _is_treatment_term(names)))
+            rows.extend(_design_rows(study, out, model, design, g, mlist, cluster, alpha))
         if interaction:
             rows.extend(_interactions(study, data, design_order, cluster, alpha, out.name))
-    df = pd.DataFrame(rows)
-    return df
+    return pd.DataFrame(rows).drop(columns="_term", errors="ignore")  # _term: statsmodels' name, internal
 
 
 def _interactions(study, data, design_order, cluster, alpha, outcome) -> list[dict]:
@@ -246,65 +461,165 @@ def _interactions(study, data, design_order, cluster, alpha, outcome) -> list[di
         if len(present) < 2:
             continue
         w, rhs, names = _work_frame(study, g)
-        if not rhs:
+        meta = dict(outcome=outcome, model=model, design=None, mode=None, scope="interaction",
+                    reference=present[0], n_obs=len(g), n_units=g["unit_id"].nunique())
+        varies = [d for d, gd in g.groupby("design") if _work_frame(study, gd)[1]]
+        if g["y"].nunique() < 2:
+            rows.append(_missing_row(meta, study, "all answers are identical: no variation to "
+                                     "estimate a difference from"))
+            continue
+        if not rhs or len(varies) < len(present):
+            rows.append(_missing_row(meta, study, "a design has no treatment variation: its slope, "
+                                     "and so the difference, is not estimable"))
             continue
         parts = [_collapse_identical_copies(d) for _, d in w.groupby("design", sort=False)]
         collapsed = any(c for _, c in parts)
         w = pd.concat([d for d, _ in parts])
         ref = present[0]
         dterm = f"C(design, Treatment(reference={ref!r}))"
-        main = rhs[0]
         fe = " + C(unit_id)" if w["unit_id"].nunique() > 1 else ""
-        formula = f"y ~ {main} * {dterm}" + "".join(f" + {r}" for r in rhs[1:]) + fe
+        formula = f"y ~ {rhs[0]} * {dterm}" + "".join(f" + {r}" for r in rhs[1:]) + fe
+        meta.update(n_obs=len(w), **({"note": COLLAPSED_NOTE} if collapsed else {}))
         try:
-            res, se_type, ncl = fit_ols(w, formula, cluster)
+            new = _fit_rows(w, formula, rhs, names, meta, "ols", cluster, alpha,
+                            lambda t: ":C(design" in str(t))
         except (np.linalg.LinAlgError, ValueError) as exc:  # say so rather than drop the row
-            rows.append(dict(outcome=outcome, model=model, design=None, mode=None, scope="interaction",
-                             method="ols", treatment=main, term=f"not estimated: {exc}", reference=ref,
-                             estimate=float("nan"), se=float("nan"), ci_low=float("nan"),
-                             ci_high=float("nan"), p_value=float("nan"), n_obs=len(w),
-                             n_units=w["unit_id"].nunique(), se_type=None, n_clusters=None))
+            rows.append(_missing_row(meta, study, f"not estimated: {exc}"))
             continue
-        ci = np.asarray(res.conf_int(alpha))
-        if _no_residual_df(res):
-            ci = np.full_like(ci, np.nan, dtype=float)
-        for j, term in enumerate(res.params.index):
-            if ":C(design" not in term:
-                continue
-            main_term, dterm_part = term.rsplit(":C(design", 1)
-            dname = dterm_part.split("[T.", 1)[1][:-1]
-            tname, contrast = _pretty(main_term, names)
-            rows.append(dict(outcome=outcome, model=model, design=dname, mode=None,
-                             scope="interaction", method="ols", treatment=tname,
-                             term=f"{contrast}: {dname} - {ref}", reference=ref,
-                             estimate=float(res.params.iloc[j]),
-                             se=float("nan") if _no_residual_df(res) else float(res.bse.iloc[j]),
-                             ci_low=float(ci[j, 0]), ci_high=float(ci[j, 1]),
-                             p_value=float("nan") if _no_residual_df(res) else float(res.pvalues.iloc[j]),
-                             n_obs=len(w),
-                             n_units=w["unit_id"].nunique(), se_type=se_type, n_clusters=ncl,
-                             **({"note": COLLAPSED_NOTE} if collapsed else {})))
+        for r in new:
+            main_term, dpart = r["_term"].rsplit(":C(design", 1)  # the model's own term name
+            dname = dpart.split("[T.", 1)[1][:-1]
+            _, contrast = _pretty(main_term, names)
+            r.update(design=dname, treatment=_pretty(main_term, names)[0],
+                     term=f"{contrast}: {dname} - {ref}")
+            rows.append(r)
     return rows
+
+
+def _pooled_sd(w: pd.DataFrame) -> float:
+    """Pooled within-condition SD of the answers (the denominator of Cohen's d)."""
+    keys = [c for c in w.columns if c.startswith("lvl__")]
+    if not keys:
+        return float("nan")
+    g = w.groupby(keys, dropna=False)["y"]
+    n, v = g.size(), g.var(ddof=1)
+    dof = float((n - 1).clip(lower=0).sum())
+    return float(np.sqrt(((n - 1) * v.fillna(0)).sum() / dof)) if dof > 0 else float("nan")
+
+
+def _two_level(w: pd.DataFrame, names: dict, tname: str) -> tuple[float, str] | None:
+    """(B - A on the coded scale, "B vs A") when a numeric treatment has two levels here."""
+    col = next((c for c, n in names.items() if not c.endswith(":levels") and n == tname), None)
+    if col is None or col not in w or not pd.api.types.is_numeric_dtype(w[col]):
+        return None
+    vals = sorted(pd.unique(w[col].dropna()))
+    if len(vals) != 2:
+        return None
+    text = [str(w.loc[w[col] == v, f"lvl__{tname}"].iloc[0]) for v in vals]
+    return float(vals[1] - vals[0]), f"{text[1]} vs {text[0]}"
+
+
+def add_effect_sizes(rows: list[dict], w: pd.DataFrame, out, study: Study, names: dict,
+                     alpha: float) -> list[dict]:
+    """Two-level numeric treatments become contrasts (B - A, not a slope per 1.0), and every
+    row gets a standardised effect size with its interval: the risk difference (linear
+    probability) or odds ratio (logit) for binary outcomes, Cohen's d otherwise (the
+    estimate over the pooled within-condition SD, treated as known)."""
+    binary = answers.get(out.answer).first_label_share
+    sd = _pooled_sd(w)
+    for r in rows:
+        if r.get("term") == "slope":
+            two = _two_level(w, names, r["treatment"])
+            if two is not None:
+                k, label = two
+                for c in ("estimate", "se", "ci_low", "ci_high", "se_cr1"):
+                    if c in r:
+                        r[c] = r[c] * k
+                r["term"] = label
+        est, lo, hi = (r.get(c, float("nan")) for c in ("estimate", "ci_low", "ci_high"))
+        if binary and r.get("method") == "logit":
+            r.update(effect_size_type="odds ratio", effect_size=float(np.exp(est)),
+                     es_ci_low=float(np.exp(lo)), es_ci_high=float(np.exp(hi)))
+        elif binary:
+            r.update(effect_size_type="risk difference", effect_size=est, es_ci_low=lo, es_ci_high=hi)
+        elif r.get("method") == "ols" and np.isfinite(sd) and sd > 0:
+            r.update(effect_size_type="cohen d", effect_size=est / sd, es_ci_low=lo / sd,
+                     es_ci_high=hi / sd)
+    return rows
+
+
+def categorical_tables(study: Study, obs: Observations, alpha: float) -> dict[str, pd.DataFrame]:
+    """``option_shares`` and ``independence`` for the categorical outcomes (none: {})."""
+    from llmexp.analysis._categorical import independence, option_shares
+
+    shares, tests = [], []
+    base = obs.outcomes()
+    for out in study.outcomes:
+        data = base[base["target"] == out.name]
+        if answers.get(out.answer).categorical and not data.empty:
+            shares.append(option_shares(data, out, alpha))
+            tests.append(independence(study, data, out, alpha))
+    if not shares:
+        return {}
+    return {"option_shares": pd.concat(shares, ignore_index=True),
+            "independence": pd.concat(tests, ignore_index=True)}
+
+
+def cell_means(study: Study, obs: Observations, alpha: float) -> pd.DataFrame:
+    """Factorial designs (two or more treatments varied in a design's data): the mean per
+    combination of levels, pooled over units, with a CR2 interval clustered by unit."""
+    from llmexp.analysis._categorical import mean_interval
+
+    rows = []
+    base = obs.outcomes()
+    for out in study.outcomes:
+        if answers.get(out.answer).categorical:
+            continue
+        data = base[base["target"] == out.name]
+        for (model, design), g in data.groupby(["model", "design"], sort=False):
+            lv = [c for c in g.columns if c.startswith("lvl__") and g[c].nunique() > 1]
+            if len(lv) < 2:
+                continue
+            for key, c in g.groupby(lv, sort=True):
+                units = pd.factorize(c["unit_id"].astype(str))[0]
+                rows.append(dict(outcome=out.name, model=model, design=design,
+                                 **dict(zip(lv, key if isinstance(key, tuple) else (key,))),
+                                 **mean_interval(c["y"].to_numpy(dtype=float), units, alpha)))
+    return pd.DataFrame(rows)
 
 
 @register
 class Effects(Analysis):
     name = "effects"
     title = "Treatment effects"
-    description = ("Regression coefficients with cluster-robust 95% intervals; scope 'interaction' "
-                   "rows are slope differences against the reference design.")
-    report_tables = ("effects",)
+    description = ("Regression coefficients with 95% intervals (CR2 clustered by unit, "
+                   "Satterthwaite df; the estimand column says whether they generalise to the "
+                   "population of units), standardised effect sizes, and a note wherever a number "
+                   "cannot be estimated; scope 'interaction' rows are slope differences against "
+                   "the reference design, 'factorial' rows interactions of two treatments.")
+    report_tables = ("effects", "cell_means", "option_shares", "independence")
     order = 20
     headline = True  # the digest opens with the effects: what most readers look for first
     default = True  # what a study that names no analysis gets
 
     def run(self, ctx: Context) -> dict[str, pd.DataFrame]:
-        return {"effects": estimate_effects(ctx.study, ctx.obs, cluster=ctx.cluster, alpha=ctx.alpha)}
+        tables = {"effects": estimate_effects(ctx.study, ctx.obs, cluster=ctx.cluster, alpha=ctx.alpha)}
+        tables.update(categorical_tables(ctx.study, ctx.obs, ctx.alpha))
+        means = cell_means(ctx.study, ctx.obs, ctx.alpha)
+        if not means.empty:
+            tables["cell_means"] = means
+        return tables
 
     def summary_lines(self, tables: dict[str, pd.DataFrame]) -> list[str]:
         e = tables.get("effects")
         if e is None or not len(e) or "estimate" not in e:
             return []
-        return [f"effect [{r.scope}] {r.outcome} {r.design} {r.method} {r.term}: "
-                f"{r.estimate:.3f} [{r.ci_low:.3f}, {r.ci_high:.3f}] p={r.p_value:.3g}"
-                for r in e.dropna(subset=["estimate"]).itertuples()]
+        lines = [f"effect [{r.scope}] {r.outcome} {r.design} {r.method} {r.term}: "
+                 f"{r.estimate:.3f} [{r.ci_low:.3f}, {r.ci_high:.3f}] p={r.p_value:.3g}"
+                 for r in e.dropna(subset=["estimate"]).itertuples()]
+        ind = tables.get("independence")
+        for r in ([] if ind is None else ind.itertuples()):
+            lines.append(f"independence {r.outcome} {r.design}: F={r.wald_F:.3g} p={r.p_value:.3g} "
+                         f"(cluster-aware); chi2 p={r.chi2_p:.3g} (not cluster-aware)"
+                         + (f" [{r.note}]" if not np.isfinite(r.p_value) else ""))
+        return lines

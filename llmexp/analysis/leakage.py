@@ -3,19 +3,34 @@
 For each probed covariate (probe rows: ``kind == "probe"``, ``target == covariate``), per
 design x model: the elicited value v is normalised by its unit's mean over all levels of that
 design/model (``v_norm = v / mean_u(v)``, as in Gui & Toubia) and regressed on the
-normalised treatment level: ``v_norm ~ level`` (OLS, cluster-robust by unit when there are
->= 10 units, else HC1).
+normalised treatment level: ``v_norm ~ level`` (OLS).
 
 **Leakage index** = that slope: the relative change of the imagined covariate per 1.0 of the
 normalised treatment (e.g. +0.30 = the imagined competitor price rises by 30% of its average
 when the focal price rises by 100% of the regular price). It is unit-free, so comparable across
-modes, covariates and studies; 0 in an ideal experiment. ``flagged`` = slope's p < alpha.
-Also reported: CI, Pearson r of v_norm with the level and its p-value. A categorical treatment
-gets one row per level against the first level (``contrast``): the index is then the relative
-change of the covariate between the two levels (x = 1 at the compared level, 0 at the first).
+modes, covariates and studies; 0 in an ideal experiment.
 
-statsmodels is imported inside `leakage`, so the analysis declaration at the end stays light
-for `llmexp check` (see analysis/base.py).
+**Inference** (`_wild.wild_test`): CR1 standard error clustered by unit (the units are the
+sample; a probe answer's noise is shared within a unit through its unit-specific slope) and a
+two-sided wild cluster restricted bootstrap p-value with Webb weights (Rademacher from 12
+units), interval from the unrestricted wild bootstrap t. It holds its level from about 5 units;
+with fewer than 3 units the index is reported without inference (``note``) and never flagged.
+An explicit ``cluster`` ("persona", "call", "none" = every answer its own cluster) changes the
+clusters.
+
+**Echoes**: a probe answer that equals the treatment value shown in the prompt (within half a
+cent or 0.5%) is an *echo*: the model repeated the shown price instead of imagining the
+covariate. Echoes alone make the index move with the treatment. Reported: ``echo_share`` (share
+of answers that echo), ``index_no_echo`` (the index on the other answers, re-normalised by their
+own unit means, with its interval and p), and ``log_index`` (slope of ``log v - mean_u log v`` on
+the level, without echoes: robust to a few huge answers). ``flagged`` = the echo-free index's
+p < alpha; a missing estimate is never flagged. ``correlation`` is Pearson r of v_norm with
+the level (descriptive).
+
+A categorical treatment gets one row per level against the first level (``contrast``): the
+index is then the relative change of the covariate between the two levels.
+
+statsmodels is not needed; scipy is imported inside the functions that use it.
 """
 
 from __future__ import annotations
@@ -26,11 +41,14 @@ import numpy as np
 import pandas as pd
 
 from llmexp import modes
-from llmexp.analysis._stats import choose_cluster, fit_kwargs, safe_corr
+from llmexp.analysis._stats import choose_cluster, safe_corr
+from llmexp.analysis._wild import missing, wild_test
 from llmexp.analysis.base import Analysis, Context, register
 from llmexp.analysis.observations import Observations, is_numeric_treatment, primary_treatment
 from llmexp.errors import AnalysisError
 from llmexp.spec import Study
+
+ECHO_TOL = 0.005  # relative tolerance of an echo (0.5%), and at least half a cent
 
 
 def normalise_by_unit(df: pd.DataFrame, keys=("design", "model", "target", "unit_id")) -> pd.Series:
@@ -38,11 +56,62 @@ def normalise_by_unit(df: pd.DataFrame, keys=("design", "model", "target", "unit
     return df["y"] / means.where(means != 0)
 
 
-def leakage(study: Study, obs: Observations, alpha: float = 0.05, cluster: str = "auto"
-            ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(leakage table, normalised probe points per design/covariate/level)."""
-    import statsmodels.formula.api as smf  # lazy: see the module docstring
+def is_echo(v: pd.Series, shown: pd.Series) -> pd.Series:
+    """True where a probe answer equals the shown treatment value (within rounding)."""
+    tol = np.maximum(ECHO_TOL * shown.abs(), 0.005)
+    return ((v - shown).abs() <= tol) & shown.notna()
 
+
+def cluster_codes(df: pd.DataFrame, cluster: str = "auto") -> tuple[np.ndarray, str]:
+    """Cluster codes for the wild bootstrap: by unit unless another clustering is asked."""
+    if cluster in ("auto", "unit", "unit+persona"):
+        return pd.factorize(df["unit_id"].astype(str))[0], "wild bootstrap(unit)"
+    groups, label = choose_cluster(df, cluster)
+    if groups is None:
+        return np.arange(len(df)), "wild bootstrap(answer)"
+    return np.asarray(groups), f"wild bootstrap({label.split('(')[-1].rstrip(')')})"
+
+
+def slope_test(x: np.ndarray, y: np.ndarray, clusters: np.ndarray, alpha: float, n_boot: int,
+               seed: int) -> dict:
+    """Slope of y on x with the wild cluster bootstrap (a missing result when x is constant)."""
+    ok = np.isfinite(x) & np.isfinite(y)
+    x, y, clusters = x[ok], y[ok], clusters[ok]
+    if len(np.unique(x)) < 2:
+        return missing("one treatment level only")
+    X = np.column_stack([np.ones(len(x)), x])
+    return wild_test(X, y, 1, clusters, alpha=alpha, n_boot=n_boot, seed=seed)
+
+
+def index_variants(gc: pd.DataFrame, clusters: np.ndarray, alpha: float = 0.05, n_boot: int = 999,
+                   seed: int = 0) -> dict:
+    """The index on all answers, without echoes, and on the log scale without echoes."""
+    x = gc["level"].to_numpy(float)
+    full = slope_test(x, gc["v_norm"].to_numpy(float), clusters, alpha, n_boot, seed)
+    echo = is_echo(gc["y"], gc["shown"]).to_numpy() if "shown" in gc else np.zeros(len(gc), bool)
+    keep = ~echo
+    ne = gc[keep]
+    keys = ["unit_id"]
+    v = ne["y"] / ne.groupby(keys)["y"].transform("mean").replace(0, np.nan)
+    no_echo = slope_test(x[keep], v.to_numpy(float), clusters[keep], alpha, n_boot, seed)
+    pos = ne["y"].where(ne["y"] > 0)
+    lg = np.log(pos)
+    lg = lg - lg.groupby(ne["unit_id"]).transform("mean")
+    log = slope_test(x[keep], lg.to_numpy(float), clusters[keep], alpha, n_boot, seed)
+    r, rp = safe_corr(x, gc["v_norm"].to_numpy(float))
+    p_ne = no_echo["p_value"]
+    return dict(leakage_index=full["estimate"], se=full["se"], ci_low=full["ci_low"],
+                ci_high=full["ci_high"], p_value=full["p_value"], correlation=r, correlation_p=rp,
+                echo_share=float(echo.mean()) if len(echo) else np.nan,
+                index_no_echo=no_echo["estimate"], ci_no_echo_low=no_echo["ci_low"],
+                ci_no_echo_high=no_echo["ci_high"], p_no_echo=p_ne,
+                log_index=log["estimate"], log_ci_low=log["ci_low"], log_ci_high=log["ci_high"],
+                log_p=log["p_value"], n_clusters=full["n_clusters"],
+                flagged=bool(np.isfinite(p_ne) and p_ne < alpha),
+                note=no_echo["note"] or full["note"])
+
+
+def _probe_table(study: Study, obs: Observations) -> tuple[pd.DataFrame, bool, list[str]]:
     probed = [c.name for c in study.covariates if c.probe is not None and not c.specified]
     if not probed:
         raise AnalysisError("leakage needs at least one unspecified covariate with a probe")
@@ -59,9 +128,16 @@ def leakage(study: Study, obs: Observations, alpha: float = 0.05, cluster: str =
     t = t.copy()
     if not numeric:  # categorical: position of the level in the study's order (0 = reference)
         t["level"] = t[f"lvl__{prim}"].astype(str).map({v: float(j) for j, v in enumerate(levels)})
+        t["shown"] = np.nan
     t = t[np.isfinite(t["level"])]
     t["v_norm"] = normalise_by_unit(t)
-    t = t[np.isfinite(t["v_norm"])]
+    return t[np.isfinite(t["v_norm"])], numeric, levels
+
+
+def leakage(study: Study, obs: Observations, alpha: float = 0.05, cluster: str = "auto",
+            n_boot: int = 999, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(leakage table, normalised probe points per design/covariate/level)."""
+    t, numeric, levels = _probe_table(study, obs)
     rows, points = [], []
     for (cov, design, model), g in t.groupby(["target", "design", "model"], sort=False):
         base = dict(covariate=cov, design=design, mode=g["mode"].iloc[0], model=model,
@@ -70,7 +146,7 @@ def leakage(study: Study, obs: Observations, alpha: float = 0.05, cluster: str =
             v_norm=("v_norm", "mean"), sd=("v_norm", "std"), n=("v_norm", "size")).assign(
             covariate=cov, design=design, mode=base["mode"], model=model))
         if g["level"].nunique() < 2:
-            rows.append(dict(base, note="one level only"))
+            rows.append(dict(base, note="one level only", flagged=False))
             continue
         if numeric:
             contrasts = [("slope", g)]
@@ -82,17 +158,15 @@ def leakage(study: Study, obs: Observations, alpha: float = 0.05, cluster: str =
         for label, gc in contrasts:
             if gc["level"].nunique() < 2:
                 continue
-            groups, se_type = choose_cluster(gc, cluster)
-            res = smf.ols("v_norm ~ level", data=gc).fit(**fit_kwargs(groups))
-            ci = res.conf_int(alpha).loc["level"]
-            r, rp = safe_corr(gc["level"].to_numpy(float), gc["v_norm"].to_numpy(float))
-            p = float(res.pvalues["level"])
-            rows.append(dict(base, contrast=label, leakage_index=float(res.params["level"]),
-                             se=float(res.bse["level"]), ci_low=float(ci.iloc[0]),
-                             ci_high=float(ci.iloc[1]), p_value=p, correlation=r,
-                             correlation_p=rp, flagged=bool(p < alpha), se_type=se_type))
+            clusters, se_type = cluster_codes(gc, cluster)
+            rows.append(dict(base, contrast=label, se_type=se_type,
+                             **index_variants(gc, clusters, alpha, n_boot, seed)))
     pts = pd.concat(points, ignore_index=True) if points else pd.DataFrame()
     return pd.DataFrame(rows), pts
+
+
+def _fmt(v: float) -> str:
+    return "n/a" if v is None or not np.isfinite(v) else f"{v:.3f}"
 
 
 @register
@@ -100,7 +174,8 @@ class Leakage(Analysis):
     name = "leakage"
     title = "Confound leakage"
     description = ("Leakage index = slope of the probed covariate (normalised by its unit mean) per "
-                   "1.0 of the treatment level; 0 in an ideal experiment.")
+                   "1.0 of the treatment level; 0 in an ideal experiment. Wild cluster bootstrap by "
+                   "unit; echoes of the shown value reported and left out of the flag.")
     report_tables = ("leakage",)
     order = 30
 
@@ -113,16 +188,25 @@ class Leakage(Analysis):
         return None
 
     def run(self, ctx: Context) -> dict[str, pd.DataFrame]:
-        table, points = leakage(ctx.study, ctx.obs, ctx.alpha, ctx.cluster)
+        table, points = leakage(ctx.study, ctx.obs, ctx.alpha, ctx.cluster, seed=ctx.seed)
         return {"leakage": table, "leakage_points": points}
 
     def summary_lines(self, tables: dict[str, pd.DataFrame]) -> list[str]:
         t = tables.get("leakage")
         if t is None or not len(t) or "leakage_index" not in t:
             return []
-        return [f"leakage {r.covariate} {r.design}: index {r.leakage_index:.3f} "
-                f"[{r.ci_low:.3f}, {r.ci_high:.3f}]{' FLAGGED' if r.flagged else ''}"
-                for r in t.itertuples()]
+        out = []
+        for r in t.itertuples():
+            if not np.isfinite(getattr(r, "leakage_index", np.nan)):
+                out.append(f"leakage {r.covariate} {r.design}: not estimated ({r.note})")
+                continue
+            interval = (f"[{_fmt(r.ci_low)}, {_fmt(r.ci_high)}]" if np.isfinite(r.ci_low)
+                        else f"(no interval: {r.note})")
+            out.append(f"leakage {r.covariate} {r.design}: index {r.leakage_index:.3f} {interval}, "
+                       f"echoes {_fmt(r.echo_share)}, without echoes {_fmt(r.index_no_echo)} "
+                       f"[{_fmt(r.ci_no_echo_low)}, {_fmt(r.ci_no_echo_high)}]"
+                       f"{' FLAGGED' if r.flagged else ''}")
+        return out
 
     def figures(self, ctx: Context, tables: dict[str, pd.DataFrame], out_dir: Path) -> list[Path]:
         from llmexp.analysis import plots  # lazy: matplotlib only when drawing

@@ -405,6 +405,9 @@ class AnswerType:
     first_label_share: ClassVar[bool] = False
     # the effect estimators the analysis fits by default, in order
     effect_methods: ClassVar[tuple[str, ...]] = ("ols",)
+    # the value is an unordered option index: effects are per-option shares and their
+    # differences (a mean of the index means nothing)
+    categorical: ClassVar[bool] = False
 
     def __init__(self, spec: Any = None) -> None:
         self.spec = spec

@@ -21,6 +21,7 @@ from llmexp.spec import AnswerSpec
 class Categorical(AnswerType):
     name = "categorical"
     has_labels = True
+    categorical = True
 
     def aggregable(self) -> bool:
         return len(self.labels) <= 2

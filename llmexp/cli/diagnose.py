@@ -66,7 +66,7 @@ def render(diag, console) -> None:
         elif r["estimand"] == "difference":
             what = f"difference {_short(r.get('term'), 60)}".strip()
         elif r["estimand"] == "focalism":
-            what = f"focalism jump at {r.get('covariate')}" + (" (pinned)" if r.get("role") == "pinned" else "")
+            what = f"focalism: difference in jumps at {r.get('covariate')}"
         if r["estimand"] != "leakage" and len(diag.study.outcomes) > 1:
             what += f" on {r['target']}"
         if "power" not in r or r.get("power") != r.get("power"):

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from llmexp.errors import Problem
+from llmexp.errors import MAX_SHOWN_PROBLEMS, Problem, shown_problems
 from llmexp.spec import Study
 
 console = Console(highlight=False)
@@ -26,9 +26,11 @@ def check_file(file: Path) -> tuple[Study, list[Problem]]:
 
 
 def print_problems(problems: list[Problem]) -> None:
-    for problem in problems:
-        style = "yellow" if problem.severity == "warning" else "red"
-        err_console.print(str(problem), style=style, markup=False, soft_wrap=True)  # one line per problem
+    """One line per problem, the first `MAX_SHOWN_PROBLEMS` of them, then a count of the rest."""
+    lines = shown_problems(problems)
+    for index, line in enumerate(lines):
+        severity = problems[index].severity if index < MAX_SHOWN_PROBLEMS else "warning"
+        err_console.print(line, style="yellow" if severity == "warning" else "red", markup=False, soft_wrap=True)
 
 
 def estimate_tokens(trials) -> int:

@@ -1,13 +1,19 @@
-"""CLI commands of the run stage: `llmexp run FILE` and `llmexp results RUN_DIR`."""
+"""CLI commands of the run stage: `llmexp run FILE` and `llmexp results RUN_DIR`.
+
+`llmexp run` exits 0 when the run is complete, 3 when it is partial, 4 when it stopped
+(`llmexp/runner/status.py` defines them), 2 when it was refused before any call.
+"""
 
 from __future__ import annotations
 
+import sqlite3
 import sys
 from pathlib import Path
 
 import typer
 
 from llmexp.errors import RunError
+from llmexp.runner.status import EXIT_CODES, STOPPED, RunStopped
 
 
 def _echo(text: str) -> None:
@@ -37,26 +43,27 @@ def run_command(
         "--router",
         help="litellm Router config (JSON/YAML): spread the calls of the models it names over its deployments (see docs/scale.md)",
     ),
+    allow_endpoint: list[str] | None = typer.Option(
+        None,
+        "--allow-endpoint",
+        help="a host (or host:port) the study's api_base may send calls to, with your API key (repeatable); loopback is always allowed",
+    ),
+    trust_endpoints: bool = typer.Option(False, "--trust-endpoints", help="let the study send calls (and your API keys) to any api_base it names"),
 ) -> None:
-    """Run a study's trials through the models; prints a summary and the results path."""
-    from llmexp.cli.lang import check_file
+    """Run a study's trials through the models; prints a summary and the results path.
+
+    Exit status: 0 complete (every trial answered, at most 5% invalid), 3 partial (some
+    trials failed, or over 5% invalid: run the same command to retry the failed ones),
+    4 stopped (interrupted by SIGINT/SIGTERM, --max-cost reached, a model stopped by a
+    permanent failure, or the run store could not be written; run the same command to
+    resume), 2 refused (a study error, a run directory in use by another run, an api_base
+    that is not loopback and not allowed with --allow-endpoint).
+    """
+    from llmexp.compiler import compile_study
     from llmexp.runner.results import RunPlan
     from llmexp.runner.runner import run_study
-    from llmexp.spec import ModelSpec
 
-    if replicates is not None and replicates < 1:
-        raise RunError("--replicates must be at least 1")
-    study = check_file(file)[0]
-    if model:
-        specs = []
-        for name in model:
-            existing = next((m for m in study.models if m.name == name), None)
-            specs.append(existing or ModelSpec(name=name))
-        study = study.with_models(specs)
-    if replicates is not None:
-        study = study.with_models([m.model_copy(update={"replicates": replicates}) for m in study.models])
-    from llmexp.compiler import compile_study
-
+    study = _study(file, model, replicates)
     trials = compile_study(study)
     try:
         result = run_study(
@@ -74,30 +81,66 @@ def run_command(
             tpm=tpm,
             command=sys.argv,
             router=router,
+            allow_endpoints=True if trust_endpoints else list(allow_endpoint or []),
         )
-    except RunError as exc:  # a model was stopped: show what was saved, then the reason
-        partial = getattr(exc, "results", None)
-        if partial is not None:
-            _echo(str(partial.summary()))
-        raise
+    except RunStopped as exc:  # stopped: what was saved, then why (one line on stderr)
+        if exc.results is not None:
+            _summary_or_note(exc.results)
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(exc.status.exit_code if exc.status is not None else EXIT_CODES[STOPPED]) from None
     if isinstance(result, RunPlan):  # --dry-run: the plan, no calls made
         _echo(str(result))
         return
-    _echo(str(result.summary()))
+    _summary_or_note(result)
     if result.budget_stop:
         _echo(result.budget_stop)
     _echo(f"results: {result.run_dir}")
+    status = result.run_status()
+    if status.exit_code:
+        raise typer.Exit(status.exit_code)
+
+
+def _study(file: Path, model: list[str] | None, replicates: int | None):
+    """The study of `file`, with the --model and --replicates overrides applied."""
+    from llmexp.cli.lang import check_file
+    from llmexp.spec import ModelSpec
+
+    if replicates is not None and replicates < 1:
+        raise RunError("--replicates must be at least 1")
+    study = check_file(file)[0]
+    if model:
+        specs = []
+        for name in model:
+            existing = next((m for m in study.models if m.name == name), None)
+            specs.append(existing or ModelSpec(name=name))
+        study = study.with_models(specs)
+    if replicates is not None:
+        study = study.with_models([m.model_copy(update={"replicates": replicates}) for m in study.models])
+    return study
+
+
+def _summary_or_note(results) -> None:
+    """The run's summary; a store that cannot be read back (a full disk) is noted instead."""
+    try:
+        _echo(str(results.summary()))
+    except (RunError, OSError, sqlite3.Error) as exc:
+        typer.echo(f"(the summary could not be read: {exc})", err=True)
 
 
 def results_command(
     run_dir: Path = typer.Argument(..., help="a run directory written by `llmexp run`"),
-    export: Path | None = typer.Option(None, "--export", help="write the response table to out.csv or out.parquet"),
+    export: Path | None = typer.Option(
+        None,
+        "--export",
+        help="write the response table to out.csv, out.parquet or out.jsonl (CSV text cells a spreadsheet would run as formulas get a leading ')",
+    ),
     examples: int = typer.Option(5, "--examples", help="how many invalid answers to show"),
     archive: Path | None = typer.Option(
         None, "--archive", help="write a compact read-only copy (manifest + parquet) to this folder; analyze/report read it"
     ),
 ) -> None:
-    """Summarise a run: calls by status/model/design, tokens, cost, invalid answers."""
+    """Summarise a run: its status first (complete, partial, stopped, or running while a
+    process holds it), then calls by status/model/design, tokens, cost, invalid answers."""
     from llmexp.runner.results import open_run
 
     results = open_run(run_dir)

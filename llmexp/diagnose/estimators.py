@@ -27,8 +27,10 @@ import patsy
 from scipy import sparse, stats
 
 from llmexp.analysis._stats import choose_cluster
-from llmexp.analysis.effects import _is_treatment_term, _pretty, _work_frame
-from llmexp.analysis.focalism import _smooth_terms, pinned_step, step_frame
+from llmexp.analysis._wild import WildPlan
+from llmexp.analysis.effects import _is_treatment_term, _pretty, _two_level, _work_frame
+from llmexp.analysis.focalism import dij_matrix, pinned_step, step_frame
+from llmexp.analysis.leakage import cluster_codes
 from llmexp.analysis.observations import to_float
 
 
@@ -41,6 +43,8 @@ class OLSPlan:
     keep: list  # indices of the reported coefficients
     groups: np.ndarray | None  # cluster codes (n,) or None for HC1
     se_type: str
+    cr2: bool = False  # CR2 (Bell-McCaffrey) + Satterthwaite df, as `analysis.inference`
+    scale: float = 1.0  # reported = scale x coefficient (a two-level numeric treatment: B - A)
 
     def __post_init__(self):
         X = np.asarray(self.X, float)
@@ -55,6 +59,8 @@ class OLSPlan:
         self.rank = int(nz.sum())
         self.xtx_pinv = (v[:, nz] / w[nz]) @ v[:, nz].T
         self.X = X
+        if self.cr2:
+            self._cr2_setup()
         self._set_keep(self.keep)
         if self.groups is None:
             self.n_clusters = 0
@@ -68,11 +74,35 @@ class OLSPlan:
             self.n_clusters = g
             # statsmodels' cov_cluster uses the number of columns of exog for k_params
             k = X.shape[1]
-            self.factor = g / (g - 1) * (n - 1) / max(n - k, 1)
+            self.factor = 1.0 if self.cr2 else g / (g - 1) * (n - 1) / max(n - k, 1)
             self.df = g - 1
+
+    def _cr2_setup(self) -> None:
+        """Per reported coefficient j, the vector c_j with CR2 score_g = c_g' e_g (c_g =
+        A_g X_g M e_j, A_g = (I - H_gg)^(-1/2)) and its Bell-McCaffrey df: both depend on X
+        only (`llmexp.analysis.inference.cr2`, whose formulas these are)."""
+        from llmexp.analysis.inference import _bm_df, _inv_sqrt_psd
+
+        X, M = self.X, self.xtx_pinv
+        codes = pd.factorize(np.asarray(self.groups))[0]
+        members = [np.flatnonzero(codes == g) for g in range(int(codes.max()) + 1)]
+        P = []
+        for idx in members:
+            Xg = X[idx]
+            P.append(_inv_sqrt_psd(np.eye(len(idx)) - Xg @ M @ Xg.T) @ Xg @ M)
+        df = _bm_df(X, M, members, P, self.keep)
+        self._cr2_rows = {}
+        for j in self.keep:
+            c = np.zeros(self.n)
+            for idx, Pg in zip(members, P, strict=True):
+                c[idx] = Pg[:, j]
+            self._cr2_rows[j] = (c, float(df[j]))
 
     def _set_keep(self, keep: list) -> None:
         self.keep = list(keep)
+        if self.cr2:
+            self.C = np.array([self._cr2_rows[j][0] for j in self.keep]).reshape(len(self.keep), self.n)
+            self.cr2_df = np.array([self._cr2_rows[j][1] for j in self.keep])
         # rows of pinv(X) for the reported coefficients (m x n)
         self.A = np.asarray((self.Xs @ self.xtx_pinv[self.keep].T).T) if self.keep else np.zeros((0, self.n))
 
@@ -95,19 +125,26 @@ class OLSPlan:
             var = (self.A ** 2) @ (E ** 2) * self.factor
         else:
             var = np.empty_like(est)
-            for j in range(self.A.shape[0]):
-                sums = self.indicator @ (self.A[j][:, None] * E)  # clusters x S
+            W = self.C if self.cr2 else self.A
+            for j in range(W.shape[0]):
+                sums = self.indicator @ (W[j][:, None] * E)  # clusters x S
                 var[j] = (np.asarray(sums) ** 2).sum(axis=0) * self.factor
-        return est, np.sqrt(np.maximum(var, 0.0))
+        return est * self.scale, np.sqrt(np.maximum(var, 0.0)) * abs(self.scale)
 
     def point(self, y: np.ndarray) -> np.ndarray:
         """The reported coefficients for one vector (e.g. the expected answers: the target)."""
-        return self.A @ np.asarray(y, float)
+        return (self.A @ np.asarray(y, float)) * self.scale
 
     def inference(self, est: np.ndarray, se: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(p-values, ci_low, ci_high) as statsmodels reports them (z for HC1, t(G-1) clustered)."""
         with np.errstate(divide="ignore", invalid="ignore"):
             z = est / se
+        if self.cr2:
+            from llmexp.analysis.inference import t_rows
+
+            df = np.broadcast_to(self.cr2_df[:, None] if np.ndim(est) == 2 else self.cr2_df[0], np.shape(est))
+            lo, hi, p = t_rows(est, se, df, alpha)
+            return p, lo, hi
         if self.df is None:
             p = 2 * stats.norm.sf(np.abs(z))
             q = stats.norm.ppf(1 - alpha / 2)
@@ -126,6 +163,21 @@ def _groups(df: pd.DataFrame, cluster: str):
     return groups, se_type
 
 
+def _effects_groups(w: pd.DataFrame, cluster: str) -> tuple[np.ndarray | None, str, bool]:
+    """(clusters, se_type, CR2?) exactly as `analysis.effects` chooses them (`effects._plan`):
+    CR2 by unit from two units on, HC2 (every answer its own cluster) for one unit, else the
+    statsmodels path of an explicit clustering."""
+    from llmexp.analysis import effects
+
+    how = effects._plan(w, cluster, False)[0] if hasattr(effects, "_plan") else "statsmodels"
+    if how == "cr2-unit":
+        return pd.factorize(w["unit_id"].astype(str))[0], "cluster(unit)", True
+    if how == "hc2":
+        return np.arange(len(w)), "HC2", True
+    groups, se_type = _groups(w, cluster)
+    return groups, se_type, False
+
+
 def effects_plans(study, frame: pd.DataFrame, cluster: str = "auto") -> list[tuple[dict, OLSPlan]]:
     """One plan per reported treatment term of `estimate_effects` (method ols, scope design).
 
@@ -141,27 +193,70 @@ def effects_plans(study, frame: pd.DataFrame, cluster: str = "auto") -> list[tup
         raise ValueError("diagnose: the design matrix dropped rows (missing treatment levels)")
     keep_fn = _is_treatment_term(names)
     keep = [j for j, c in enumerate(X.columns) if keep_fn(c)]
-    groups, se_type = _groups(w, cluster)
-    plan = OLSPlan(X.to_numpy(), list(X.columns), keep, groups, se_type)
+    groups, se_type, cr2 = _effects_groups(w, cluster)
+    plan = OLSPlan(X.to_numpy(), list(X.columns), keep, groups, se_type, cr2)
     out = []
     for j in keep:
         treatment, term = _pretty(str(X.columns[j]), names)
         sub = plan.select(j)
+        two = _two_level(w, names, treatment) if term == "slope" else None
+        if two is not None:  # the analysis reports B - A, not a slope per 1.0
+            sub.scale, term = two
         out.append((dict(treatment=treatment, term=term, se_type=se_type,
                          n_obs=len(w), n_units=int(w["unit_id"].nunique()),
                          n_clusters=plan.n_clusters), sub))
     return out
 
 
-def leakage_plan(frame: pd.DataFrame, cluster: str = "auto") -> tuple[dict, OLSPlan, np.ndarray]:
-    """The leakage index regression ``v_norm ~ level`` for one (covariate, design, model).
+class WildJobPlan:
+    """A coefficient the analysis tests with the wild cluster bootstrap (`analysis._wild`):
+    the same interface as `OLSPlan` (fit -> estimates and SEs; inference -> p and interval),
+    one bootstrap per simulated data set, as the analysis runs one per real data set."""
+
+    def __init__(self, X: np.ndarray, j: int, clusters, alpha: float = 0.05, n_boot: int = 199):
+        self.wild = WildPlan(X, j, clusters)
+        self.n_clusters = self.wild.g
+        self.alpha, self.n_boot, self.draws = alpha, n_boot, 0
+        self._p: list = []
+        self._lo: list = []
+        self._hi: list = []
+
+    def fit(self, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        Y = np.asarray(Y, float)
+        if Y.ndim == 1:
+            Y = Y[:, None]
+        est, se = np.empty(Y.shape[1]), np.empty(Y.shape[1])
+        for s in range(Y.shape[1]):
+            r = self.wild.test(Y[:, s], self.alpha, self.n_boot, seed=self.draws)
+            self.draws += 1
+            est[s], se[s] = r["estimate"], r["se"]
+            self._p.append(r["p_value"])
+            self._lo.append(r["ci_low"])
+            self._hi.append(r["ci_high"])
+        return est[None, :], se[None, :]
+
+    def point(self, y: np.ndarray) -> np.ndarray:
+        return np.array([float(self.wild.A[self.wild.j] @ np.asarray(y, float))])
+
+    def inference(self, est: np.ndarray, se: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(p-values, ci_low, ci_high) of the draws fitted so far (in order)."""
+        out = [np.asarray(v, float) for v in (self._p, self._lo, self._hi)]
+        if all(o.size == np.size(est) for o in out):
+            out = [o.reshape(np.shape(est)) for o in out]
+        return out[0], out[1], out[2]
+
+
+def leakage_plan(frame: pd.DataFrame, cluster: str = "auto", alpha: float = 0.05
+                 ) -> tuple[dict, WildJobPlan, np.ndarray]:
+    """The leakage index regression ``v_norm ~ level`` for one (covariate, design, model),
+    with the analysis's wild cluster bootstrap by unit (`analysis.leakage.cluster_codes`).
 
     Returns (meta, plan, unit group codes for the normalisation v / mean_unit(v))."""
 
     level = frame["level"].to_numpy(float)
     X = np.column_stack([np.ones(len(level)), level])
-    groups, se_type = _groups(frame, cluster)
-    plan = OLSPlan(X, ["Intercept", "level"], [1], groups, se_type)
+    clusters, se_type = cluster_codes(frame, cluster)
+    plan = WildJobPlan(X, 1, clusters, alpha)
     norm_codes = pd.factorize(frame["unit_id"].astype(str))[0]
     return (dict(treatment=None, term="slope", se_type=se_type, n_obs=len(frame),
                  n_units=int(frame["unit_id"].nunique()), n_clusters=plan.n_clusters),
@@ -197,8 +292,9 @@ def interaction_plans(study, frame: pd.DataFrame, cluster: str = "auto") -> list
     fe = " + C(unit_id)" if w["unit_id"].nunique() > 1 else ""
     X = patsy.dmatrix(f"{rhs[0]} * {dterm}" + "".join(f" + {r}" for r in rhs[1:]) + fe, w,
                       return_type="dataframe")
-    groups, se_type = _groups(w, cluster)
-    plan = OLSPlan(X.to_numpy(), list(X.columns), [], groups, se_type)
+    groups, se_type, cr2 = _effects_groups(w, cluster)
+    keep = [j for j, term in enumerate(X.columns) if ":C(design" in term]
+    plan = OLSPlan(X.to_numpy(), list(X.columns), keep, groups, se_type, cr2)
     out = []
     for j, term in enumerate(X.columns):
         if ":C(design" not in term:
@@ -213,11 +309,11 @@ def interaction_plans(study, frame: pd.DataFrame, cluster: str = "auto") -> list
     return out
 
 
-def focalism_plans(study, frame: pd.DataFrame, degree: int = 3, cluster: str = "auto"
-                   ) -> list[tuple[dict, OLSPlan, np.ndarray]]:
-    """`llmexp.analysis.focalism`'s jump for one outcome x model: per pinned design x covariate,
-    the step coefficient of ``y ~ poly(level, 3) [+ C(unit_id)] + step`` in the pinned design
-    and in every design that does not pin that covariate. Returns [(meta, plan, row index)]."""
+def focalism_plans(study, frame: pd.DataFrame, degree: int = 3, cluster: str = "auto",
+                   alpha: float = 0.05) -> list[tuple[dict, WildJobPlan, np.ndarray]]:
+    """`llmexp.analysis.focalism`'s test for one outcome x model: per pinned design x
+    covariate x unpinned design, the difference in jumps (`focalism.dij_matrix`) with the
+    wild cluster bootstrap by unit. Returns [(meta, plan, row index)]."""
     out = []
     for d in [d for d in study.designs if d.pins]:
         for cov in d.pins:
@@ -229,20 +325,23 @@ def focalism_plans(study, frame: pd.DataFrame, degree: int = 3, cluster: str = "
             if pin.isna().all() or prow["shown"].isna().all():
                 continue
             below, thr, glob = pinned_step(prow, pin)
+            marked = {}
             for design, g in frame.groupby("design", sort=False):
-                marked = step_frame(study, g, design, d.name, cov, below, thr, glob)
-                if marked is None:
+                m = step_frame(study, g, design, d.name, cov, below, thr, glob)
+                if m is not None:
+                    marked[design] = m
+            if d.name not in marked:
+                continue
+            pinned = marked[d.name][0]
+            for design, (g, role) in marked.items():
+                if role != "unpinned" or pinned["step"].nunique() < 2 or g["step"].nunique() < 2:
                     continue
-                g, role = marked
-                if g["step"].nunique() < 2:
-                    continue
-                fe = " + C(unit_id)" if g["unit_id"].nunique() > 1 else ""
-                X = patsy.dmatrix(_smooth_terms(g["level"].nunique(), degree) + fe + " + step", g,
-                                  return_type="dataframe")
-                groups, se_type = _groups(g, cluster)
-                plan = OLSPlan(X.to_numpy(), list(X.columns), [list(X.columns).index("step")], groups, se_type)
-                out.append((dict(design=design, pinned_design=d.name, covariate=cov, role=role,
-                                 treatment=None, term="jump", se_type=se_type, n_obs=len(g),
-                                 n_units=int(g["unit_id"].nunique()), n_clusters=plan.n_clusters),
-                            plan, g.index.to_numpy()))
+                both = pd.concat([pinned.assign(pinned=1.0), g.assign(pinned=0.0)])
+                X, j = dij_matrix(both, degree)
+                plan = WildJobPlan(X, j, pd.factorize(both["unit_id"].astype(str))[0], alpha)
+                out.append((dict(design=f"{d.name} - {design}", pinned_design=d.name, covariate=cov,
+                                 role="difference", treatment=None, term="difference in jumps",
+                                 se_type="wild bootstrap(unit)", n_obs=len(both),
+                                 n_units=int(both["unit_id"].nunique()), n_clusters=plan.n_clusters),
+                            plan, both.index.to_numpy()))
     return out

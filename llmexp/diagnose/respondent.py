@@ -44,8 +44,12 @@ def structured_trial(row: Mapping, levels: Mapping[str, list]) -> dict:
     return respondent.trial_from_row(row, levels)
 
 
-def _placeholder_responses(trials: pd.DataFrame) -> pd.DataFrame:
-    """The trial table as a response table of valid answers (values filled in later)."""
+def _placeholder_responses(trials: pd.DataFrame, logprob: bool = False) -> pd.DataFrame:
+    """The trial table as a response table of valid answers (values filled in later).
+
+    logprob: the model answers labels by log-probabilities, so its replicates of one prompt
+    are exact copies; label answers then carry probabilities, and `build_observations`
+    counts the copies once, exactly as the analysis of a real log-prob run does."""
     df = trials.copy()
     df["valid"] = True
     df["status"] = "ok"
@@ -60,14 +64,24 @@ def _placeholder_responses(trials: pd.DataFrame) -> pd.DataFrame:
             cv.append(None)
     df["condition_values"] = cv
     df["probs"] = None
+    if logprob:
+        df["probs"] = [_probs_of(loads(a) or {}, cv) for a, cv in zip(df["answer"], cv, strict=True)]
     return df
+
+
+def _probs_of(answer: Mapping, per_condition: str | None) -> str | None:
+    labels = answer.get("labels") or []
+    if per_condition is not None or len(labels) < 2:
+        return None
+    return json.dumps({str(labels[0]): 0.5, **{str(lb): 0.5 / (len(labels) - 1) for lb in labels[1:]}})
 
 
 def observation_frame(study: Any, trials: pd.DataFrame, params: Mapping, seed: int | None = None) -> pd.DataFrame:
     """Observation rows of `trials` with the respondent's true p, p0, ev, ev0 (module doc)."""
     seed = study.seed if seed is None else seed
     levels = {t.name: list(t.levels) for t in study.treatments}
-    obs = build_observations(study, _placeholder_responses(trials)).table
+    logprob = bool(respondent.param(params, "probs"))
+    obs = build_observations(study, _placeholder_responses(trials, logprob)).table
     info = respondent.condition_truths(params, trials, levels, seed)
     vals = np.array([info[(t, c)] for t, c in zip(obs["trial_id"], obs["cell"], strict=True)], dtype=float)
     obs = obs.reset_index(drop=True)
@@ -87,8 +101,14 @@ def observation_frame(study: Any, trials: pd.DataFrame, params: Mapping, seed: i
 
 def respondent_params(study: Any, model: str, overrides: Mapping | None = None) -> dict:
     """The synthetic respondent's params standing in for `model`: the defaults, the model's own
-    params when it is a synthetic model, then `overrides` (--effect, --param ...)."""
+    params when it is a synthetic model, then `overrides` (--effect, --param ...).
+
+    A model whose provider answers labels by log-probabilities (``answers_by_logprob``, e.g.
+    the embedded local model) gets ``probs 1``: its label answers are the probabilities
+    themselves (no sampling), as in the real run."""
     out = dict(DEFAULTS)
+    if providers.for_model(model).answers_by_logprob:
+        out["probs"] = 1.0
     if providers.for_model(model).simulated:
         spec = next((m for m in study.models if m.name == model), None)
         if spec is not None:

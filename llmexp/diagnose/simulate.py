@@ -165,9 +165,12 @@ def _summarise(est: np.ndarray, se: np.ndarray, p: np.ndarray, lo: np.ndarray, h
     n = len(est)
     if n == 0:
         return dict(sims_ok=0)
-    reject = np.where(np.isfinite(p), p < alpha, False)
+    reject = np.where(np.isfinite(p), p < alpha, False)  # a missing estimate never rejects
     power = float(reject.mean())
-    cover = float(((lo <= truth) & (truth <= hi)).mean())
+    has_ci = np.isfinite(lo) & np.isfinite(hi)
+    refused = float(1 - has_ci.mean())
+    # coverage among the simulations with an interval (the others report none: `refused`)
+    cover = float(((lo <= truth) & (truth <= hi))[has_ci].mean()) if has_ci.any() else float("nan")
     err = est - truth
     return dict(
         sims_ok=n,
@@ -175,11 +178,12 @@ def _summarise(est: np.ndarray, se: np.ndarray, p: np.ndarray, lo: np.ndarray, h
         bias=float(err.mean()),
         rmse=float(np.sqrt((err ** 2).mean())),
         sd_estimate=float(est.std(ddof=1)) if n > 1 else float("nan"),
-        mean_se=float(np.nanmean(se)),
+        mean_se=float(np.nanmean(se)) if np.isfinite(se).any() else float("nan"),
         power=power,
         power_mcse=float(np.sqrt(power * (1 - power) / n)),
         coverage=cover,
-        coverage_mcse=float(np.sqrt(cover * (1 - cover) / n)),
+        coverage_mcse=float(np.sqrt(cover * (1 - cover) / max(int(has_ci.sum()), 1))),
+        refused=refused,
     )
 
 
@@ -215,7 +219,7 @@ def diagnose_trials(study, trials: pd.DataFrame, params_by_model: Mapping[str, M
     return rows
 
 
-def _estimand_jobs(study, frame: pd.DataFrame, cluster: str, probed: list) -> list[dict]:
+def _estimand_jobs(study, frame: pd.DataFrame, cluster: str, probed: list, alpha: float = 0.05) -> list[dict]:
     """Every estimand of the analysis this diagnosis covers, as a fixed regression plan."""
     jobs: list[dict] = []
     outcomes = frame[frame["kind"] == "outcome"]
@@ -240,8 +244,8 @@ def _estimand_jobs(study, frame: pd.DataFrame, cluster: str, probed: list) -> li
                                        note=f"design differences not diagnosed: {exc}")))
         if pinned:
             try:
-                for meta, plan, rows in focalism_plans(study, data, cluster=cluster):
-                    jobs.append(dict(meta=dict(estimand="focalism", target=out.name, **meta), plan=plan,
+                for fmeta, fplan, rows in focalism_plans(study, data, cluster=cluster, alpha=alpha):
+                    jobs.append(dict(meta=dict(estimand="focalism", target=out.name, **fmeta), plan=fplan,
                                      rows=rows, truth_col="ev"))
             except ValueError as exc:
                 jobs.append(dict(meta=dict(design="(all)", estimand="focalism", target=out.name,
@@ -252,12 +256,12 @@ def _estimand_jobs(study, frame: pd.DataFrame, cluster: str, probed: list) -> li
         if g["level"].nunique() < 2:
             continue
         try:
-            meta, plan, codes = leakage_plan(g, cluster)
+            lmeta, lplan, codes = leakage_plan(g, cluster, alpha)
         except ValueError as exc:
             jobs.append(dict(meta=dict(design=design, estimand="leakage", target=cov,
                                        note=f"leakage not diagnosed: {exc}")))
             continue
-        jobs.append(dict(meta=dict(design=design, estimand="leakage", target=cov, **meta), plan=plan,
+        jobs.append(dict(meta=dict(design=design, estimand="leakage", target=cov, **lmeta), plan=lplan,
                          rows=g.index.to_numpy(), codes=codes, truth_col="ev"))
     for job in jobs:
         job["meta"].setdefault("mode", _mode_of(frame, job))
@@ -273,7 +277,7 @@ def _mode_of(frame: pd.DataFrame, job: dict):
 def _diagnose_model(study, trials, params, sims, alpha, seed, cluster, probed, key) -> list[dict]:
     """One simulated data set = answers to every trial; all estimands are fitted on it."""
     frame = observation_frame(study, trials, params).reset_index(drop=True)
-    jobs = _estimand_jobs(study, frame, cluster, probed)
+    jobs = _estimand_jobs(study, frame, cluster, probed, alpha)
     live = [j for j in jobs if "plan" in j]
     for job in live:
         ev = frame[job["truth_col"]].to_numpy(float)[job["rows"]]
@@ -352,6 +356,7 @@ def diagnose(
         cost_rows.append(cost)
     table = _estimand_table(all_rows, power_target)
     notes = []
+    notes += underpowered(table, reps, power_target or 0.8)
     hosted = [m.name for m in study.models if not providers.for_model(m.name).simulated]
     if hosted:
         notes.append("the synthetic respondent stands in for " + ", ".join(hosted)
@@ -359,6 +364,23 @@ def diagnose(
     return Diagnosis(study=study, table=table, costs=pd.DataFrame(cost_rows),
                      params=params_by_model, sims=int(sims), alpha=float(alpha), seed=int(seed),
                      power_target=power_target, seconds=time.time() - t0, notes=notes)
+
+
+def underpowered(table: pd.DataFrame, reps: list, target: float) -> list[str]:
+    """Notes for estimands with a nonzero truth whose power stays below `target` at the
+    study's own size (its replicates; the largest swept replicates when it sweeps)."""
+    if table.empty or "power" not in table:
+        return []
+    t = table[table["truth"].abs() > 1e-9] if "truth" in table else table.iloc[0:0]
+    if reps != [None] and len(t):
+        t = t[t["replicates"] == max(r for r in reps if r is not None)]
+    notes = []
+    for r in t.itertuples():
+        if np.isfinite(r.power) and r.power < target:
+            notes.append(f"{r.model} {r.design} {r.estimand} ({r.target}): power {r.power:.2f} < "
+                         f"{target:.2f} at replicates {r.replicates}; this design cannot reach "
+                         f"{target:.0%} power at this size")
+    return notes
 
 
 def _checked_options(study, sims, replicates, params, designs, alpha, power_target) -> tuple[list, dict]:

@@ -1,13 +1,15 @@
 """Text -> AST. Loads the lark grammar, turns parse trees into `llmexp.lang.ast` nodes,
 and turns lark's exceptions into located, readable `Problem`s.
 
-On a syntax error the file is parsed again statement by statement, so every broken
-statement is reported, not only the first.
+On a syntax error every statement is parsed again on its own (a statement starts at a
+keyword that opens a line), so every broken statement is reported, not only the first, and
+the work stays linear in the size of the file. Files over `MAX_STUDY_BYTES` are refused.
 """
 
 from __future__ import annotations
 
 import ast as pyast
+import dataclasses
 import difflib
 import functools
 import re
@@ -20,8 +22,12 @@ from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
 from llmexp import modes
-from llmexp.errors import Problem, StudyError
+from llmexp.errors import MAX_SHOWN_PROBLEMS, Problem, StudyError
 from llmexp.lang import ast
+
+# The largest study file read (UTF-8 bytes): parsing is linear, but a study is a text for
+# people to read; long texts and tables belong in CSV files (docs/language.md).
+MAX_STUDY_BYTES = 5_000_000
 
 STATEMENT_KEYWORDS = (
     "study",
@@ -554,8 +560,8 @@ def _syntax_problem(exc: UnexpectedInput, text: str, filename: str, ending: str 
 
 
 def _token_text(token: Token) -> str:
-    if token.type in ("STRING", "LONG_STRING"):
-        return f"string {str(token)[:40]}"
+    if token.type in ("STRING", "LONG_STRING"):  # one line: a problem is one line of output
+        return "string " + str(token)[:40].replace("\r", "\\r").replace("\n", "\\n")
     if token.type == "NUMBER":
         return f"number {token}"
     if token.type == "NAME":
@@ -570,50 +576,89 @@ def _end_position(text: str) -> tuple[int, int]:
     return len(lines), len(lines[-1]) + 1
 
 
+# A statement keyword opening a line (after blanks), or the start of a string or comment.
+_SCAN = re.compile(r'"""|"|#|^[ \t\r]*(' + "|".join(STATEMENT_KEYWORDS) + r")\b", re.MULTILINE)
+_STRING_RUN = re.compile(r'[^"\\\n]*')  # the plain characters of a "..." string
+
+
 def _statement_spans(text: str) -> list[tuple[int, int]]:
-    """Start/end offsets of statements: keywords that open a line, outside strings."""
+    """Start/end offsets of statements: keywords that open a line, outside strings.
+
+    One pass over the text (regex jumps, no per-character Python loop). A "..." string that
+    runs into a line break ends there, and the next line then does not count as a line start."""
     starts = []
     i, n = 0, len(text)
-    line_start = True
-    keyword_re = re.compile(r"(" + "|".join(STATEMENT_KEYWORDS) + r")\b")
+    no_line_start_at = -1  # the line after an unterminated "..." string
     while i < n:
-        ch = text[i]
-        if text.startswith('"""', i):
+        found = _SCAN.search(text, i)
+        if found is None:
+            break
+        token, i = found.group(), found.start()
+        if token.startswith('"""'):
             end = text.find('"""', i + 3)
             i = n if end < 0 else end + 3
-            line_start = False
-            continue
-        if ch == '"':
-            j = i + 1
-            while j < n and text[j] not in '"\n':
-                j += 2 if text[j] == "\\" else 1
+        elif token == '"':
+            j = _STRING_RUN.match(text, i + 1).end()  # type: ignore[union-attr]
+            while j < n and text[j] == "\\":
+                j = _STRING_RUN.match(text, min(j + 2, n)).end()  # type: ignore[union-attr]
+            if j < n and text[j] == "\n":
+                no_line_start_at = j + 1
             i = j + 1
-            line_start = False
-            continue
-        if ch == "#":
-            while i < n and text[i] != "\n":
-                i += 1
-            continue
-        if ch == "\n":
-            line_start = True
-            i += 1
-            continue
-        if ch in " \t\r":
-            i += 1
-            continue
-        if line_start and keyword_re.match(text, i):
-            starts.append(i)
-        line_start = False
-        i += 1
+        elif token == "#":
+            end = text.find("\n", i)
+            i = n if end < 0 else end
+        else:
+            if i != no_line_start_at:
+                starts.append(found.start(1))
+            i = found.end()
     if not starts or starts[0] != 0:
         starts.insert(0, 0)
     return list(zip(starts, starts[1:] + [n], strict=True))
 
 
-def _isolate(text: str, start: int, end: int) -> str:
-    """The text with everything outside [start, end) blanked, keeping positions."""
-    blank = lambda s: re.sub(r"[^\n]", " ", s)  # noqa: E731
-    return blank(text[:start]) + text[start:end] + blank(text[end:])
+def _shifted(problem: Problem, lines_before: int, column_before: int) -> Problem:
+    """A problem found in a statement parsed alone, moved to its place in the whole file."""
+    if problem.line is None:
+        return problem
+    column = problem.column
+    if problem.line == 1 and column is not None:
+        column += column_before
+    return dataclasses.replace(problem, line=problem.line + lines_before, column=column)
+
+
+def _statement_problems(text: str, filename: str) -> list[Problem]:
+    """Parse each statement on its own (linear in the file size: every character is parsed
+    once) and return one problem per broken statement, located in the whole file. Only the
+    first `MAX_SHOWN_PROBLEMS` are explained (what was expected); the rest, which error
+    messages only count, are just located."""
+    problems: list[Problem] = []
+    spans = _statement_spans(text)
+    lines_before, counted_to = 0, 0
+    for index, (start, end) in enumerate(spans):
+        chunk = text[start:end]
+        try:
+            parser().parse(chunk)
+        except UnexpectedInput as exc:
+            lines_before += text.count("\n", counted_to, start)
+            counted_to = start
+            column_before = start - (text.rfind("\n", 0, start) + 1)
+            if len(problems) < MAX_SHOWN_PROBLEMS:
+                ending = "file" if index == len(spans) - 1 else "statement"
+                problem = _syntax_problem(exc, chunk, filename, ending)
+            else:  # never shown, only counted: located, but without the costly "expected ..."
+                problem = _brief_problem(exc, chunk, filename)
+            problems.append(_shifted(problem, lines_before, column_before))
+    return problems
+
+
+def _brief_problem(exc: UnexpectedInput, text: str, filename: str) -> Problem:
+    """A syntax problem located like `_syntax_problem`'s but only named, not explained."""
+    token = getattr(exc, "token", None)
+    if isinstance(exc, UnexpectedEOF) or (token is not None and token.type == "$END"):
+        line, column = _end_position(text)
+    else:
+        line, column = exc.line, exc.column
+    return Problem("syntax error", filename, line, column)
 
 
 def _transform(tree, filename: str) -> list:
@@ -630,19 +675,27 @@ def _transform(tree, filename: str) -> list:
     return statements
 
 
+def _check_size(size: int, filename: str) -> None:
+    if size > MAX_STUDY_BYTES:
+        raise StudyError([Problem(
+            f"the study file is {size:,} bytes; the largest study file llmexp reads is "
+            f"{MAX_STUDY_BYTES:,} bytes ({MAX_STUDY_BYTES // 1_000_000} MB)",
+            filename,
+            hint="put long texts or tables in a CSV file next to the study and refer to it",
+        )])
+
+
 def parse_text(text: str, filename: str = "<study>") -> ast.StudyFile:
-    """Parse study text into an AST; raises StudyError listing every syntax error."""
+    """Parse study text into an AST; raises StudyError listing every syntax error.
+
+    Time and memory are linear in the size of the text, which may be at most
+    `MAX_STUDY_BYTES` (UTF-8)."""
+    if len(text) * 4 > MAX_STUDY_BYTES:  # only then can the UTF-8 size be over the limit
+        _check_size(len(text.encode("utf-8", "surrogatepass")), filename)
     try:
         tree = parser().parse(text)
     except UnexpectedInput:
-        problems = []
-        for start, end in _statement_spans(text):
-            chunk = _isolate(text, start, end)
-            try:
-                parser().parse(chunk)
-            except UnexpectedInput as exc:
-                ending = "file" if not text[end:].strip() else "statement"
-                problems.append(_syntax_problem(exc, chunk, filename, ending))
+        problems = _statement_problems(text, filename)
         if not problems:  # the statements parse alone but not together (should not happen)
             try:
                 parser().parse(text)
@@ -657,6 +710,8 @@ def parse_file(path: str | Path) -> ast.StudyFile:
 
     path = Path(path)
     try:
+        if path.is_file():  # refuse an oversized file before reading it
+            _check_size(path.stat().st_size, str(path))
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise LlmexpError(f"{path}: no such study file") from None

@@ -21,7 +21,7 @@ from llmexp import expr as ex
 from llmexp.data import read_table, resolve_path
 from llmexp.errors import DataError, Problem, StudyError
 from llmexp.fields import Namespace
-from llmexp.lang import AnalysisCatalogue, ast
+from llmexp.lang import AnalysisCatalogue, ast, endpoints
 from llmexp.templates import TemplateError, fields
 
 KNOWN_PARAMS = {
@@ -734,6 +734,7 @@ class Validator:
                         suggest(pname.name, KNOWN_PARAMS) or f"known: {', '.join(sorted(KNOWN_PARAMS))}",
                     )
                     continue
+                self.warn_endpoint(pname.name, literal)
                 if pname.name == "rpm":
                     rpm = float(literal.value)
                 elif pname.name == "tpm":
@@ -756,6 +757,20 @@ class Validator:
         if not result and not decls:
             result.append(spec.ModelSpec(name=spec.DEFAULT_MODEL, params={"temperature": 1.0}, replicates=1))
         return result
+
+    def warn_endpoint(self, name: str, literal: ast.Literal) -> None:
+        """A study is shared: an endpoint that is not loopback would receive the user's keys."""
+        if not endpoints.is_endpoint(name, literal.value):
+            return
+        host = endpoints.host_of(literal.value)
+        if endpoints.is_loopback(host):
+            return
+        shown = host or literal.value
+        self.warn(
+            f"{name} {literal.value!r}: your API keys for this provider would be sent to {shown}; "
+            f"`llmexp run` refuses it unless you pass --allow-endpoint {shown}",
+            literal.pos,
+        )
 
     # ------------------------------------------------------------------ baseline
     def baseline(self, units, treatments, outcomes) -> spec.Baseline | None:

@@ -22,6 +22,8 @@ capability                 meaning
 ``answers_by_logprob``     label answers come with probabilities from log-probabilities
 ``free``                   calls cost nothing (no price lookup, no token counting)
 ``simulated``              not a language model: answers are not evidence about LLMs
+``toy``                    a small demonstration model: answers are not evidence about
+                           people nor about the LLMs people use (the report says so)
 ``custom_params``          accepts model params beyond litellm's (e.g. ``effect``)
 ``install_hint``           how to install what the provider needs
 ``preflight(model)``       why `model` cannot run in this process, or None
@@ -67,6 +69,7 @@ class Provider:
     answers_by_logprob: ClassVar[bool] = False
     free: ClassVar[bool] = False
     simulated: ClassVar[bool] = False
+    toy: ClassVar[bool] = False
     custom_params: ClassVar[bool] = False
     install_hint: ClassVar[str] = ""
 

@@ -35,6 +35,10 @@ param                     default  meaning
 ``range_sensitivity``     0.0      range splits (modes that can split): x is re-normalised
                                    within the split with this weight (0 = no range effect)
 ``unit_sd``               0.0      sd of a per-unit random logit intercept (seeded)
+``unit_slope_sd``         0.0      sd of a per-unit random logit slope added to ``effect``
+                                   (seeded): products differ in how much the price matters
+``unit_leakage_sd``       0.0      sd of a per-unit random leakage added to ``leakage``
+                                   (seeded; blind modes): unit-specific leakage slopes
 ``anchor``                (auto)   probe anchor; default: midpoint of the probe's answer
                                    range, else the unit's first positive numeric column
 ``probs``                 0        1: label answers also carry label probabilities
@@ -71,6 +75,7 @@ import pandas as pd
 
 from llmexp import answers, modes
 from llmexp.providers.base import structured_trial
+from llmexp.schema import json_cell as loads  # trial-table cells, decoded as the runner does
 from llmexp.seeding import text_int
 
 DEFAULTS: dict[str, float] = {
@@ -83,11 +88,13 @@ DEFAULTS: dict[str, float] = {
     "noise": 0.05,
     "range_sensitivity": 0.0,
     "unit_sd": 0.0,
+    "unit_slope_sd": 0.0,
+    "unit_leakage_sd": 0.0,
     "probs": 0.0,
 }
 
 # params that create confounding/focalism/range effects: off for the interventional truth
-CONFOUNDING_PARAMS = {"leakage": 0.0, "focalism": 0.0, "range_sensitivity": 0.0}
+CONFOUNDING_PARAMS = {"leakage": 0.0, "unit_leakage_sd": 0.0, "focalism": 0.0, "range_sensitivity": 0.0}
 
 PROBE = "probe"  # the trial kind of a probe (an unspecified covariate's question)
 
@@ -182,13 +189,15 @@ def _split_level(level: Any, split: Any) -> float | None:
     return None if hi == lo else (x - lo) / (hi - lo)
 
 
-def _unit_shift(trial: Mapping, params: Mapping, seed: int) -> float:
-    sd = param(params, "unit_sd")
+def _unit_shift(trial: Mapping, params: Mapping, seed: int, name: str = "unit_sd") -> float:
+    """The unit's seeded random draw of sd `param(name)` (0 when the sd is 0)."""
+    sd = param(params, name)
     if sd == 0:
         return 0.0
     unit = trial.get("unit") or {}
     key = str(trial.get("unit_id") or sorted(unit.items()))
-    rng = random.Random(seed_int(seed, "unit", key))
+    parts = ("unit", key) if name == "unit_sd" else ("unit", key, name)
+    rng = random.Random(seed_int(seed, *parts))
     return rng.gauss(0.0, sd)
 
 
@@ -200,9 +209,9 @@ def _pinned_numeric(trial: Mapping) -> float | None:
     return None
 
 
-def _leakage(params: Mapping, trial: Mapping) -> float:
-    """The leakage param, less the share a persona controls."""
-    leak = param(params, "leakage")
+def _leakage(params: Mapping, trial: Mapping, seed: int = 0) -> float:
+    """The leakage param (plus the unit's own leakage), less the share a persona controls."""
+    leak = param(params, "leakage") + _unit_shift(trial, params, seed, "unit_leakage_sd")
     if trial.get("persona"):
         leak *= 1.0 - param(params, "persona_control")
     return leak
@@ -226,7 +235,7 @@ def outcome_probability(params: Mapping, trial: Mapping, condition: Mapping | No
     cond = condition if condition is not None else (trial.get("conditions") or [{}])[0]
     mode = _mode(trial)
     pinned = trial.get("pinned") or {}
-    leak = _leakage(params, trial)
+    leak = _leakage(params, trial, seed)
     z = _logit(param(params, "baseline")) + _unit_shift(trial, params, seed)
     r = param(params, "range_sensitivity")
     for treatment, level in (cond.get("levels") or {}).items():
@@ -236,6 +245,7 @@ def outcome_probability(params: Mapping, trial: Mapping, condition: Mapping | No
             if xs is not None:
                 x = (1 - r) * x + r * xs
         slope = param(params, f"effect_{treatment}") if f"effect_{treatment}" in params else param(params, "effect")
+        slope += _unit_shift(trial, params, seed, "unit_slope_sd")
         if mode.blind and not pinned:
             slope += param(params, "confound") * leak
         z += slope * (x - 0.5)
@@ -257,7 +267,7 @@ def _anchor(params: Mapping, trial: Mapping, answer: Mapping) -> float:
     return 1.0
 
 
-def probe_value(params: Mapping, trial: Mapping, rng: random.Random | None = None) -> float:
+def probe_value(params: Mapping, trial: Mapping, rng: random.Random | None = None, seed: int = 0) -> float:
     """The elicited value of a probed covariate (expected value when rng is None)."""
     answer = trial.get("answer") or {}
     pinned = trial.get("pinned") or {}
@@ -266,7 +276,7 @@ def probe_value(params: Mapping, trial: Mapping, rng: random.Random | None = Non
     if pinned_value is not None:
         return pinned_value
     anchor = _anchor(params, trial, answer)
-    leak = _leakage(params, trial) if _mode(trial).blind else 0.0
+    leak = _leakage(params, trial, seed) if _mode(trial).blind else 0.0
     cond = (trial.get("conditions") or [{}])[0]
     xs = [normalized_level(t, lv, trial) for t, lv in (cond.get("levels") or {}).items()]
     x = sum(xs) / len(xs) if xs else 0.5
@@ -280,7 +290,7 @@ def probe_value(params: Mapping, trial: Mapping, rng: random.Random | None = Non
 
 
 def _one_text(atype: answers.AnswerType | None, p: float, params: Mapping, trial: Mapping,
-              rng: random.Random, population: bool) -> tuple[str, dict | None]:
+              rng: random.Random, population: bool, seed: int = 0) -> tuple[str, dict | None]:
     """One answer text (and label probabilities) given P, by the answer type's draw."""
     if atype is None:
         return "", None
@@ -290,7 +300,7 @@ def _one_text(atype: answers.AnswerType | None, p: float, params: Mapping, trial
         noise=param(params, "noise"),
         aggregate=population,
         with_probs=bool(param(params, "probs")),
-        probe=lambda: probe_value(params, trial, rng),
+        probe=lambda: probe_value(params, trial, rng, seed),
         is_probe=trial.get("kind") == PROBE,
     )
 
@@ -307,25 +317,13 @@ def answer(trial: Mapping, params: Mapping, seed: int, model: str) -> tuple[str,
         texts = []
         for cond in conditions:
             p = outcome_probability(params, trial, cond, seed)
-            texts.append(_one_text(atype, p, params, trial, rng, population)[0])
+            texts.append(_one_text(atype, p, params, trial, rng, population, seed)[0])
         return answers.condition_lines(texts), None
     p = outcome_probability(params, trial, conditions[0], seed)
-    return _one_text(atype, p, params, trial, rng, False)
+    return _one_text(atype, p, params, trial, rng, False, seed)
 
 
 # ---------------------------------------------------------------- a trial table (diagnose)
-
-
-def loads(value: Any) -> Any:
-    """A trial-table cell decoded (JSON text -> value; NaN/None -> None)."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except json.JSONDecodeError:
-            return value
-    return value
 
 
 def trial_from_row(row: Mapping, levels: Mapping[str, Iterable]) -> dict:
@@ -355,7 +353,7 @@ def condition_truths(params: Mapping, trials: pd.DataFrame, levels: Mapping[str,
                 one = dict(trial, conditions=[cond])
                 cache[key] = (outcome_probability(params, trial, cond, seed),
                               outcome_probability(params0, trial, cond, seed),
-                              probe_value(params, one), probe_value(params0, one),
+                              probe_value(params, one, seed=seed), probe_value(params0, one, seed=seed),
                               float(row.get("target") in (trial["pinned"] or {})))
             info[(row["trial_id"], cond.get("cell"))] = cache[key]
     return info

@@ -1,21 +1,34 @@
-"""`report(run_dir)`: a self-contained `report.html` (figures as base64) and `report.md`.
+"""`report(run_dir)`: a self-contained `report.html` (figures as base64, CSS inline) and `report.md`.
 
-One section per requested analysis, in report order, from what the analysis declares (its
-`title`, `description`, `report_section` tables and figures); an analysis that could not run
-keeps its section, which says why.
+The HTML comes from the jinja2 template `template.html.j2` (autoescaped). It opens with a
+headline (what was run, on which models, the findings the numbers support with their
+intervals, and what cannot be concluded: `headline.py`), a banner when the model is the
+synthetic respondent or the embedded toy model, the methods (study file, one rendered
+prompt per design, models and parameters, counts, dates, versions, answer validity:
+`methods.py`), then one section per requested analysis in report order, from what the
+analysis declares (`title`, `description`, `report_section` tables, figures): a short table
+with human column names (`tables.py`) and the full table one click away. An analysis that
+could not run keeps its section (`<section id='analysis-NAME'>`), which says why.
 """
 
 from __future__ import annotations
 
 import base64
-import html
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from llmexp.analysis import AnalysisResult, analyze, get, resolve_requested
+from llmexp.report.headline import headline, not_evidence
+from llmexp.report.methods import llmexp_version, methods
+from llmexp.report.tables import MISSING, markdown, shown
+
+MAX_FULL_ROWS = 500
 
 
 @dataclass
@@ -25,90 +38,118 @@ class ReportPaths:
     analysis_dir: Path
 
 
-def _fmt(df: pd.DataFrame) -> pd.DataFrame:
-    """Round numbers and show intervals as one '[lo, hi]' column."""
-    d = df.copy()
-    pairs = [("ci_low", "ci_high", "95% CI"), ("mae_ci_low", "mae_ci_high", "MAE 95% CI"),
-             ("mad_ci_low", "mad_ci_high", "95% CI"), ("peak_ci_low", "peak_ci_high", "peak 95% CI"),
-             ("loglog_ci_low", "loglog_ci_high", "log-log 95% CI"),
-             ("diff_ci_low", "diff_ci_high", "difference 95% CI")]
-    for lo, hi, name in pairs:
-        if lo in d and hi in d:
-            d[name] = [f"[{a:.3f}, {b:.3f}]" if pd.notna(a) and pd.notna(b) else ""
-                       for a, b in zip(d[lo], d[hi], strict=True)]
-            d = d.drop(columns=[lo, hi])
-    for c in d.columns:
-        if pd.api.types.is_float_dtype(d[c]):
-            d[c] = d[c].map(lambda v: "" if pd.isna(v) else (f"{v:.3g}" if abs(v) < 1e-3 and v != 0
-                                                              else f"{v:.3f}"))
-    return d.dropna(axis=1, how="all")
+def _environment():
+    import jinja2
+
+    return jinja2.Environment(loader=jinja2.PackageLoader("llmexp.report", "."),
+                              autoescape=True, trim_blocks=True, lstrip_blocks=True,
+                              undefined=jinja2.StrictUndefined)
 
 
-def _md_table(df: pd.DataFrame) -> str:
-    cols = [str(c) for c in df.columns]
-    lines = ["| " + " | ".join(cols) + " |", "| " + " | ".join("---" for _ in cols) + " |"]
-    for row in df.itertuples(index=False):
-        lines.append("| " + " | ".join("" if v is None else str(v).replace("|", "/")
-                                       for v in row) + " |")
-    return "\n".join(lines)
+def _is_number(text) -> bool:
+    t = str(text).replace(",", "").replace("−", "-")
+    if t in (MISSING, "∞", "-∞"):
+        return True
+    try:
+        float(t)
+    except ValueError:
+        return t.startswith("[") and t.endswith("]")
+    return True
 
 
-STYLE = ("body{font-family:sans-serif;max-width:1200px;margin:2em auto;color:#222}"
-         "table{border-collapse:collapse;font-size:12px;margin:1em 0}"
-         "td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}th{background:#eee}"
-         "img{max-width:100%}.note{color:#555}")
+def _figures(result: AnalysisResult, name: str) -> list[dict]:
+    out = []
+    for p in map(Path, result.figures.get(name, [])):
+        if p.suffix == ".png" and p.exists():
+            out.append({"alt": p.stem.replace("_", " "), "b64": base64.b64encode(p.read_bytes()).decode(),
+                        "file": p.name})
+    return out
 
 
-def write_report(result: AnalysisResult, out_dir: Path | str) -> tuple[Path, Path]:
+def _section(result: AnalysisResult, name: str) -> dict:
+    """One analysis's section for the template."""
+    analysis = get(name)
+    section: dict[str, Any] = {"name": name, "title": analysis.title, "description": analysis.description,
+               "not_run": result.not_run.get(name, ""), "tables": [], "figures": [],
+               "notes": list(getattr(result, "analysis_notes", {}).get(name, []))}
+    if name in result.not_run:
+        return section
+    for table, df in analysis.report_section(result.tables):
+        short = shown(table, df, short=True)
+        full = shown(table, df.head(MAX_FULL_ROWS), short=False)
+        full.n_rows = len(df)
+        show_full = len(full.columns) > len(short.columns) or len(df) > len(short.rows)
+        section["tables"].append({"short": short, "full": full if show_full else None})
+    section["figures"] = _figures(result, name)
+    return section
+
+
+def _counts_line(result: AnalysisResult, responses: pd.DataFrame | None) -> str:
+    n = result.summary_data.get("n_responses")
+    if responses is None or responses.empty or "status" not in responses:
+        return f"{n} responses"
+    by = responses["status"].value_counts()
+    parts = ", ".join(f"{int(v)} {k}" for k, v in by.items())
+    designs = responses["design"].nunique() if "design" in responses else 0
+    units = responses["unit_id"].nunique() if "unit_id" in responses else 0
+    return f"{len(responses)} calls ({parts}) over {designs} designs and {units} units"
+
+
+def _context(result: AnalysisResult, responses: pd.DataFrame | None, manifest: dict | None) -> dict:
+    st = result.study
+    generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    meth = methods(st, responses, manifest, generated)
+    names = [m["name"] for m in meth.models]
+    banners, problems = not_evidence(names)
+    invalid = result.tables.get("invalid")
+    count_columns = ["model", "design"] + sorted({k for r in meth.counts for k in r} - {"model", "design"})
+    ran = [get(n).title for n in result.requested if n not in result.not_run]
+    return {
+        "study": st, "study_hash": st.hash(), "version": llmexp_version(), "generated": generated,
+        "n_responses": result.summary_data.get("n_responses"),
+        "what_run": (st.description or st.name) + f" ({len(st.designs) or 1} designs)",
+        "model_names": names, "counts_line": _counts_line(result, responses),
+        "analyses_line": ", ".join(ran) or "none ran",
+        "banners": banners, "banner_problems": problems, "head": headline(result),
+        "not_run": [get(n).title for n in result.not_run], "methods": meth,
+        "count_columns": count_columns,
+        "invalid": shown("invalid", invalid, short=False) if invalid is not None and len(invalid) else None,
+        "sections": [_section(result, n) for n in result.requested],
+        "notes": result.notes, "is_number": _is_number,
+    }
+
+
+def _markdown(ctx: dict) -> str:
+    st, head = ctx["study"], ctx["head"]
+    md = [f"# {st.name}", "", st.description or "", "", *[f"> **{b}**" for b in ctx["banners"]], "",
+          "## Headline", "", f"- Models: {', '.join(ctx['model_names'])}", f"- Responses: {ctx['counts_line']}", ""]
+    md += [f"- {f}" for f in head.findings] + [""] + [f"- {f}" for f in head.unclear] + [""]
+    if ctx["invalid"] is not None:
+        md += ["## Answer validity", "", markdown(ctx["invalid"]), ""]
+    for s in ctx["sections"]:
+        md += [f"## {s['title']}", "", s["description"], ""]
+        if s["not_run"]:
+            md += [f"Not run: {s['not_run']}", ""]
+        md += [f"Note: {n}" for n in s["notes"]]
+        for t in s["tables"]:
+            md += [f"### {t['short'].title}", "", markdown(t["short"]), ""]
+        md += [f"![{f['alt']}](../analysis/figures/{f['file']})\n" for f in s["figures"]]
+    md += [f"note: {n}" for n in ctx["notes"]]
+    return "\n".join(md) + "\n"
+
+
+def write_report(result: AnalysisResult, out_dir: Path | str, responses: pd.DataFrame | None = None,
+                 manifest: dict | None = None) -> tuple[Path, Path]:
+    """Write report.html and report.md for an analysis `result` into `out_dir`; `responses`
+    (the run's response table) and `manifest` add the prompts, counts and dates."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    st = result.study
-    header = (f"study hash {st.hash()}; {result.summary_data.get('n_responses')} responses; "
-              f"analyses: {', '.join(result.requested)}")
-    h = [f"<!doctype html><html><head><meta charset='utf-8'><title>llmexp report: "
-         f"{html.escape(st.name)}</title><style>{STYLE}</style></head><body>",
-         f"<h1>Report: {html.escape(st.name)}</h1>", f"<p class='note'>{header}</p>"]
-    md = [f"# Report: {st.name}", "", header, ""]
-    inv = result.tables.get("invalid")
-    if inv is not None and len(inv):
-        h.append("<h2 id='invalid'>Answer validity</h2>" + _fmt(inv).to_html(index=False))
-        md += ["## Answer validity", "", _md_table(_fmt(inv)), ""]
-    for name in result.requested:
-        sh, smd = _section(result, name)
-        h += sh
-        md += smd
-    for n in result.notes:
-        h.append(f"<p class='note'>note: {html.escape(n)}</p>")
-    h.append("</body></html>")
+    ctx = _context(result, responses, manifest)
+    html_text = _environment().get_template("template.html.j2").render(**ctx)
     hp, mp = out_dir / "report.html", out_dir / "report.md"
-    hp.write_text("\n".join(h), encoding="utf-8")
-    mp.write_text("\n".join(md), encoding="utf-8")
+    hp.write_text(html_text, encoding="utf-8")
+    mp.write_text(_markdown(ctx), encoding="utf-8")
     return hp, mp
-
-
-def _section(result: AnalysisResult, name: str) -> tuple[list[str], list[str]]:
-    """One analysis's section: (html parts, markdown lines)."""
-    analysis = get(name)
-    h = [f"<section id='analysis-{name}'><h2>{html.escape(analysis.title)}</h2>"
-         f"<p class='note'>{html.escape(analysis.description)}</p>"]
-    md = [f"## {analysis.title}", "", analysis.description, ""]
-    if name in result.not_run:
-        why = f"Not run: {result.not_run[name]}"
-        h.append(f"<p class='note'>{html.escape(why)}</p>")
-        md += [why, ""]
-    else:
-        for table, df in analysis.report_section(result.tables):
-            f = _fmt(df)
-            h.append(f"<h3>{html.escape(table)}</h3>" + f.to_html(index=False, escape=True))
-            md += [f"### {table}", "", _md_table(f), ""]
-    for p in map(Path, result.figures.get(name, [])):
-        if p.suffix == ".png":
-            b64 = base64.b64encode(p.read_bytes()).decode()
-            h.append(f"<figure><img alt='{html.escape(p.stem)}' "
-                     f"src='data:image/png;base64,{b64}'/></figure>")
-            md += [f"![{p.stem}](../analysis/figures/{p.name})", ""]
-    h.append("</section>")
-    return h, md
 
 
 def open_run_data(run_dir: Path | str):
@@ -119,23 +160,35 @@ def open_run_data(run_dir: Path | str):
     return run.study, run.to_pandas()
 
 
-def analyze_run(run_dir: Path | str, requested: Iterable[str] | None = None,
-                only: Iterable[str] | None = None, add: Iterable[str] | None = None,
-                out_dir: Path | str | None = None, **kwargs) -> AnalysisResult:
+def read_manifest(run_dir: Path | str) -> dict | None:
+    path = Path(run_dir) / "manifest.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _analyze(run_dir, requested, only, add, out_dir, **kwargs) -> tuple[AnalysisResult, pd.DataFrame]:
     study, responses = open_run_data(run_dir)
     req = resolve_requested(study, requested, only, add)
     out = Path(out_dir) if out_dir else Path(run_dir) / "analysis"
-    return analyze(study, responses, req, out_dir=out, **kwargs)
+    return analyze(study, responses, req, out_dir=out, **kwargs), responses
+
+
+def analyze_run(run_dir: Path | str, requested: Iterable[str] | None = None,
+                only: Iterable[str] | None = None, add: Iterable[str] | None = None,
+                out_dir: Path | str | None = None, **kwargs) -> AnalysisResult:
+    return _analyze(run_dir, requested, only, add, out_dir, **kwargs)[0]
 
 
 def report(run_dir: Path | str, requested: Iterable[str] | None = None,
            only: Iterable[str] | None = None, add: Iterable[str] | None = None,
            out_dir: Path | str | None = None, **kwargs) -> ReportPaths:
-    result = analyze_run(run_dir, requested, only, add, **kwargs)
+    result, responses = _analyze(run_dir, requested, only, add, None, **kwargs)
     out = Path(out_dir) if out_dir else Path(run_dir) / "report"
-    hp, mp = write_report(result, out)
+    hp, mp = write_report(result, out, responses=responses, manifest=read_manifest(run_dir))
     assert result.out_dir is not None  # analyze_run always writes the analysis
     return ReportPaths(html=hp, markdown=mp, analysis_dir=result.out_dir)
 
 
-__all__ = ["report", "write_report", "analyze_run", "open_run_data", "ReportPaths"]
+__all__ = ["report", "write_report", "analyze_run", "open_run_data", "read_manifest", "ReportPaths"]

@@ -7,14 +7,17 @@
 
 Layout (one concern per module; `run_study` composes them):
 `plan.py` (argument checks, trial selection and order, the dry-run plan), `models.py` (what
-a model name means, asked of `llmexp.providers` in one place; the preflight), `session.py`
-(run directory, manifest, sessions), `calls.py` (trial rows -> calls), `replay.py` (cache
-replay), `scheduler.py` (the workers and the one place a model is called), `retry.py`,
-`limits.py` (rate limits, throttle), `outcome.py` (a call's outcome -> its response row),
-`writer.py`, `store.py` (run directory: manifest + SQLite; columns in `llmexp/schema.py`),
-`redaction.py` (no secret is written), `cache.py` (shared response cache), `cost.py`
-(prices, estimates), `router.py` (litellm Router), `progress.py`, `results.py` (reading
-runs back), `runner.py` (`run_study`). The CLI commands live in `llmexp.cli.runner`.
+a model name means, asked of `llmexp.providers` in one place; the preflight), `endpoints.py`
+(no API key sent to a host the user did not allow), `session.py` (run directory, manifest,
+sessions), `lock.py` (one process per run directory), `calls.py` (trial rows -> calls),
+`replay.py` (cache replay), `queue.py` (call order; the shared cache's claims),
+`scheduler.py` (the workers and the one place a model is called), `retry.py`, `limits.py`
+(rate limits, throttle), `outcome.py` (a call's outcome -> its response row), `writer.py`,
+`store.py` (run directory: manifest + SQLite; columns in `llmexp/schema.py`),
+`redaction.py` (no secret is written), `cache.py` (shared response cache), `status.py`
+(complete / partial / stopped, exit codes), `cost.py` (prices, estimates), `router.py`
+(litellm Router), `progress.py`, `results.py` (reading runs back), `runner.py`
+(`run_study`). The CLI commands live in `llmexp.cli.runner`.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ _EXPORTS = {
     "estimate_cost": "llmexp.runner.cost",
     "CostEstimate": "llmexp.runner.cost",
     "RetryPolicy": "llmexp.runner.retry",
+    "RunStopped": "llmexp.runner.status",
 }
 
 __all__ = [
@@ -48,6 +52,7 @@ __all__ = [
     "estimate_cost",
     "CostEstimate",
     "RetryPolicy",
+    "RunStopped",
 ]
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -56,6 +61,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from llmexp.runner.retry import RetryPolicy
     from llmexp.runner.runner import run_study
     from llmexp.runner.session import default_run_dir
+    from llmexp.runner.status import RunStopped
 
 
 def __getattr__(name: str):

@@ -2,15 +2,14 @@
 
 JSON columns are parsed once here (and shared between trials with the same text), the
 params are split into what litellm gets and what configures llmexp, and each call gets
-its cost and token estimates (for the budget and the tokens/min limit) and its cache key.
+its cost and token estimates (for the budget and the tokens/min limit), its cache key and
+the wall-clock deadline of each attempt (the model's `timeout` param, else the policy's).
 What depends on the kind of model (custom provider or litellm, cacheable, cache key) is
 asked of `models.provider`.
 """
 
 from __future__ import annotations
 
-import json
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +18,7 @@ from llmexp.runner.cost import Price, completion_budget, model_price
 from llmexp.runner.models import provider
 from llmexp.runner.retry import RetryPolicy
 from llmexp.runner.router import routed_kwargs
+from llmexp.schema import json_cell as loads
 
 # params that configure llmexp itself, never sent to a provider
 RUNNER_PARAMS = {"rpm", "tpm", "replicates", "input_cost_per_token", "output_cost_per_token"}
@@ -37,29 +37,7 @@ class Call:
     est_cost: float
     cacheable: bool
     cache_key: str
-
-
-def clean(value: Any) -> Any:
-    """A trial-table cell as a plain python value: NaN -> None, numpy scalars -> python."""
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if hasattr(value, "item") and not isinstance(value, (str, bytes)):  # numpy scalars
-        try:
-            return clean(value.item())
-        except Exception:
-            return value
-    return value
-
-
-def loads(value: Any) -> Any:
-    """A JSON column's value decoded (left as is when it is not JSON text)."""
-    value = clean(value)
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except json.JSONDecodeError:
-            return value
-    return value
+    deadline: float | None = None  # wall-clock seconds one attempt may take (None: llmexp's own providers)
 
 
 class _Parsed:
@@ -91,6 +69,15 @@ def _kwargs(row: dict, params: dict, levels: dict, answer: dict, conditions: lis
     kwargs.setdefault("timeout", retry.timeout)
     kwargs["max_retries"] = 0  # retries are ours (bounded, logged)
     return kwargs
+
+
+def _deadline(params: dict, retry: RetryPolicy) -> float:
+    """The per-attempt wall-clock limit: the model's `timeout` param, else the policy's."""
+    try:
+        value = float(params.get("timeout") or retry.timeout)
+    except (TypeError, ValueError):
+        value = retry.timeout
+    return value if value > 0 else retry.timeout
 
 
 def prepare_calls(rows: list[dict], study: Any, seed: int, retry: RetryPolicy, spec_params: dict, routed: frozenset = frozenset()) -> list[Call]:
@@ -130,6 +117,7 @@ def prepare_calls(rows: list[dict], study: Any, seed: int, retry: RetryPolicy, s
                 est_cost=prices[model].cost(chars // 3 + 4 * len(messages), completion),
                 cacheable=owner.cacheable,
                 cache_key=owner.cache_key(row.get("cache_key") or row["trial_id"]),
+                deadline=None if owner.needs_structured_trial else _deadline(params, retry),
             )
         )
     return calls

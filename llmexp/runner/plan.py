@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from llmexp.errors import RunError
-from llmexp.runner.calls import clean
 from llmexp.runner.cost import estimate_cost
 from llmexp.runner.models import provider
 from llmexp.runner.results import RunPlan
 from llmexp.runner.store import STORE, RunStore
 from llmexp.schema import JSON_TRIAL_COLUMNS, TRIAL_COLUMNS
+from llmexp.schema import plain_cell as clean
 from llmexp.spec import ModelSpec, Study
 
 DEFAULT_CONCURRENCY = 8

@@ -1,6 +1,8 @@
 """Progress display: a live rich bar on a terminal, plain periodic lines otherwise.
 
-Shows done/total, rate, ETA, cost so far and errors by kind. The display reads the
+Shows done/total, rate, ETA, cost so far, errors by kind and the calls waiting for another
+run's answer (a shared cache); the scheduler's notes (a model rate limited, not answering,
+stopped; the run stopping) are printed as they happen. The display reads the
 scheduler's `Stats` on a timer (never per call), so it adds no per-call overhead.
 """
 
@@ -45,6 +47,8 @@ def status_line(stats: Stats) -> str:
         parts.append(f"cached {stats.cache_hits}")
     if stats.retries:
         parts.append(f"retries {stats.retries}")
+    if stats.waiting:
+        parts.append(f"waiting for another run {stats.waiting}")
     if errs:
         parts.append(f"errors: {errs}")
     return " | ".join(parts)
@@ -103,6 +107,8 @@ class ProgressDisplay:
             info = f"${s.cost:.4f} ok {s.ok} inv {s.invalid} fail {s.failed}"
             if s.cache_hits:
                 info += f" cached {s.cache_hits}"
+            if s.waiting:
+                info += f" waiting {s.waiting}"
             if errs:
                 info += f" | {errs}"
             elapsed = max(1e-9, time.monotonic() - s.started)

@@ -7,30 +7,16 @@ written in transactions of 5,000 rows. Only the remaining calls go to the schedu
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 
 from llmexp.runner.cache import ResponseCache
 from llmexp.runner.calls import Call
-from llmexp.runner.outcome import Outcome, build_row
+from llmexp.runner.outcome import build_row, cached_outcome, is_blank
 from llmexp.runner.scheduler import Stats
 from llmexp.runner.store import RunStore
 from llmexp.schema import ResponseRow
 
 BATCH = 5000  # hit rows per transaction
-
-
-def _hit_outcome(hit: dict) -> Outcome:
-    return Outcome(
-        text=hit["raw_text"],
-        probs=json.loads(hit["probs"]) if hit.get("probs") else None,
-        prob_mass=hit.get("prob_mass"),
-        prompt_tokens=int(hit.get("prompt_tokens") or 0),
-        completion_tokens=int(hit.get("completion_tokens") or 0),
-        cost=0.0,
-        attempts=0,
-        cache_hit=True,
-    )
 
 
 def replay(calls: list[Call], cache: ResponseCache, store: RunStore, stats: Stats, scrub: Callable[[str], str]) -> list[Call]:
@@ -42,10 +28,10 @@ def replay(calls: list[Call], cache: ResponseCache, store: RunStore, stats: Stat
     rows: list[ResponseRow] = []
     for c in calls:
         h = hits.get(c.cache_key) if c.cacheable else None
-        if h is None or h.get("model") != c.model:
+        if h is None or h.get("model") != c.model or is_blank(h.get("raw_text")):  # a blank answer is never replayed
             remaining.append(c)
             continue
-        out = _hit_outcome(h)
+        out = cached_outcome(h)
         row = build_row(c, out, scrub)
         rows.append(row)
         if len(rows) >= BATCH:  # one transaction per 5,000 hits, not per hit

@@ -1,4 +1,10 @@
-"""Reading a run directory back: `open_run(run_dir) -> RunResults`."""
+"""Reading a run directory back: `open_run(run_dir) -> RunResults`.
+
+`RunResults.summary()` starts with the run's status (`status.py`: complete, partial,
+stopped; "running" while a process holds the directory's lock). `export` writes CSV cells
+that a spreadsheet cannot run as formulas (`llmexp.export`); parquet and JSON keep values
+as they are.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from llmexp.errors import RunError
+from llmexp.export import csv_safe
+from llmexp.runner.lock import holder
+from llmexp.runner.status import RunStatus, recorded
 from llmexp.runner.store import STORE, RunStore, read_manifest
 from llmexp.schema import BOOL_RESPONSE_COLUMNS, FLOAT_RESPONSE_COLUMNS, RESPONSE_COLUMNS, TRIAL_COLUMNS, ResponseRow
 
@@ -51,12 +60,15 @@ class RunSummary:
     invalid_examples: list = field(default_factory=list)  # [{trial_id, raw_text, error}]
     failed_reasons: dict = field(default_factory=dict)  # error kind -> n
     failed_examples: list = field(default_factory=list)
+    status: str = ""  # complete / partial / stopped / running (status.py)
+    status_reason: str = ""
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
 
     def __str__(self) -> str:
-        lines = [
+        lines = [f"run status: {self.status}" + (f" ({self.status_reason})" if self.status_reason else "")] if self.status else []
+        lines += [
             f"run {self.run_dir} (study {self.study})",
             f"  trials {self.trials}, calls recorded {self.calls}, not yet run {self.pending}",
             "  status: " + ", ".join(f"{k} {v}" for k, v in sorted(self.by_status.items())),
@@ -97,6 +109,13 @@ class RunResults:
         self.stopped: dict = {}
         self.budget_stop: str | None = None
         self.stats: Any = None  # the session's scheduler Stats, on the results run_study returns
+        self.status: RunStatus | None = None  # how the session run_study just made ended
+
+    def run_status(self) -> RunStatus:
+        """How the run ended (or that it is running now), as its manifest records it."""
+        if self.status is not None:
+            return self.status
+        return recorded(self.manifest, running_elsewhere=holder(self.run_dir) is not None)
 
     def __repr__(self) -> str:
         return f"RunResults({str(self.run_dir)!r})"
@@ -212,6 +231,8 @@ class RunResults:
             invalid_examples=invalid_examples,
             failed_reasons=failed_reasons,
             failed_examples=failed_examples,
+            status=self.run_status().status,
+            status_reason=self.run_status().reason,
         )
 
     def archive(self, out_dir: Path | str) -> Path:
@@ -231,8 +252,8 @@ class RunResults:
         path = Path(path)
         df = self.to_pandas()
         suffix = path.suffix.lower()
-        if suffix == ".csv":
-            df.to_csv(path, index=False)
+        if suffix == ".csv":  # text cells that a spreadsheet would run as formulas get a leading '
+            csv_safe(df).to_csv(path, index=False)
         elif suffix in (".parquet", ".pq"):
             df.to_parquet(path, index=False)
         elif suffix in (".jsonl", ".json"):

@@ -1,38 +1,42 @@
 """The asyncio scheduler: a pool of workers driving every pending call to a response row.
 
-One `Scheduler.run()` takes the calls in order with a fixed pool of `concurrency` workers
-(low per-call overhead: no pandas, no task per trial, JSON parsed once when the call was
-prepared). For each call a worker
+One `Scheduler.run()` takes the calls from a `CallQueue` (`queue.py`: run order, and the
+shared cache's claims, so two runs never pay for one key twice) with a fixed pool of
+`concurrency` workers (low per-call overhead: no pandas, no task per trial, JSON parsed
+once when the call was prepared). For each call a worker
 
 - checks the budget (`--max-cost`): a call starts only if spent + reserved (estimated
   cost of in-flight calls) + its own estimate stays within it;
 - makes the call through `send`, the one place llmexp calls a model, after the model's
-  rate limits (`limits.py`) allow it; transient failures are retried by `retry.py`'s
-  policy (tenacity engaged only once a first attempt fails, so a call that succeeds at
-  once pays nothing for it), and a 429 engages the model's `Throttle`;
+  rate limits (`limits.py`) allow it, under a wall-clock deadline per attempt; failures
+  are retried by `retry.py`'s policy: transient ones within `max_attempts`, 429s on their
+  own budget (Retry-After honoured, the model's `Throttle` engaged), an empty answer a few
+  times before it is kept;
 - stops a model at its first permanent failure (authentication, unknown model, bad
-  request) with ONE message, or after `max_consecutive_failures` calls in a row failed
-  after all retries (a dead endpoint does not burn through thousands of calls);
+  request) with ONE message, after `max_consecutive_failures` calls in a row failed after
+  all retries, or when its attempts keep timing out (a provider that does not answer is
+  detected in minutes);
 - hands the response row to the `Writer` (`writer.py`), which commits it within one loop
   iteration, so a killed run loses only the calls in flight.
+
+`stop(reason)` (a store that cannot be written, SIGINT/SIGTERM) stops starting calls at
+once; calls in flight finish (and are saved) unless `grace` seconds pass first.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-
-from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 
 from llmexp.providers.base import extract_probs
 from llmexp.runner.calls import Call
 from llmexp.runner.limits import RateLimiter, Throttle
-from llmexp.runner.outcome import Outcome, build_row
-from llmexp.runner.retry import ModelStopped, RetryPolicy, classify
+from llmexp.runner.outcome import Outcome, build_row, cached_outcome, is_blank
+from llmexp.runner.queue import CallQueue
+from llmexp.runner.retry import DEADLINE_SLACK, EmptyAnswer, ModelStopped, RetryPolicy, classify, raw_body
 from llmexp.runner.writer import Writer
 from llmexp.schema import ResponseRow
 
@@ -62,6 +66,9 @@ class ModelState:
     router: Any = None  # a litellm Router that sends this model's calls (see `send`)
     inflight: int = 0  # calls of this model in flight (for the throttle's first window)
     throttle: Throttle | None = None  # engaged by the first 429
+    timeouts_in_row: int = 0  # attempts timed out since the model last answered
+    last_answer: float = field(default_factory=time.monotonic)  # when it last answered (or the run began)
+    warned: bool = False  # "not answering" was said
 
     @property
     def gate(self) -> asyncio.Semaphore | None:
@@ -85,6 +92,9 @@ class Stats:
     completion_tokens: int = 0
     errors: dict = field(default_factory=dict)  # kind -> count (failed calls and retries)
     started: float = field(default_factory=time.monotonic)
+    waiting: int = 0  # calls waiting for another run's answer (shared cache)
+    abandoned: int = 0  # calls cancelled in flight when the run stopped (asked again on resume)
+    unsaved: int = 0  # answers received that the store could not keep
 
     def count(self, row: ResponseRow, out: Outcome) -> None:
         """Count one finished call (a live call or a cache hit)."""
@@ -108,7 +118,12 @@ class Stats:
 class _Try:
     """One call's attempts so far and when it started."""
 
-    attempts: int = 0
+    attempts: int = 0  # requests sent (the stored `attempts`)
+    limited: int = 0  # of them answered 429 (not counted against max_attempts)
+    limited_wait: float = 0.0  # seconds waited on 429s
+    empties: int = 0  # answers that came back empty
+    prompt_tokens: int = 0  # usage of the empty answers (paid too)
+    completion_tokens: int = 0
     started: float = field(default_factory=time.monotonic)
 
 
@@ -118,6 +133,18 @@ _STOP_HINTS = {
     "not_found": "check the model name",
     "bad_request": "the provider rejected the request; check the model name and its params",
 }
+
+
+def _usage(resp: Any) -> tuple[int, int]:
+    usage = getattr(resp, "usage", None)
+    return int(getattr(usage, "prompt_tokens", 0) or 0), int(getattr(usage, "completion_tokens", 0) or 0)
+
+
+def _text(resp: Any) -> str | None:
+    try:
+        return resp.choices[0].message.content
+    except (AttributeError, IndexError, TypeError):
+        return None
 
 
 class Scheduler:
@@ -133,6 +160,7 @@ class Scheduler:
         stats: Stats | None = None,
         on_message: Callable[[str], None] | None = None,
         scrub: Callable[[str], str] | None = None,
+        cache: Any = None,
     ):
         self.calls = calls
         self.models = models
@@ -146,44 +174,89 @@ class Scheduler:
         self.on_message = on_message or (lambda msg: None)
         self.scrub = scrub or (lambda s: s)
         self.budget_stop: str | None = None
-        self._next = 0
+        self.stop_reason: str | None = None  # why the run stopped starting calls (store, signal)
+        self.queue = CallQueue(calls, cache, chunk=max(64, 2 * self.concurrency), on_message=self.on_message)
+        self._workers: list[asyncio.Task] = []
+
+    # -- stopping
+    def stop(self, reason: str, grace: float | None = None) -> None:
+        """Start no more calls; cancel the calls in flight after `grace` seconds (now if 0)."""
+        if self.stop_reason is None:
+            self.stop_reason = reason
+        if grace is None:
+            return
+        if grace <= 0:
+            self._cancel_inflight()
+        else:
+            asyncio.get_running_loop().call_later(grace, self._cancel_inflight)
+
+    def _cancel_inflight(self) -> None:
+        for w in self._workers:
+            w.cancel()
+
+    def _stopping(self) -> bool:
+        return self.stop_reason is not None or self.budget_stop is not None
 
     # -- retries
-    def _wait(self, state: Any) -> float:
-        """tenacity's wait: the policy's backoff after the failed attempt."""
-        exc = state.outcome.exception() if state.outcome is not None else None
-        return self.retry.backoff(state.attempt_number, exc)
-
-    def _wait_after_first(self, state: Any) -> float:
-        """tenacity's wait when it takes over after the first attempt (its attempt 1 is our 2)."""
-        exc = state.outcome.exception() if state.outcome is not None else None
-        return self.retry.backoff(state.attempt_number + 1, exc)
-
-    def _should_retry(self, exc: BaseException) -> bool:
+    def _retry_wait(self, exc: BaseException, state: ModelState, tried: _Try, deadline: float | None = None) -> float | None:
+        """Seconds to wait before the next attempt, or None to give up on the call."""
+        deadline = deadline or self.retry.timeout + DEADLINE_SLACK
         kind, transient, _ = classify(exc)
-        if transient:
-            self.stats.retries += 1
-            self.stats.errors[kind] = self.stats.errors.get(kind, 0) + 1
-        return transient
+        if kind == "timeout":
+            self._timed_out(state, deadline)
+        if not transient or state.stopped or self._stopping():
+            return None
+        if kind == "rate_limit":
+            wait = self.retry.rate_limit_wait(tried.limited, exc)
+            if tried.limited_wait + wait > self.retry.max_rate_limit_wait:
+                return None
+            tried.limited_wait += wait
+        elif kind == "empty":
+            if tried.empties >= self.retry.empty_attempts or tried.attempts - tried.limited >= self.retry.max_attempts:
+                return None
+            wait = self.retry.backoff(tried.empties, exc)
+        else:
+            if tried.attempts - tried.limited >= self.retry.max_attempts:
+                return None
+            wait = self.retry.backoff(tried.attempts - tried.limited, exc)
+        self.stats.retries += 1
+        self.stats.errors[kind] = self.stats.errors.get(kind, 0) + 1
+        return wait
 
-    async def _with_retries(self, attempt: Callable[[], Awaitable[Any]]) -> Any:
-        """`attempt()`, retried on transient failures: the first attempt directly,
-        tenacity's bookkeeping only once a call fails."""
-        try:
-            return await attempt()
-        except Exception as first:  # noqa: BLE001
-            if not self._should_retry(first) or self.retry.max_attempts <= 1:
-                raise
-            await asyncio.sleep(self.retry.backoff(1, first))
-            retrying = AsyncRetrying(
-                stop=stop_after_attempt(self.retry.max_attempts - 1),
-                wait=self._wait_after_first,
-                retry=retry_if_exception(self._should_retry),
-                reraise=True,
-            )
-            return await retrying(attempt)
+    def _timed_out(self, state: ModelState, deadline: float) -> None:
+        """An attempt timed out. A model whose attempts keep timing out with no answer in
+        between is not answering: say so once a whole deadline passed in silence, and stop
+        it after `hang_timeouts` in a row and two deadlines of silence (or 3 in a row and
+        `hang_seconds` of silence, for a run with few calls in flight)."""
+        state.timeouts_in_row += 1
+        n = state.timeouts_in_row
+        silent = time.monotonic() - state.last_answer
+        if state.stopped or n < 3:
+            return
+        if not state.warned and silent >= deadline:
+            state.warned = True
+            self.on_message(f"model {state.name} is not answering: {n} attempts in a row timed out, no answer for {silent:.0f} s")
+        if not ((n >= self.retry.hang_timeouts and silent >= 2 * deadline) or silent >= self.retry.hang_seconds):
+            return
+        state.stopped = (
+            f"model {state.name} stopped (not answering): {n} attempts in a row timed out and no answer came "
+            f"for {silent:.0f} s -- check the provider (or raise the timeout) and run the same command again"
+        )
+        self.on_message(state.stopped)
 
-    # -- one call
+    # -- one attempt
+    async def _send(self, call: Call, state: ModelState) -> Any:
+        """`send` under the attempt's wall-clock deadline; an answer resets the model's
+        timeout count."""
+        if call.deadline:
+            resp = await asyncio.wait_for(send(call, state.router), call.deadline + DEADLINE_SLACK)
+        else:
+            resp = await send(call, state.router)
+        state.timeouts_in_row = 0
+        state.warned = False
+        state.last_answer = time.monotonic()
+        return resp
+
     async def _attempt(self, call: Call, state: ModelState, tried: _Try) -> Any:
         """One attempt: wait for the model's gate, throttle and rate limits, then send."""
         if state.stopped:
@@ -195,29 +268,31 @@ class Scheduler:
                     raise ModelStopped(state.stopped)
                 tried.attempts += 1
                 await state.limiter.acquire(call.est_tokens)
-                return await send(call, state.router)
+                return await self._send(call, state)
         tried.attempts += 1
         throttle = state.throttle
         if throttle is not None:
-            return await self._throttled(call, state, throttle)
+            return await self._throttled(call, state, throttle, tried)
         await state.limiter.acquire(call.est_tokens)
         state.inflight += 1
         try:
-            return await send(call, state.router)
+            return await self._send(call, state)
         except Exception as exc:
             if classify(exc)[0] == "rate_limit":
+                tried.limited += 1
                 self._engage(state).limited(tried.started, self.retry.pause(exc))
             raise
         finally:
             state.inflight -= 1
 
-    async def _throttled(self, call: Call, state: ModelState, throttle: Throttle) -> Any:
+    async def _throttled(self, call: Call, state: ModelState, throttle: Throttle, tried: _Try) -> Any:
         started = await throttle.enter()
         try:
             await state.limiter.acquire(call.est_tokens)
-            resp = await send(call, state.router)
+            resp = await self._send(call, state)
         except Exception as exc:
             if classify(exc)[0] == "rate_limit":
+                tried.limited += 1
                 throttle.limited(started, self.retry.pause(exc))
             raise
         finally:
@@ -231,44 +306,66 @@ class Scheduler:
             self.on_message(f"model {state.name} is rate limited (429): adapting its calls in flight")
         return state.throttle
 
+    # -- one call
+    async def _answer(self, call: Call, state: ModelState, tried: _Try) -> tuple[Any, str]:
+        """Attempts until one returns a non-empty answer, or raise the last failure."""
+        while True:
+            try:
+                resp = await self._attempt(call, state, tried)
+                text = _text(resp)
+                if is_blank(text):
+                    pt, ct = _usage(resp)
+                    tried.empties += 1
+                    tried.prompt_tokens += pt
+                    tried.completion_tokens += ct
+                    raise EmptyAnswer(resp, text or "")
+                return resp, text or ""
+            except Exception as exc:
+                wait = self._retry_wait(exc, state, tried, call.deadline + DEADLINE_SLACK if call.deadline else None)
+                if wait is None:
+                    raise
+                await asyncio.sleep(wait)
+
     async def _call(self, call: Call, state: ModelState) -> Outcome:
         """Make one call (with retries); every failure becomes an Outcome, never an exception."""
         tried = _Try()
         try:
-            resp = await self._with_retries(functools.partial(self._attempt, call, state, tried))
+            resp, text = await self._answer(call, state, tried)
+        except EmptyAnswer as empty:  # still empty after its retries: kept as it came
+            if tried.empties < self.retry.empty_attempts and (state.stopped or self._stopping()):
+                return self._failure(empty, state, tried)  # cut short by a stop: asked again on resume
+            return self._outcome(call, state, tried, empty.response, empty.text, empty=True)
         except Exception as exc:  # noqa: BLE001 - every failure becomes a recorded row
             return self._failure(exc, state, tried)
-        latency = time.monotonic() - tried.started
-        try:
-            text = resp.choices[0].message.content
-        except (AttributeError, IndexError):
-            text = None
-        usage = getattr(resp, "usage", None)
-        pt = int(getattr(usage, "prompt_tokens", 0) or 0)
-        ct = int(getattr(usage, "completion_tokens", 0) or 0)
+        return self._outcome(call, state, tried, resp, text)
+
+    def _outcome(self, call: Call, state: ModelState, tried: _Try, resp: Any, text: str, empty: bool = False) -> Outcome:
+        pt, ct = _usage(resp)
+        if empty:  # every empty answer was paid for
+            pt, ct = tried.prompt_tokens, tried.completion_tokens
         state.limiter.settle(call.est_tokens, pt + ct)
-        probs, mass = extract_probs(resp)
+        probs, mass = extract_probs(resp) if not empty else (None, None)
         return Outcome(
-            text=text if text is not None else "",
+            text=text,
             probs=probs,
             prob_mass=mass,
             prompt_tokens=pt,
             completion_tokens=ct,
             cost=pt * state.price_in + ct * state.price_out,
-            latency=latency,
+            latency=time.monotonic() - tried.started,
             attempts=tried.attempts,
+            empty=empty,
         )
 
     def _failure(self, exc: BaseException, state: ModelState, tried: _Try) -> Outcome:
         """The Outcome of a call that failed for good (stopping its model if it must)."""
-        kind, transient, stops = classify(exc)
-        if transient and kind in self.stats.errors:  # the last attempt was not a retry
-            self.stats.retries -= 1
-            self.stats.errors[kind] -= 1
+        kind, _, stops = classify(exc)
         msg = f"{type(exc).__name__}: {exc}"
         if stops:
             self._stop_model(state, kind, exc)
-        return Outcome(error=msg[:2000], error_kind=kind, attempts=tried.attempts, latency=time.monotonic() - tried.started)
+        return Outcome(
+            error=msg[:2000], error_kind=kind, attempts=tried.attempts, latency=time.monotonic() - tried.started, raw_body=raw_body(exc)
+        )
 
     def _stop_model(self, state: ModelState, kind: str, exc: BaseException) -> None:
         if state.stopped:
@@ -279,13 +376,6 @@ class Scheduler:
         self.on_message(state.stopped)
 
     # -- workers
-    def _take(self) -> Call | None:
-        if self._next >= len(self.calls):
-            return None
-        call = self.calls[self._next]
-        self._next += 1
-        return call
-
     def _over_budget(self, call: Call) -> bool:
         """Whether starting `call` could exceed --max-cost (then the run stops taking calls)."""
         if self.max_cost is None or call.est_cost <= 0:
@@ -301,21 +391,34 @@ class Scheduler:
 
     async def _worker(self) -> None:
         stats = self.stats
-        while True:
-            call = self._take()
-            if call is None:
+        while not self._stopping():
+            taken = await self.queue.take()
+            stats.waiting = self.queue.n_waiting
+            if taken is None:
                 return
+            what, call, hit = taken
+            if what == "hit" and hit is not None:  # answered meanwhile by another run sharing the cache
+                out = cached_outcome(hit)
+                row = build_row(call, out, self.scrub)
+                self.writer.add(row)
+                stats.count(row, out)
+                continue
             state = self.models[call.model]
-            if state.stopped or self.budget_stop or self._over_budget(call):
+            if state.stopped or self._stopping() or self._over_budget(call):
                 stats.skipped += 1
+                self.writer.release(call)
                 continue
             self.reserved += call.est_cost
             try:
                 out = await self._call(call, state)
+            except asyncio.CancelledError:
+                stats.abandoned += 1
+                raise
             finally:
                 self.reserved -= call.est_cost
             if out.error_kind == "stopped":  # the model was stopped while this call waited
                 stats.skipped += 1
+                self.writer.release(call)
                 continue
             self._record(call, state, out)
 
@@ -324,9 +427,9 @@ class Scheduler:
         self.spent += out.cost
         row = build_row(call, out, self.scrub)
         cache_row = None
-        if call.cacheable and out.text is not None:
-            cache_row = (call.cache_key, call.model, out.text, row.probs, out.prob_mass, out.prompt_tokens, out.completion_tokens, out.cost)
-        self.writer.add(row, cache_row)
+        if call.cacheable and out.text is not None and not out.empty:
+            cache_row = (call.cache_key, call.model, row.raw_text, row.probs, out.prob_mass, out.prompt_tokens, out.completion_tokens, out.cost)
+        self.writer.add(row, cache_row, call.cache_key if call.cacheable else None)
         self.stats.count(row, out)
         if out.text is not None:
             state.consecutive_failures = 0
@@ -343,14 +446,20 @@ class Scheduler:
     async def run(self) -> Stats:
         self.writer.start()
         try:
-            workers = [asyncio.create_task(self._worker()) for _ in range(min(self.concurrency, max(1, len(self.calls))))]
+            n = min(self.concurrency, max(1, len(self.calls)))
+            self._workers = [asyncio.create_task(self._worker()) for _ in range(n)]
             try:
-                await asyncio.gather(*workers)
-            except BaseException:
-                for w in workers:
-                    w.cancel()
-                await asyncio.gather(*workers, return_exceptions=True)
+                done = await asyncio.gather(*self._workers, return_exceptions=True)
+            except BaseException:  # run() itself was cancelled (KeyboardInterrupt)
+                self._cancel_inflight()
+                await asyncio.gather(*self._workers, return_exceptions=True)
                 raise
+            errors = [d for d in done if isinstance(d, BaseException) and not isinstance(d, asyncio.CancelledError)]
+            if errors:
+                raise errors[0]
+            self.stats.skipped += self.queue.drop_waiting() + len(self.queue)
         finally:
             await self.writer.stop()
+            self.stats.unsaved = self.writer.unsaved
+            self.stats.waiting = 0
         return self.stats

@@ -11,7 +11,11 @@ Layout of a run directory::
 
 Responses are committed in small batches (every ~0.2 s or 64 rows), so a killed process
 loses at most the calls in flight. A response with status `ok` or `invalid` is final; a
-`failed` one is retried when the run is resumed (same study into the same directory).
+`failed` one is retried when the run is resumed (same study into the same directory). A
+final row is never replaced (`response_insert_sql`): a late `failed` row cannot overwrite
+an answer. A write error is raised as it happened (a failing rollback never hides it), and
+the manifest is written to a temporary file, fsynced and renamed, so a full disk leaves
+the old manifest, never a truncated one.
 No API key is ever written: params whose name looks like a secret are replaced by "***"
 (`redaction.py`). The columns of both tables are defined in `llmexp/schema.py`.
 """
@@ -45,24 +49,38 @@ def _connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
-def upsert_sql(table: str, fields: Sequence[str]) -> str:
-    return f"INSERT OR REPLACE INTO {table}({','.join(fields)}) VALUES ({','.join('?' * len(fields))})"
+def response_insert_sql(fields: Sequence[str] = RESPONSE_STORE_COLUMNS) -> str:
+    """Insert response rows; an existing row is replaced only while it is not final: a
+    `failed` row gives way to a retry's row, an `ok`/`invalid` one is never replaced (a
+    late failure from another attempt or process cannot overwrite an answer)."""
+    updates = ", ".join(f"{f} = excluded.{f}" for f in fields if f != "trial_id")
+    return (
+        f"INSERT INTO responses({','.join(fields)}) VALUES ({','.join('?' * len(fields))}) "
+        f"ON CONFLICT(trial_id) DO UPDATE SET {updates} WHERE responses.status NOT IN ('ok', 'invalid')"
+    )
 
 
-def write_many(conn: sqlite3.Connection, sql: str, rows: Sequence[Sequence[Any]]) -> int:
-    """Run `sql` for every row in one transaction (rolled back on any error); rows changed."""
-    conn.execute("BEGIN")
+def write_many(conn: sqlite3.Connection, sql: str, rows: Sequence[Sequence[Any]], extra: Sequence[tuple[str, Sequence[Sequence[Any]]]] = ()) -> int:
+    """Run `sql` for every row (and each `(sql, rows)` of `extra`) in one transaction;
+    rows changed. On an error the transaction is rolled back and THAT error is raised: a
+    rollback that fails too (SQLite may already have rolled back, e.g. on a full disk)
+    never hides it."""
+    conn.execute("BEGIN IMMEDIATE")
     before = conn.total_changes
     try:
         conn.executemany(sql, rows)
+        for more_sql, more_rows in extra:
+            conn.executemany(more_sql, more_rows)
         conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
         raise
     return conn.total_changes - before
 
 
-_UPSERT_RESPONSE = upsert_sql("responses", RESPONSE_STORE_COLUMNS)
+_INSERT_RESPONSE = response_insert_sql()
 
 
 class RunStore:
@@ -115,10 +133,14 @@ class RunStore:
         return {r[0] for r in self.conn.execute(q)}
 
     def write_responses(self, rows: Sequence[ResponseRow]) -> None:
-        """Insert or replace response rows in one transaction."""
+        """Insert response rows in one transaction (a final row is never replaced)."""
         if not rows:
             return
-        write_many(self.conn, _UPSERT_RESPONSE, rows)
+        write_many(self.conn, _INSERT_RESPONSE, rows)
+
+    def statuses(self) -> dict[str, str]:
+        """trial_id -> stored status, for every response row."""
+        return dict(self.conn.execute("SELECT trial_id, status FROM responses"))
 
     def response_rows(self) -> list[ResponseRow]:
         cur = self.conn.execute(f"SELECT {','.join(RESPONSE_STORE_COLUMNS)} FROM responses")
@@ -154,14 +176,41 @@ def redact_manifest(manifest: dict) -> dict:
 
 def write_manifest(run_dir: Path | str, manifest: dict, scrub=None) -> None:
     """Atomically (re)write the manifest; model params named like secrets are redacted and
-    `scrub` (text -> text) removes any known secret value that is left."""
+    `scrub` (text -> text) removes any known secret value that is left.
+
+    Written to `manifest.json.tmp`, fsynced, renamed over the manifest, then the directory
+    fsynced: a crash or a full disk leaves the previous manifest whole. On any error the
+    temporary file is removed (no 0-byte leftover) and the error raised."""
     path = Path(run_dir) / MANIFEST
     tmp = path.with_suffix(".json.tmp")
     text = json.dumps(redact_manifest(manifest), indent=2, sort_keys=True, default=str) + "\n"
     if scrub is not None:
         text = scrub(text)
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make a rename in `directory` durable (where the OS allows opening a directory)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def package_versions() -> dict:
@@ -169,7 +218,7 @@ def package_versions() -> dict:
     from importlib import metadata
 
     out = {"python": platform.python_version()}
-    for name in ("llmexp", "litellm", "pydantic", "pandas", "numpy", "tenacity", "llama-cpp-python"):
+    for name in ("llmexp", "litellm", "pydantic", "pandas", "numpy", "llama-cpp-python"):
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:

@@ -141,7 +141,8 @@ def test_failing_analysis_is_not_run_and_the_others_go_on(registered, monkeypatc
     assert "unfit" not in summary and summary["effects"] and summary["design_counts"]
     html = paths.html.read_text()
     assert "<section id='analysis-unfit'>" in html and f"Not run: {reason}" in html
-    assert "<h3>effects</h3>" in html and "<h3>design_counts</h3>" in html
+    assert "<h3 id='table-effects'>Effects</h3>" in html
+    assert "<h3 id='table-design_counts'>Design counts</h3>" in html
     assert f"Not run: {reason}" in paths.markdown.read_text()
 
 

@@ -62,13 +62,25 @@ def test_regression_matches_statsmodels_directly():
         cov_type="cluster", cov_kwds={"groups": groups}, use_t=True)
     row = eff[(eff["design"] == "blind") & (eff["method"] == "ols")].iloc[0]
     assert row["estimate"] == pytest.approx(ols.params["level"], rel=1e-10)
-    assert row["se"] == pytest.approx(ols.bse["level"], rel=1e-10)
-    assert row["p_value"] == pytest.approx(ols.pvalues["level"], rel=1e-8)
+    # issue 10 (item 12), a deliberate change: the conventional cluster SE (`se_cr1`) does not
+    # count the unit dummies nested in the clusters (Cameron & Miller), i.e. it equals
+    # statsmodels' cluster SE of the within (unit-demeaned, FWL) regression; statsmodels'
+    # default on the dummy regression counts them and is larger by sqrt((N-2)/(N-K)).
+    dm = blind.assign(yd=blind["y"] - blind.groupby("unit_id")["y"].transform("mean"),
+                      ld=blind["level"] - blind.groupby("unit_id")["level"].transform("mean"))
+    within = smf.ols("yd ~ ld", data=dm).fit(cov_type="cluster", cov_kwds={"groups": groups}, use_t=True)
+    assert row["se_cr1"] == pytest.approx(within.bse["ld"], rel=1e-10)
+    n, k_all = len(blind), len(ols.params)
+    assert row["se_cr1"] == pytest.approx(ols.bse["level"] * np.sqrt((n - k_all) / (n - 2)), rel=1e-10)
+    # the interval is CR2 / Bell-McCaffrey (inference.py; tested against its closed forms in
+    # tests/analysis/test_effects_inference.py)
+    assert row["inference"].startswith("CR2") and row["estimand"] == "population of units"
     glm = smf.glm("y ~ level + C(unit_id)", data=blind, family=sm.families.Binomial()).fit(
         cov_type="cluster", cov_kwds={"groups": groups}, use_t=True)
     lrow = eff[(eff["design"] == "blind") & (eff["method"] == "logit")].iloc[0]
     assert lrow["estimate"] == pytest.approx(glm.params["level"], rel=1e-8)
-    assert lrow["se"] == pytest.approx(glm.bse["level"], rel=1e-8)
+    # statsmodels' GLM cluster SE (its GLM small-sample factor is not its OLS one) agrees
+    assert lrow["se_cr1"] == pytest.approx(glm.bse["level"], rel=1e-8)
     # the design interaction is the slope difference of a pooled model
     both = d.copy()
     g2 = both["unit_id"].astype("category").cat.codes.to_numpy()
@@ -77,7 +89,8 @@ def test_regression_matches_statsmodels_directly():
     term = "level:C(design, Treatment(reference='blind'))[T.unblinded]"
     irow = eff[eff["scope"] == "interaction"].iloc[0]
     assert irow["estimate"] == pytest.approx(inter.params[term], rel=1e-10)
-    assert irow["se"] == pytest.approx(inter.bse[term], rel=1e-10)
+    n2, k2 = len(both), len(inter.params)
+    assert irow["se_cr1"] == pytest.approx(inter.bse[term] * np.sqrt((n2 - k2) / (n2 - 4)), rel=1e-10)
 
 
 def test_interaction_detects_design_difference():
@@ -122,8 +135,8 @@ def test_leakage_false_positive_rate():
     assert np.mean(flags) <= 0.05 + 2.5 * 0.0154, np.mean(flags)
 
 
-def _focal(step: float, seed: int, outcome_type="number"):
-    study = make_study(n_units=12, designs=(Design(name="blind", mode="blind"),
+def _focal(step: float, seed: int, outcome_type="number", n_units: int = 12):
+    study = make_study(n_units=n_units, designs=(Design(name="blind", mode="blind"),
                                             Design(name="fixed", mode="blind", pins=PIN)),
                        outcome_type=outcome_type, covariates=(), analyses=("focalism",))
     truth = Truth(slope=-0.3, step=step, noise_sd=0.3, draws=2)
@@ -136,16 +149,21 @@ def test_focalism_detected_when_set():
     tab, thr = _focal(0.3, seed=5)
     assert set(thr["threshold_level"]) == {1.0}
     f = tab.loc["fixed"]
-    assert f["role"] == "pinned" and f["flagged"]
+    assert f["role"] == "pinned" and not f["flagged"]  # one design's jump is descriptive
     assert f["ci_low"] <= 0.3 <= f["ci_high"]
+    d = tab.loc["fixed - blind"]  # the test: pinned minus unpinned jump (issue 10)
+    assert d["role"] == "difference" and d["ci_low"] <= 0.3 <= d["ci_high"]
+    assert d["jump"] > 0.15 and 0.3 < d["power_step"] < 1  # 12 units x 2 draws: ~50% power at 0.3
     # a cubic absorbs ~87% of a pure step over 11 levels, so partial R^2 is modest by design
     assert f["step_share"] > 0.02
     assert f["step_share"] > 3 * tab.loc["blind", "step_share"]
-    assert sum(bool(_focal(0.5, s)[0].loc["fixed", "flagged"]) for s in range(20)) >= 18
+    # the difference in jumps subtracts a second noisy jump: 30 units give it the power the
+    # single-design jump had at 12
+    assert sum(bool(_focal(0.5, s, n_units=30)[0].loc["fixed - blind", "flagged"]) for s in range(20)) >= 18
 
 
 def test_focalism_not_detected_when_zero():
-    flags = [bool(_focal(0.0, s)[0].loc["fixed", "flagged"]) for s in range(100)]
+    flags = [bool(_focal(0.0, s)[0].loc["fixed - blind", "flagged"]) for s in range(100)]
     # nominal 5%; + 2.5 Monte Carlo SEs (0.022)
     assert np.mean(flags) <= 0.05 + 2.5 * 0.022, np.mean(flags)
 

@@ -27,7 +27,7 @@ DOC = REPO / "docs" / "ARCHITECTURE.md"
 # llmexp/__init__.py, and __main__) sits on top and may import any layer.
 LAYERS: dict[int, tuple[tuple[str, ...], str]] = {
     0: (("errors", "fields", "templates", "seeding"), "errors, field naming, template strings, seeded hashes"),
-    1: (("spec", "expr", "data", "schema"), "the Study value, expressions, CSV data, the trial and response table schema"),
+    1: (("spec", "expr", "data", "schema", "export"), "the Study value, expressions, CSV data, the trial and response table schema, CSV-safe export"),
     2: (("answers",), "answer types: one class per type, registry"),
     3: (("modes",), "blinding modes: one class per mode, registry, the renderer base"),
     4: (("lang",), "the study language: grammar, parser, AST, validation (text -> Study)"),

@@ -71,8 +71,8 @@ def test_fast_estimators_equal_the_analysis_on_a_real_run(synthetic_run):
         assert p[0, 0] == pytest.approx(r["p_value"], rel=1e-7, abs=1e-300)
         assert (lo[0, 0], hi[0, 0]) == (pytest.approx(r["ci_low"], rel=1e-9), pytest.approx(r["ci_high"], rel=1e-9))
         checked.add((design, meta["se_type"]))
-    # HC1 (blind designs) and clustered-by-call (aggregate, 18 calls of 11 conditions) both covered
-    assert {s for _, s in checked} >= {"HC1", "cluster(call)"}
+    # every design is analysed with CR2 by unit at any number of units (issue 10): covered
+    assert {s for _, s in checked} == {"cluster(unit)"} and len(checked) >= 3
 
     lk, _ = leakage(study, obs)
     probes = obs.probes()
@@ -118,9 +118,10 @@ def test_focalism_and_design_differences_equal_the_analysis(synthetic_run):
         assert est[0, 0] == pytest.approx(r["estimate"], rel=1e-9)
         assert se[0, 0] == pytest.approx(r["se"], rel=1e-9)
 
-    foc, _ = focalism(study, obs)
+    foc, _ = focalism(study, obs, n_boot=199, seed=0)  # the plan's first draw: seed 0, 199
+    foc = foc[foc["role"] == "difference"]  # the tested estimand: the difference in jumps
     fplans = focalism_plans(study, data)
-    assert len(fplans) == len(foc) == 4  # the pinned design and the three others
+    assert len(fplans) == len(foc) == 3  # the pinned design minus each of the three others
     for meta, plan, rows in fplans:
         est, se = plan.fit(data["y"].to_numpy()[rows])
         p, lo, hi = plan.inference(est, se, 0.05)
@@ -142,7 +143,8 @@ def test_two_treatments_personas_and_within_equal_the_analysis(tmp_path):
     obs = build_observations(study, res.to_pandas())
     ref = estimate_effects(study, obs, methods=("ols",), interaction=True)
     # pooled over persona and persona-free designs, calls without a persona are their own cluster
-    assert set(ref["scope"]) == {"design", "interaction"}
+    # (factorial interaction rows, issue 10, are not diagnosed yet)
+    assert set(ref["scope"]) - {"factorial"} == {"design", "interaction"}
     assert ref.loc[ref["scope"] == "interaction", "estimate"].notna().all()
     data = obs.outcomes().reset_index(drop=True)
     se_types = set()
@@ -157,7 +159,7 @@ def test_two_treatments_personas_and_within_equal_the_analysis(tmp_path):
             assert est[0, 0] == pytest.approx(rr["estimate"], rel=1e-9)
             assert se[0, 0] == pytest.approx(rr["se"], rel=1e-9)
             se_types.add(meta["se_type"])
-    assert {"HC1", "cluster(call)", "cluster(persona)"} <= se_types
+    assert se_types == {"cluster(unit)"}  # CR2 by unit in every design (issue 10)
     # and diagnose diagnoses the design differences too
     d = diagnose(study, sims=10).table
     rows = d[d["estimand"] == "difference"]

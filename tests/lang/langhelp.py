@@ -81,3 +81,32 @@ def problems_in(folder: Path, text: str, name: str = "s.study"):
     with pytest.raises(StudyError) as info:
         check_in(folder, text, name)
     return info.value.problems
+
+
+def token_soup(size: int, seed: int = 1) -> str:
+    """About `size` characters of the grammar's own tokens in random order (keywords,
+    punctuation, names, numbers, strings, comments), separated by blanks and line breaks:
+    almost every statement in it is broken. Used to measure how parsing scales."""
+    import random
+
+    from lark.lexer import PatternStr
+
+    from llmexp.lang.parser import parser
+
+    rng = random.Random(seed)
+    words = sorted({t.pattern.value for t in parser().terminals if isinstance(t.pattern, PatternStr)})
+    samples = {
+        "NAME": ["price", "x", "buy", "items", "blind"],
+        "NUMBER": ["1", "2.5", "0", "10"],
+        "STRING": ['"a"', '"yes"', '"{x} costs"', '"esc \\" q"'],
+        "LONG_STRING": ['"""two\nlines"""'],
+        "COMMENT": ["# a comment\n"],
+    }
+    pool = words * 2 + [s for group in samples.values() for s in group]
+    parts, length = [], 0
+    while length < size:
+        token = rng.choice(pool)
+        parts.append(token)
+        parts.append("\n" if rng.random() < 0.15 else " ")
+        length += len(token) + 1
+    return "".join(parts)

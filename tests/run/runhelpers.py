@@ -86,3 +86,42 @@ def make_trials(study: Study, designs=None, unique_prompts=True) -> pd.DataFrame
 
 
 FAST_RETRY = RetryPolicy(max_attempts=4, initial_wait=0.01, max_wait=0.05, jitter=0.5, timeout=5.0, max_retry_after=0.5)
+
+
+TINY_STUDY = """study "tiny"
+  seed 1
+
+units products
+{rows}
+
+treatment price = levels(0.5, 1, 1.5, 2) between
+
+context "You see {{product_id}} for {{price}}."
+
+outcome purchase: binary "yes" / "no"
+  question "Would you buy it?"
+
+modes blind
+
+model "openai/fake-model" api_base "{api_base}" temperature 1 max_tokens 4 replicates 1
+"""
+
+
+def write_study_file(directory, api_base: str, units: int = 2, name: str = "tiny.study"):
+    """A .study file of `units` x 4 yes/no trials, each with its own prompt, sent to
+    `api_base` (for CLI tests)."""
+    rows = "\n".join(f'  row product_id = "p{i}", regular_price = {2 + i}' for i in range(units))
+    path = directory / name
+    path.write_text(TINY_STUDY.format(api_base=api_base, rows=rows))
+    return path
+
+
+def cli(argv) -> int:
+    """`llmexp ARGV` in this process; its exit status."""
+    from llmexp.cli import main
+
+    try:
+        main([str(a) for a in argv])
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0

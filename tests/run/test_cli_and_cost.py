@@ -116,26 +116,27 @@ def test_retry_after_header_parsing():
 
 
 def test_backoff_honours_retry_after_and_grows():
-    from types import SimpleNamespace
-
+    from llmexp.runner.limits import RateLimiter
     from llmexp.runner.retry import RetryPolicy
-    from llmexp.runner.scheduler import Scheduler
+    from llmexp.runner.scheduler import ModelState, Scheduler, _Try
 
     class RateLimited(Exception):
         def __init__(self, seconds):
             self.litellm_response_headers = {"retry-after": str(seconds)}
 
-    sched = Scheduler([], {}, writer=None, retry=RetryPolicy(initial_wait=0.5, max_wait=8, jitter=0, max_retry_after=30))
+    policy = RetryPolicy(initial_wait=0.5, max_wait=8, jitter=0, max_retry_after=30, max_attempts=10)
+    sched = Scheduler([], {}, writer=None, retry=policy)
+    model = ModelState(name="m", limiter=RateLimiter())
 
-    def state(n, exc):
-        outcome = SimpleNamespace(exception=lambda: exc)
-        return SimpleNamespace(attempt_number=n, outcome=outcome)
+    def wait(n, exc):  # the scheduler's wait after a call's n-th failed attempt
+        return sched._retry_wait(exc, model, _Try(attempts=n))
 
-    waits = [sched._wait(state(n, Exception("500"))) for n in range(1, 7)]
+    waits = [wait(n, Exception("500")) for n in range(1, 7)]
     assert waits == [0.5, 1.0, 2.0, 4.0, 8.0, 8.0]  # exponential, capped
-    assert sched._wait(state(1, RateLimited(7))) == 7.0  # never sooner than the server asked
-    assert sched._wait(state(5, RateLimited(1))) == 8.0  # backoff already longer
-    assert sched._wait(state(1, RateLimited(3600))) == 30.0  # absurd Retry-After capped
+    assert wait(1, RateLimited(7)) == 7.0  # never sooner than the server asked
+    assert wait(5, RateLimited(1)) == 8.0  # backoff already longer
+    assert wait(1, RateLimited(3600)) == 30.0  # absurd Retry-After capped
+    assert wait(10, Exception("500")) is None  # the attempt budget is spent
 
 
 def test_missing_api_key_is_caught_before_any_call(tmp_path, monkeypatch):

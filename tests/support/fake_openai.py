@@ -14,7 +14,14 @@ deterministically from (content, attempt number) so a test is reproducible:
 - "500": internal server error; "503": service unavailable;
 - "timeout": sleeps `timeout_sleep` seconds before answering (the client should time out);
 - "malformed": HTTP 200 with a body that is not JSON;
-- "truncated": HTTP 200 whose JSON body is cut short.
+- "truncated": HTTP 200 whose JSON body is cut short;
+- "trickle": HTTP 200 headers at once, then the body one byte every `trickle_interval`
+  seconds (a client's read timeout never fires: only a wall-clock deadline ends it);
+- "empty": HTTP 200, a well-formed completion whose content is "" (a provider glitch);
+- "hang": reads the request and never answers (until the client goes away).
+
+Per request content, `fault_counts[key]` counts the faults sent (e.g. how many 429s one
+trial got).
 
 `faults` maps a fault to its probability per call; `fail_first` makes every request fail its
 first N attempts with the given fault (e.g. {"429": 1}); `always_fail` is a substring: any
@@ -105,6 +112,7 @@ class FakeOpenAI:
         rate_limit_rps: float | None = None,
         rate_limit_burst: float | None = None,
         max_requests: int | None = None,
+        trickle_interval: float = 0.5,
     ):
         if latency_dist not in ("fixed", "uniform", "exponential", "lognormal"):
             raise ValueError(f"unknown latency_dist {latency_dist!r}")
@@ -135,6 +143,8 @@ class FakeOpenAI:
         self.seed = seed
         self.counts: Counter = Counter()  # content key -> calls received
         self.faults_sent: Counter = Counter()  # fault -> times injected
+        self.fault_counts: dict[str, Counter] = {}  # content key -> fault -> times injected
+        self.trickle_interval = trickle_interval
         self.auth_headers: list = []  # Authorization headers seen (for secret tests)
         self.bodies: list = []  # raw request bodies (bounded)
         self._lock = threading.Lock()
@@ -184,6 +194,7 @@ class FakeOpenAI:
             if keys:
                 out["counts"] = dict(self.counts)
                 out["paid"] = dict(self.paid)
+                out["fault_counts"] = {k: dict(v) for k, v in self.fault_counts.items()}
             return out
 
     def start(self) -> FakeOpenAI:
@@ -356,7 +367,10 @@ class FakeOpenAI:
         text_all = json.dumps(messages)
         fault = self._pick_fault(key, attempt, text_all)
         if fault:
-            self._note(fault)
+            self._note(fault, key)
+        if fault == "hang":
+            self._hang(h)
+            return
         if fault == "429":
             headers = {"Retry-After": str(self.retry_after)} if self.retry_after is not None else {}
             h._json(429, {"error": {"message": "fake server: rate limited", "type": "rate_limit_error"}}, headers)
@@ -366,7 +380,7 @@ class FakeOpenAI:
             return
         if fault == "timeout":
             time.sleep(self.timeout_sleep)
-        answer = self.responder(messages)
+        answer = "" if fault == "empty" else self.responder(messages)
         prompt_tokens = self.prompt_tokens if self.prompt_tokens is not None else max(1, len(text_all) // 4)
         completion_tokens = self.completion_tokens if self.completion_tokens is not None else max(1, len(answer) // 4)
         resp = {
@@ -384,6 +398,9 @@ class FakeOpenAI:
         if fault == "truncated":
             h._send(200, data[: len(data) // 2])
             return
+        if fault == "trickle":
+            self._trickle(h, data)
+            return
         if self._client_gone(h):  # the client died while we slept: nothing delivered, not paid
             with self._lock:
                 self.abandoned += 1
@@ -396,9 +413,32 @@ class FakeOpenAI:
             self._last_paid = now
         h._send(200, data)
 
-    def _note(self, fault: str) -> None:
+    def _note(self, fault: str, key: str | None = None) -> None:
         with self._lock:
             self.faults_sent[fault] += 1
+            if key is not None:
+                self.fault_counts.setdefault(key, Counter())[fault] += 1
+
+    def _hang(self, h) -> None:
+        """Never answer: wait until the client goes away (or the server stops)."""
+        while self._server is not None and not self._client_gone(h):
+            time.sleep(0.05)
+
+    def _trickle(self, h, data: bytes) -> None:
+        """Headers now, then the body a byte at a time: alive, but never done in time."""
+        h.send_response(200)
+        h.send_header("Content-Type", "application/json")
+        h.send_header("Content-Length", str(len(data)))
+        h.end_headers()
+        for i in range(len(data)):
+            try:
+                h.wfile.write(data[i : i + 1])
+                h.wfile.flush()
+            except (BrokenPipeError, ConnectionResetError, OSError):
+                return
+            if self._server is None:
+                return
+            time.sleep(self.trickle_interval)
 
 
 class ServerProcess:
@@ -479,6 +519,8 @@ def main(argv=None) -> None:  # pragma: no cover - exercised through ServerProce
     parser.add_argument("--rate-limit-burst", type=float, default=None)
     parser.add_argument("--retry-after", type=float, default=0.1, help="Retry-After seconds on 429")
     parser.add_argument("--timeout-sleep", type=float, default=3.0, help="seconds the 'timeout' fault sleeps")
+    parser.add_argument("--trickle-interval", type=float, default=0.5, help="seconds between the bytes of a 'trickle' body")
+    parser.add_argument("--fail-first", action="append", default=[], help="FAULT=N: every request's first N attempts get FAULT")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--lifetime", type=float, default=600.0, help="hard limit: exit after this many seconds")
     parser.add_argument("--max-requests", type=int, default=None, help="exit after this many requests")
@@ -487,13 +529,17 @@ def main(argv=None) -> None:  # pragma: no cover - exercised through ServerProce
     for item in args.fault:
         name, _, p = item.partition("=")
         faults[name] = float(p)
+    fail_first = {}
+    for item in args.fail_first:
+        name, _, n = item.partition("=")
+        fail_first[name] = int(n)
     latency = args.latency if args.latency is not None else args.latency_ms / 1000.0
     server = FakeOpenAI(
         latency=latency, latency_dist=args.latency_dist, latency_spread=args.latency_spread,
         prompt_tokens=args.prompt_tokens, completion_tokens=args.completion_tokens, faults=faults,
         rate_limit_rps=args.rate_limit_rps, rate_limit_burst=args.rate_limit_burst, retry_after=args.retry_after,
         timeout_sleep=args.timeout_sleep, seed=args.seed, lifetime=args.lifetime, port=args.port,
-        max_requests=args.max_requests,
+        max_requests=args.max_requests, trickle_interval=args.trickle_interval, fail_first=fail_first,
     ).start()  # fmt: skip
     # hard limit, whatever the serving threads do
     killer = threading.Timer(args.lifetime + 2.0, lambda: os._exit(0))

@@ -179,6 +179,7 @@ class EmbeddedModel(Provider):
     answer_revision = ANSWER_REVISION
     answers_by_logprob = True
     free = True
+    toy = True  # 270M parameters: a demonstration, not evidence (the report says so)
     install_hint = INSTALL_HINT
     problem: ClassVar[str | None] = None  # why it cannot run here (set on registration)
 
