@@ -434,6 +434,9 @@ NAMED_LISTS = ("personas", "treatments", "covariates", "outcomes", "designs")
 def diff(a: Study, b: Study) -> StudyDiff:
     """Name every field path where `b` differs from `a` (`models[0].params.temperature: 1 -> 0.7`,
     `designs: + competitor_fixed`, `units.rows: 40 -> 6 rows`); empty exactly when `a == b`."""
+    for value in (a, b):
+        if not isinstance(value, Study):  # else a typo compares a study with anything and "differs"
+            raise TypeError(f"diff compares two studies (llmexp.load(path)), not a {type(value).__name__}")
     changes: list[Change] = []
     _diff_value("", a, b, changes)
     return StudyDiff(tuple(changes))

@@ -158,3 +158,8 @@ def test_diff_between_shipped_studies(quick):
     assert "designs: - within" in text
     assert "personas: - shopper" in text
     assert "StudyDiff(" in repr(d)
+
+
+def test_diff_refuses_what_is_not_a_study(quick):
+    with pytest.raises(TypeError, match="diff compares two studies"):
+        llmexp.diff(quick, 3)
