@@ -232,20 +232,24 @@ class Checks:
 # ---------------------------------------------------------------- 1-3: kill, faults, rate limit
 
 
-def _kill_at_random(proc, srv, rng) -> str | None:
+def _kill_at_random(proc, srv, rng, calls_budget: int) -> str | None:
     """SIGKILL `proc` at a random moment: 1 in 4 during start-up (imports, store, before any
-    call), else 0-1.5 s after its first call reached the server. None if it ended first."""
+    call reached the server), else after a random number of calls, at most `calls_budget`.
+
+    Kills are placed by progress, not by the clock, so a fast machine cannot finish the run
+    before every planned kill was delivered. None if the process ended first."""
+    base = srv.stats()["total"]
     if rng.random() < 0.25:
-        time.sleep(rng.uniform(0.05, 1.5))
+        deadline = time.monotonic() + rng.uniform(0.05, 1.5)
+        while proc.poll() is None and srv.stats()["total"] == base and time.monotonic() < deadline:
+            time.sleep(0.01)
         moment = "start-up"
     else:
-        base = srv.stats()["total"]
-        deadline = time.monotonic() + 60
-        while proc.poll() is None and srv.stats()["total"] == base and time.monotonic() < deadline:
-            time.sleep(0.02)
-        delay = rng.uniform(0.0, 1.5)
-        time.sleep(delay)
-        moment = f"calls+{delay:.2f}s"
+        target = base + rng.randint(1, max(1, calls_budget))
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and srv.stats()["total"] < target and time.monotonic() < deadline:
+            time.sleep(0.005)
+        moment = f"calls+{srv.stats()['total'] - base}"
     if proc.poll() is not None:
         return None
     proc.send_signal(signal.SIGKILL)
@@ -273,7 +277,8 @@ def drill_kill(n, kills, concurrency, latency_ms, checks: Checks, seed: int, tmp
             if last:  # the last resume runs to the end
                 done = subprocess.run(cmd, stdout=subprocess.DEVNULL, timeout=600)
             else:
-                moment = _kill_at_random(subprocess.Popen(cmd, stdout=subprocess.DEVNULL), srv, rng)
+                budget = (n - len(recorded)) // (kills - killed + 1)  # leaves work for every kill still planned
+                moment = _kill_at_random(subprocess.Popen(cmd, stdout=subprocess.DEVNULL), srv, rng, budget)
                 if moment is not None:
                     killed += 1
                     moments.append(moment)
