@@ -11,9 +11,9 @@ import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
 from llmexp.seeding import canonical  # noqa: F401  (re-exported: many callers import it from here)
 
@@ -37,8 +37,22 @@ class Frozen(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    # Fields added after v0.1 whose default leaves a study meaning what it meant before.
+    # At their default they are left out of the canonical JSON (`Study.to_json`), so every
+    # existing study keeps its hash and its runs stay resumable (tests/golden pins them).
+    # A subclass lists its own: `_added_fields: ClassVar[frozenset[str]] = frozenset({...})`.
+    _added_fields: ClassVar[frozenset[str]] = frozenset()
+
     def __hash__(self) -> int:
         return hash((type(self).__name__, _hashable(self.__dict__)))
+
+    @model_serializer(mode="wrap")
+    def _drop_added_defaults(self, handler: SerializerFunctionWrapHandler) -> Any:
+        data = handler(self)
+        if not self._added_fields or not isinstance(data, dict):
+            return data
+        fields = type(self).model_fields
+        return {k: v for k, v in data.items() if not (k in self._added_fields and getattr(self, k) == fields[k].default)}
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
         """Data tables (units, persona or baseline rows) print as their size, not every row."""
