@@ -17,7 +17,9 @@ The drills:
 
 1. kill/resume: SIGKILLed at K random moments (1 in 4 during start-up), resumed each time
    with the same command. Also reported: re-paid in flight (answers delivered to a killed
-   process before it committed them; bounded by kills x concurrency).
+   process before it committed them; bounded by kills x concurrency). Run twice: in one
+   process, and with `--workers 2` (issue 14: the main process is killed; its worker
+   processes exit with it, the store and the counts must hold the same).
 2. transient faults: 30% of calls fail (500, 503, timeouts, truncated and malformed bodies).
 3. rate limit: the server allows R requests/s; the runner gets no rpm and must adapt:
    429s per success bounded, every trial completes, 0 failed rows.
@@ -33,6 +35,9 @@ The drills:
    is cut at its deadline; then a provider that never answers is stopped within seconds.
 9. 429 storm: 40% of all calls get 429 (3 attempts allowed): the run ends with 0 failed trials.
 10. empty answers: 20% of answers are empty: asked again, never cached, never `ok`.
+11. batch kill/resume (`drill_batch.py`): `run_study(batch=...)` against the fake batch
+    server, killed during upload, after creation, during polling and during download:
+    0 lost, 0 duplicated, 0 requests paid twice, 0 batches submitted twice.
 
 Prints a table of the counts; exits 1 if any count is violated.
 """
@@ -84,7 +89,7 @@ def _limit_store_pages(extra_pages: int) -> None:
     store.RunStore.add_trials = add_trials
 
 
-def run_once(n: int, api_base: str, run_dir, concurrency: int, retry: dict | None = None, cache_dir=None) -> int:
+def run_once(n: int, api_base: str, run_dir, concurrency: int, retry: dict | None = None, cache_dir=None, workers: int = 1) -> int:
     """One run (or resume) of the workload, ending like `llmexp run` does: the exit status
     of its run status, and one line on stderr when it stopped."""
     from llmexp.errors import RunError
@@ -97,7 +102,7 @@ def run_once(n: int, api_base: str, run_dir, concurrency: int, retry: dict | Non
     cache = {"use_cache": True, "cache_dir": cache_dir} if cache_dir else {"use_cache": False}
     try:
         res = run_study(study, trials, run_dir=run_dir, progress=False, concurrency=concurrency,
-                        retry=RetryPolicy(**retry) if retry else None, **cache)  # fmt: skip
+                        retry=RetryPolicy(**retry) if retry else None, workers=workers, **cache)  # fmt: skip
     except RunStopped as exc:
         print(str(exc), file=sys.stderr, flush=True)
         return exc.status.exit_code if exc.status is not None else 4
@@ -130,11 +135,14 @@ def child(args) -> int:
         Scheduler._engage = lambda self, state: _Inert()
     if args.max_pages:
         _limit_store_pages(args.max_pages)
-    return run_once(args.n, args.api_base, args.run_dir, args.concurrency, json.loads(args.retry) if args.retry else None, args.cache_dir or None)
+    retry = json.loads(args.retry) if args.retry else None
+    return run_once(args.n, args.api_base, args.run_dir, args.concurrency, retry, args.cache_dir or None, args.workers)
 
 
-def _child_cmd(n, api_base, run_dir, concurrency, retry=None, cache_dir=None, max_pages=None) -> list[str]:
+def _child_cmd(n, api_base, run_dir, concurrency, retry=None, cache_dir=None, max_pages=None, workers=1) -> list[str]:
     cmd = [sys.executable, __file__, "--child", "--n", str(n), "--api-base", api_base, "--run-dir", str(run_dir), "--concurrency", str(concurrency)]
+    if workers != 1:
+        cmd += ["--workers", str(workers)]
     if retry:
         cmd += ["--retry", json.dumps(retry)]
     if cache_dir:
@@ -257,14 +265,16 @@ def _kill_at_random(proc, srv, rng, calls_budget: int) -> str | None:
     return moment
 
 
-def drill_kill(n, kills, concurrency, latency_ms, checks: Checks, seed: int, tmp: Path) -> dict:
+def drill_kill(n, kills, concurrency, latency_ms, checks: Checks, seed: int, tmp: Path, workers: int = 1) -> dict:
+    """SIGKILL the run at random moments, resume each time (with `workers` > 1: the run's
+    main process is killed; its worker processes must exit and pay for nothing more)."""
     from tests.support.fake_openai import ServerProcess
 
     rng = random.Random(seed)
-    run_dir = tmp / "kill-run"
+    run_dir = tmp / f"kill-run-{workers}"
     with ServerProcess(latency_ms=latency_ms, latency_dist="uniform", latency_spread=latency_ms / 2000.0, lifetime=900) as srv:
         key = _keys(n, srv.api_base)
-        cmd = _child_cmd(n, srv.api_base, run_dir, concurrency)
+        cmd = _child_cmd(n, srv.api_base, run_dir, concurrency, workers=workers)
         repeated_recorded = killed = 0
         t_start = time.monotonic()
         moments = []
@@ -294,12 +304,14 @@ def drill_kill(n, kills, concurrency, latency_ms, checks: Checks, seed: int, tmp
         "abandoned_by_killed_clients": paid_after["abandoned"], "server_calls": paid_after["total"],
         "paid": paid_after["paid_total"], "exit": done.returncode, "seconds": round(elapsed, 1), "moments": moments,
     }  # fmt: skip
-    print(f"kill/resume: {json.dumps(out)}", flush=True)
+    name = "kill/resume" if workers == 1 else f"kill/resume, --workers {workers}"
+    out["workers"] = workers
+    print(f"{name}: {json.dumps(out)}", flush=True)
     checks.require(done.returncode == 0, "the final resume exits 0")
     checks.require(killed == kills, f"{killed} SIGKILLs delivered (wanted {kills})")
     checks.require(audit["statuses"].get("failed", 0) == 0, f"failed rows: {audit['statuses'].get('failed', 0)}")
     checks.require(repaid <= killed * concurrency, f"re-paid in flight at a kill: {repaid} (bound: kills x concurrency = {killed * concurrency})")
-    checks.row("kill/resume", audit, repeated_recorded, f"{n} trials, {killed} SIGKILLs; re-paid in flight {repaid} (bound {killed * concurrency})")
+    checks.row(name, audit, repeated_recorded, f"{n} trials, {killed} SIGKILLs; re-paid in flight {repaid} (bound {killed * concurrency})")
     return out
 
 
@@ -570,9 +582,17 @@ def drill_empty(n, concurrency, checks: Checks, tmp: Path) -> dict:
     return out
 
 
+def _drill_batch(n: int, checks: Checks, tmp: Path) -> dict:
+    """11. batch kill/resume (benchmarks/drill_batch.py): killed during upload, after
+    creation, polling, download: 0 lost, 0 duplicated, 0 batches submitted twice."""
+    from drill_batch import drill_batch  # benchmarks/ is this script's directory
+
+    return drill_batch(n, checks, tmp, _audit)
+
+
 PLANS = {
-    "small": dict(kill_n=1000, kills=4, fault_n=500, rate_n=200, rps=50, n=240, storm_n=150),
-    "full": dict(kill_n=5000, kills=20, fault_n=5000, rate_n=1000, rps=50, n=1000, storm_n=1000),
+    "small": dict(kill_n=1000, kills=4, kill_workers_n=600, kill_workers=3, fault_n=500, rate_n=200, rps=50, n=240, storm_n=150, batch_n=300),
+    "full": dict(kill_n=5000, kills=20, kill_workers_n=2000, kill_workers=8, fault_n=5000, rate_n=1000, rps=50, n=1000, storm_n=1000, batch_n=5000),
 }
 
 
@@ -580,6 +600,7 @@ def _drills(plan: dict, checks: Checks, seed: int, max_ratio: float, tmp: Path) 
     n = plan["n"]
     steps = {
         "kill": lambda: drill_kill(plan["kill_n"], plan["kills"], 16, 20, checks, seed, tmp),
+        "kill_workers": lambda: drill_kill(plan["kill_workers_n"], plan["kill_workers"], 16, 20, checks, seed + 1, tmp, workers=2),
         "faults": lambda: drill_faults(plan["fault_n"], 32, checks, tmp),
         "rate_limit": lambda: drill_rate_limit(plan["rate_n"], 32, plan["rps"], max_ratio, checks, tmp),
         "disk_full": lambda: drill_disk_full(n, 16, checks, tmp),
@@ -588,6 +609,7 @@ def _drills(plan: dict, checks: Checks, seed: int, max_ratio: float, tmp: Path) 
         "trickle": lambda: drill_trickle(n, 16, checks, tmp),
         "429_storm": lambda: drill_429_storm(plan["storm_n"], 32, checks, tmp),
         "empty": lambda: drill_empty(n, 16, checks, tmp),
+        "batch": lambda: _drill_batch(plan["batch_n"], checks, tmp),
     }
     out = {}
     for name, step in steps.items():
@@ -613,6 +635,7 @@ def main() -> int:
     ap.add_argument("--retry", default="", help=argparse.SUPPRESS)
     ap.add_argument("--cache-dir", default="", help=argparse.SUPPRESS)
     ap.add_argument("--max-pages", type=int, default=0, help=argparse.SUPPRESS)
+    ap.add_argument("--workers", type=int, default=1, help=argparse.SUPPRESS)
     ap.add_argument("--no-throttle", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:

@@ -14,8 +14,12 @@ so its CPU does not count against the client. Sections:
 - baselines: a naive sequential litellm loop, and EDSL (in its own venv, `--edsl-python`)
   on the same yes/no questions against the same mock, at the same concurrency;
 - cache: re-running a 10k-trial study served from the response cache;
+- batch: 100k trials through `run_study(batch=...)` against the fake batch server
+  (`bench_batch.py`): CPU per trial, cost at batch prices (fake prices, labelled);
 - compile: 100k trials from a .study file;
-- analysis: `llmexp.analysis.analyze` on a synthetic 1M-response table (time, peak RSS);
+- analysis: `llmexp.analysis.analyze_parquet` (demand curves, effects, leakage) streamed from
+  synthetic 1M- and 10M-response parquet tables, and `analyze` on the loaded 1M table
+  (time, CPU, peak RSS; `benchmarks/analysis_scale.py`);
 - local model: seconds per binary trial on the embedded Gemma model, with and without
   prefix (KV cache) reuse.
 
@@ -40,6 +44,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_batch.py, beside this file
+from bench_batch import batch_row, m_batch  # noqa: E402
 
 MODEL = "openai/fake-model"
 LATENCY_MS = 50.0
@@ -109,6 +116,43 @@ def m_llmexp(a) -> dict:
     wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     s = res.stats
     return {"n": a.n, "c": a.c, "wall": wall, "cpu": cpu, "rate": a.n / wall, "cpu_ms_per_call": 1000 * cpu / a.n, "ok": s.ok, "failed": s.failed}
+
+
+def m_workers(a) -> dict:
+    """`run_study(..., workers=N)` (issue 14): the litellm calls made by N worker processes.
+    `rate` leaves out the pool's start-up (each worker imports litellm, reported as
+    `startup`); `cpu_ms_per_call` is this process's CPU plus the workers'."""
+    import llmexp.runner.workers as pool_module
+    from llmexp.runner import run_study
+    from tests.support.workload import workload
+
+    startups: list[float] = []
+    startup_cpu: list[float] = []  # the workers' CPU until ready (importing litellm)
+    real_start = pool_module.WorkerPool.start
+
+    async def timed_start(self):
+        t = time.perf_counter()
+        await real_start(self)
+        startups.append(time.perf_counter() - t)
+        startup_cpu.extend(_proc_cpu(w.proc.pid) for w in self.workers)
+
+    pool_module.WorkerPool.start = timed_start
+    tmp = Path(tempfile.mkdtemp(prefix="llmexp-bench-"))
+    ws, wt = workload(min(a.c, 32), MODEL, _params(a.api_base), name="warmup")
+    run_study(ws, wt, run_dir=tmp / "warm", use_cache=False, progress=False, concurrency=a.c)
+    study, trials = workload(a.n, MODEL, _params(a.api_base))
+    kids0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    res = run_study(study, trials, run_dir=tmp / "run", use_cache=False, progress=False, concurrency=a.c, workers=a.workers)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    kids_cpu = (kids.ru_utime - kids0.ru_utime) + (kids.ru_stime - kids0.ru_stime)
+    startup = sum(startups)
+    s = res.stats
+    calls_cpu = cpu + kids_cpu - sum(startup_cpu)
+    return {"n": a.n, "c": a.c, "workers": a.workers, "wall": wall, "startup": startup, "rate": a.n / (wall - startup),
+            "rate_incl_startup": a.n / wall, "cpu_ms_per_call": 1000 * calls_cpu / a.n, "main_cpu_ms_per_call": 1000 * cpu / a.n,
+            "startup_cpu_s": sum(startup_cpu), "ok": s.ok, "failed": s.failed}  # fmt: skip
 
 
 def m_sequential(a) -> dict:
@@ -219,6 +263,8 @@ def m_local(a) -> dict:
     trials = compile_study(study)
     binary = trials[trials["answer"].map(lambda s: '"binary"' in (s if isinstance(s, str) else json.dumps(s)))]
     lm = local.LocalModel.get()  # load once, outside the timing
+    if a.min_batch:  # the engine as it was before issue 14 (decode batches of >= 16 tokens)
+        local.engine.MIN_BATCH = a.min_batch
     if a.cold:
         orig = local.provider.respond  # the module whose `respond` the litellm provider calls
 
@@ -234,13 +280,13 @@ def m_local(a) -> dict:
     t0 = time.perf_counter()
     res = run_study(study, sub, run_dir=tmp / "run", use_cache=False, progress=False)
     wall = time.perf_counter() - t0
-    return {"n": len(sub), "cold": a.cold, "wall": wall, "s_per_trial": wall / len(sub), "ok": res.stats.ok,
+    return {"n": len(sub), "cold": a.cold, "min_batch": local.engine.MIN_BATCH, "wall": wall, "s_per_trial": wall / len(sub), "ok": res.stats.ok,
             "decoded_tokens": lm.decoded_tokens - decoded0, "reused_tokens": lm.reused_tokens - reused0, "threads": lm.n_threads}
 
 
 CHILDREN = {
-    "plain": m_plain, "llmexp": m_llmexp, "sequential": m_sequential, "cache": m_cache,
-    "compile": m_compile, "analysis": m_analysis, "local": m_local,
+    "plain": m_plain, "llmexp": m_llmexp, "workers": m_workers, "sequential": m_sequential, "cache": m_cache,
+    "compile": m_compile, "analysis": m_analysis, "local": m_local, "batch": m_batch,
 }  # fmt: skip
 
 
@@ -297,7 +343,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small sizes (development)")
     ap.add_argument("--edsl-python", default=os.environ.get("EDSL_PYTHON", DEFAULT_EDSL_PYTHON))
-    ap.add_argument("--only", default="", help="comma list of sections: throughput,baselines,cache,compile,analysis,local")
+    ap.add_argument("--only", default="", help="comma list of sections: throughput,workers,baselines,cache,batch,compile,analysis,local")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "latest.json")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--n", type=int, default=0, help=argparse.SUPPRESS)
@@ -309,6 +355,8 @@ def main() -> int:
     ap.add_argument("--units", type=int, default=100, help=argparse.SUPPRESS)
     ap.add_argument("--path", default="", help=argparse.SUPPRESS)
     ap.add_argument("--cold", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--min-batch", type=int, default=0, help=argparse.SUPPRESS)
+    ap.add_argument("--workers", type=int, default=1, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child:
         import shutil
@@ -332,7 +380,7 @@ def main() -> int:
     sizes = dict(
         tp_n=600 if q else 2000, repeat=2 if q else 3, seq_n=40 if q else 200, edsl_n=200 if q else 1000, cache_n=2000 if q else 10_000,
         compile_n=20_000 if q else 100_000, analysis_n=100_000 if q else 1_000_000, local_n=12 if q else 60,
-        concurrency=(16, 64) if q else (16, 64, 256),
+        concurrency=(16, 64) if q else (16, 64, 256), batch_n=10_000 if q else 100_000,
     )  # fmt: skip
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     res: dict = {"machine": machine(), "quick": q, "sizes": sizes, "latency_ms": LATENCY_MS, "started": started}
@@ -363,6 +411,8 @@ def main() -> int:
                     best["cpu_ms_per_call"] = min(o["cpu_ms_per_call"] for o in good)
                     best["rates"] = [round(o["rate"], 1) for o in good]
                     res[side][c] = best
+        if want("workers"):
+            res["workers"] = workers_section(srv, q)
         if want("baselines"):
             res["sequential"] = child("sequential", n=sizes["seq_n"], api_base=srv.api_base)
             log("sequential", res["sequential"])
@@ -374,15 +424,26 @@ def main() -> int:
         with ServerProcess(latency_ms=0, lifetime=1800) as fast:
             res["cache"] = child("cache", n=sizes["cache_n"], c=64, api_base=fast.api_base, fill="direct" if q else "run")
         log("cache", res["cache"])
+    if want("batch"):  # the batch path against the fake batch server (benchmarks/bench_batch.py)
+        with ServerProcess(latency_ms=0, batch_after=2.0, lifetime=3600) as fast:
+            res["batch"] = child("batch", n=sizes["batch_n"], api_base=fast.api_base)
+            res["batch"]["server"] = fast.stats()["batches"]
+        log("batch", res["batch"])
     if want("compile"):
         res["compile"] = child("compile", n=sizes["compile_n"])
         log("compile", res["compile"])
-    if want("analysis"):
-        res["analysis"] = child("analysis", n=sizes["analysis_n"], timeout=3600)
-        log("analysis", res["analysis"])
+    if want("analysis"):  # streamed from parquet, 1M and 10M rows: benchmarks/analysis_scale.py
+        import analysis_scale
+
+        res["analysis_scale"] = {}
+        for rows in (100_000,) if q else (1_000_000, 10_000_000):
+            res["analysis_scale"][rows] = analysis_scale.measure(rows, in_memory=rows <= 1_000_000)
+            log(f"analysis {rows:,}", res["analysis_scale"][rows])
     if want("local"):
         res["local_warm"] = child("local", n=sizes["local_n"])
         log("local (prefix reuse)", res["local_warm"])
+        res["local_before"] = child("local", n=sizes["local_n"], min_batch=16)
+        log("local (prefix reuse, before issue 14: batches >= 16 tokens)", res["local_before"])
         res["local_cold"] = child("local", n=sizes["local_n"], cold=True)
         log("local (cold)", res["local_cold"])
         res["local_1thread"] = child("local", n=sizes["local_n"], env={"LLMEXP_LOCAL_THREADS": "1"})
@@ -403,6 +464,73 @@ def main() -> int:
 
 def _f(x, fmt="{:.1f}"):
     return "n/a" if x is None else fmt.format(x)
+
+
+def _proc_cpu(pid: int) -> float:
+    """CPU seconds (user + system) process `pid` has used so far (Linux /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return float("nan")
+
+
+def workers_section(srv, quick: bool) -> dict:
+    """Issue 14: plain litellm in one process vs `run_study(workers=cores)`, alternating, at
+    each concurrency (each side keeps its best rate), with the fake server's CPU per call:
+    on one machine the server, llmexp's main process and its workers share the cores."""
+    n, repeat, cores = (1000, 2, os.cpu_count() or 1) if quick else (5000, 3, os.cpu_count() or 1)
+    out: dict = {"workers": cores, "n": n, "plain": {}, "llmexp": {}, "runs": {}}
+    for c in (16, 64) if quick else (16, 64, 256):
+        runs: dict = {"plain": [], "llmexp": []}
+        for r in range(repeat):
+            for side in ("plain", "llmexp"):
+                before = _proc_cpu(srv.proc.pid)
+                kw = {"workers": cores} if side == "llmexp" else {}
+                o = child("workers" if side == "llmexp" else "plain", n=n, c=c, api_base=srv.api_base, **kw)
+                o["server_cpu_ms_per_call"] = 1000 * (_proc_cpu(srv.proc.pid) - before) / (n + min(c, 32))
+                print(f"  {side} c={c} #{r + 1}{' workers=' + str(cores) if kw else ''}: {json.dumps(o)[:300]}", flush=True)
+                runs[side].append(o)
+        out["runs"][c] = runs
+        for side in ("plain", "llmexp"):
+            good = [o for o in runs[side] if "rate" in o]
+            out[side][c] = dict(max(good, key=lambda o: o["rate"])) if good else runs[side][-1]
+            out[side][c]["rates"] = [round(o["rate"], 1) for o in runs[side] if "rate" in o]
+    return out
+
+
+def _workers_rows(res: dict) -> list[str]:
+    """The table rows of `workers_section`."""
+    w = res.get("workers")
+    if not w:
+        return []
+    lat, cores = res["latency_ms"] / 1000.0, w["workers"]
+    ceiling = max((p.get("rate", 0) for p in w["plain"].values()), default=0)
+    lines = []
+    for c in sorted(w["llmexp"], key=int):
+        ours, p = w["llmexp"][c], w["plain"].get(c, {})
+        if "rate" not in ours or "rate" not in p:
+            lines.append(f"| throughput c={c}, --workers {cores} | error: {(ours.get('error') or p.get('error') or '')[-200:]} | >= 90% | NO |")
+            continue
+        limit = min(int(c) / lat, cores * ceiling)
+        frac = ours["rate"] / limit
+        lines.append(
+            f"| throughput c={c}, --workers {cores} ({w['n']} trials, best of {len(ours['rates'])}) | {ours['rate']:.0f}/s = "
+            f"{100 * frac:.0f}% of physical limit {limit:.0f}/s (min(C/latency {int(c) / lat:.0f}/s, {cores} x plain-litellm ceiling "
+            f"{ceiling:.0f}/s)); {ours['rate'] / p['rate']:.2f}x plain litellm at c={c} ({p['rate']:.0f}/s); pool start-up "
+            f"{ours['startup']:.1f} s (rate with it {ours['rate_incl_startup']:.0f}/s); "
+            f"CPU per call (start-up excluded): llmexp {ours['cpu_ms_per_call']:.2f} ms "
+            f"(main process {ours['main_cpu_ms_per_call']:.2f}), plain {p['cpu_ms_per_call']:.2f} ms, fake server "
+            f"{ours['server_cpu_ms_per_call']:.2f} ms, so {cores} cores allow at most "
+            f"{1000 * cores / (ours['cpu_ms_per_call'] + ours['server_cpu_ms_per_call']):.0f}/s; "
+            f"runs: llmexp {ours['rates']}, plain {p['rates']} | >= 90% | {'yes' if frac >= 0.9 else 'NO'} |"
+        )
+    top = max(w["llmexp"], key=int)
+    ours, p = w["llmexp"][top], w["plain"].get(top, {})
+    if "rate" in ours and "rate" in p:
+        ratio = ours["rate"] / p["rate"]
+        lines.append(f"| --workers {cores} vs plain litellm in one process, c={top} | {ratio:.2f}x | >= 1.7x | {'yes' if ratio >= 1.7 else 'NO'} |")
+    return lines
 
 
 def render(res: dict) -> str:
@@ -474,6 +602,7 @@ def render(res: dict) -> str:
             row(f"cached re-run of {ch['n']:,} trials",
                 f"{ch['wall']:.2f} s in run_study ({ch['process_wall']:.1f} s for the process incl. imports{first}); {ch['cache_hits']:,} hits",
                 "<= 5 s", ch["wall"] <= 5 * ch["n"] / 10_000)  # fmt: skip
+    batch_row(res, row)
     co = res.get("compile")
     if co:
         if "error" in co:
@@ -490,7 +619,13 @@ def render(res: dict) -> str:
                 f"{an['wall']:.1f} s, peak RSS {an['peak_rss_mb']:.0f} MB "
                 f"(process with the table loaded: {an['rss_before_mb']:.0f} MB; the frame itself {an.get('frame_mb', 0):.0f} MB)",
                 "<= 30 s, <= 2 GB", an["wall"] <= 30 and an["peak_rss_mb"] <= 2048)  # fmt: skip
-    for key, label in (("local_warm", "with prefix reuse"), ("local_cold", "without prefix reuse"), ("local_1thread", "with prefix reuse, 1 thread")):
+    if res.get("analysis_scale"):
+        import analysis_scale
+
+        for measured in analysis_scale.rows_for_table(res["analysis_scale"]):
+            row(*measured)
+    for key, label in (("local_warm", "with prefix reuse"), ("local_before", "with prefix reuse, before issue 14 (batches >= 16)"),
+                       ("local_cold", "without prefix reuse"), ("local_1thread", "with prefix reuse, 1 thread")):
         lo = res.get(key)
         if lo:
             if "error" in lo:
@@ -500,7 +635,9 @@ def render(res: dict) -> str:
                 row(f"local model, binary trial, {label}",
                     f"{lo['s_per_trial']:.3f} s/trial ({lo['n']} trials, {lo['threads']} threads, "
                     f"{lo['reused_tokens']} of {prompt_tokens} prompt tokens reused)",
-                    "<= 0.15 s" if key != "local_cold" else "-", lo["s_per_trial"] <= 0.15 if key != "local_cold" else None)  # fmt: skip
+                    "<= 0.15 s" if key not in ("local_cold", "local_before") else "-",
+                    lo["s_per_trial"] <= 0.15 if key not in ("local_cold", "local_before") else None)  # fmt: skip
+    lines += _workers_rows(res)
     return "\n".join(lines)
 
 

@@ -138,13 +138,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sims", type=int, default=500)
     ap.add_argument("--quick", action="store_true", help="50 simulations per scenario")
     ap.add_argument("--only", default="", help="run scenarios whose group/estimator/name contains one of these (comma-separated)")
+    ap.add_argument("--exact", action="append", default=[], help="run the scenario with exactly this name (repeatable; names contain commas)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--md", type=Path, default=None, help="also write the table as markdown")
     args = ap.parse_args(argv)
     sims = 50 if args.quick else args.sims
     loaded = load_extensions()
     pats = [p for p in args.only.split(",") if p]
-    chosen = [s for s in SCENARIOS if not pats
+    chosen = [s for s in SCENARIOS if (not pats and not args.exact) or s.name in args.exact
               or any(p in f"{s.group} {s.estimator} {s.name}" for p in pats)]
     print(f"validity: {len(chosen)} scenarios x {sims} simulations ({'quick' if args.quick else 'full'};"
           f" scenario files: {', '.join(loaded)})", flush=True)

@@ -61,49 +61,49 @@ def compile(study, **kwargs):  # noqa: A001 - mirrors the CLI verb
 
 def run(study: Any, out: str | os.PathLike | None = None, models: str | Sequence[Any] | None = None,
         replicates: int | None = None, limit: int | None = None, quiet: bool = False,
-        **advanced: Any):
+        pilot: int | None = None, params: dict[str, Any] | None = None, **advanced: Any):
     """Run a study (a `Study` or a path to a .study file) and return its results
     (`llmexp.runner.results.RunResults`: `.outcomes()`, `.probes()`, `.analysis()`,
     `.to_pandas()`, `.summary()`). The names mirror `llmexp run`:
 
     - `out` (``--out``): the run directory (default ``runs/<study>-<hash>``); an existing run
-      of the same study is resumed: finished trials are never called again;
+      of the same study is resumed: finished trials are never called again; a run of the
+      study before replicates, models or designs were added is extended in place (only the
+      new trials are called; the manifest records the extension);
     - `models` (``--model``, repeatable): run these models (names or `ModelSpec`) instead
-      of the study's (a name gets the default parameters, as in `run_study`);
+      of the study's; a name the study does not declare keeps the study's sampling params
+      (temperature, max_tokens, ...) and replicates, and what was carried over is printed
+      unless `quiet`;
     - `replicates` (``--replicates``): override every model's replicates;
-    - `limit` (``--limit``): only the first N trials (deterministic, spread across designs);
+    - `params` (``--param name=value``): set model params on every model run;
+    - `limit` (``--limit``): only N trials, sampled across every model x design x cell;
+    - `pilot` (``--pilot``): like `limit`, recorded in the manifest as a pilot;
     - `quiet` (``--quiet``): no progress display;
     - `advanced`: passed to `llmexp.runner.run_study` (``concurrency``, ``max_cost``,
       ``dry_run``, ``cache_dir``, ``use_cache``, ``rpm``, ``tpm``, ``router``,
-      ``allow_endpoints`` ...).
+      ``allow_endpoints``, ``batch`` ...).
     """
-    from llmexp.errors import RunError
+    import sys
+
     from llmexp.runner import run_study
-    from llmexp.spec import ModelSpec
+    from llmexp.runner.override import override_models
 
     if not hasattr(study, "treatments"):
         study = load(study)
     if models is None and "model" in advanced:  # `--model` as the CLI spells it
         models = advanced.pop("model")
-    if isinstance(models, str):
-        models = [models]
-    if replicates is not None:
-        if replicates < 1:
-            raise RunError("replicates must be at least 1")
-        specs = [m if isinstance(m, ModelSpec) else ModelSpec(name=m) for m in models or study.models]
-        specs = [m.model_copy(update={"replicates": replicates}) for m in specs]
-        if models:
-            models = specs
-        else:
-            study = study.with_models(specs)
+    override = override_models(study, models, replicates, params)
+    if override.note() and not quiet:
+        print(override.note(), file=sys.stderr)
+    study, models = study.with_models(override.models), None
     if "run_dir" in advanced and out is None:
         out = advanced.pop("run_dir")
     advanced.setdefault("progress", not quiet)
     from llmexp.report.results import Results
     from llmexp.runner.results import RunResults
 
-    result = run_study(study, run_dir=None if out is None else os.fspath(out), models=models or None,
-                       limit=limit, **advanced)
+    result = run_study(study, run_dir=None if out is None else os.fspath(out), models=models,
+                       limit=limit, pilot=pilot, **advanced)
     return Results.adopt(result) if isinstance(result, RunResults) else result
 
 

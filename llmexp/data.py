@@ -7,6 +7,7 @@ the file, the row (and its line in the file) and the column, never a bare except
 from __future__ import annotations
 
 import csv
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -31,8 +32,39 @@ def resolve_path(relative: str, study_dir: Path) -> Path:
     return path
 
 
-def convert(text: str, coltype: str):
-    """Convert one CSV cell; raises ValueError with a short reason."""
+# A money cell: digits with an optional thousands grouping and decimals, in the file's
+# decimal mark ("." by default; `decimal ","` on the units for "1.234,50").
+_MONEY = {
+    ".": re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+"),
+    ",": re.compile(r"\d{1,3}(?:\.\d{3})+(?:,\d+)?|\d+(?:,\d+)?|,\d+"),
+}
+_CURRENCY = "$€£ "
+
+
+def money(text: str, decimal: str = ".") -> float:
+    """A money cell as a number: "$1,234.50" (or "1.234,50 €" with `decimal ","`).
+
+    Strict, because a misread price silently changes the experiment: a cell that reads as
+    the other decimal mark ("3,49", "1.234,50") or a negative amount (where a price is
+    expected) raises ValueError saying what to write instead."""
+    raw = text.strip()
+    body = raw.strip(_CURRENCY)
+    if body.startswith("-") or raw.startswith("-"):
+        raise ValueError(f"{raw!r} is a negative amount where a price is expected (type the column number if it may be negative)")
+    other = "," if decimal == "." else "."
+    if _MONEY[decimal].fullmatch(body):
+        return float(body.replace(other, "").replace(",", "."))
+    if _MONEY[other].fullmatch(body):
+        fixed = body.replace(decimal, "").replace(",", ".")
+        if decimal == ".":
+            raise ValueError(f"{raw!r} reads as a decimal comma: write {fixed}, or add decimal \",\" to the units statement")
+        raise ValueError(f"{raw!r} does not use the decimal comma the units declare (decimal \",\"): write {fixed.replace('.', ',')}")
+    raise ValueError(f"{raw!r} is not a money amount")
+
+
+def convert(text: str, coltype: str, decimal: str = "."):
+    """Convert one CSV cell; raises ValueError with a short reason. `decimal`: the decimal
+    mark of money cells."""
     value = text.strip()
     if coltype == "text":
         return value
@@ -46,7 +78,7 @@ def convert(text: str, coltype: str):
             return False
         raise ValueError(f"{value!r} is not true/false")
     if coltype == "money":
-        value = value.replace("$", "").replace(",", "")
+        return money(value, decimal)
     try:
         number = float(value)
     except ValueError:
@@ -81,8 +113,10 @@ def read_table(
     shown_as: str,
     columns: dict[str, str] | None = None,
     required: tuple[str, ...] = (),
+    decimal: str = ".",
 ) -> tuple[dict[str, str], list[dict]]:
-    """Read a CSV into typed rows. `columns` types named columns; the rest are inferred.
+    """Read a CSV into typed rows. `columns` types named columns; the rest are inferred;
+    `decimal` is the decimal mark of money cells.
 
     Returns (column types, rows). Raises DataError naming file, row and column.
     """
@@ -137,7 +171,7 @@ def read_table(
                 typed[name] = None  # a blank in an undeclared column is a missing value
                 continue
             try:
-                typed[name] = convert(cell, types[name])
+                typed[name] = convert(cell, types[name], decimal)
             except ValueError as exc:
                 raise DataError(f"{shown_as}: row {index} (line {lines[index - 1]}), column '{name}': {exc}") from None
         rows.append(typed)

@@ -7,10 +7,12 @@ stands for the treatment level being rendered.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from llmexp.spec import Expr, format_number  # format_number: re-exported, prompts use ex.format_number
+from llmexp.spec import Expr, Treatment, format_number  # format_number: re-exported, prompts use ex.format_number
+from llmexp.templates import render
 
 
 class ExprError(ValueError):
@@ -44,6 +46,20 @@ def evaluate(expr: Expr, env: Mapping[str, Any]) -> Any:
     if right == 0:
         raise ExprError("division by zero")
     return left / right
+
+
+def level_value(treatment: Treatment, level: Any, unit: Mapping[str, Any], field: Callable[[str], str] | None = None) -> Any:
+    """What `level` of `treatment` stands for with this unit, before the treatment's own
+    expression: the labelled value (`"gain" = "..."`), the unit's cell of a column level
+    (`questions.low_anchor`), or the level itself. A text value is a template: with `field`
+    (a unit field's shown text) its `{fields}` and `{{ }}` are rendered."""
+    value = level
+    if treatment.level_values:
+        expr = treatment.level_values[treatment.levels.index(level)]
+        value = unit[str(expr.value).split(".", 1)[1]] if expr.op == "ref" else expr.value
+    if field is not None and isinstance(value, str) and ("{" in value or "}" in value):
+        return render(value, field)
+    return value
 
 
 def _require_number(value: Any, symbol: str) -> None:
@@ -90,14 +106,52 @@ def describe(expr: Expr) -> str:
     return expr.describe()
 
 
-def format_value(value: Any, value_type: str) -> str:
-    """How a value reads in a prompt: money as $1.23, numbers without noise."""
+DEFAULT_MONEY_FORMAT = "$15.00"
+# A money display format is the amount 15 written as the prompt should write every amount:
+# text before and after it, and "15" (cents only when not whole), "15.00" or "15,00"
+# (always cents; a decimal comma groups thousands with ".").
+_MONEY_FORMAT = re.compile(r"([^0-9]*)15(?:([.,])00)?([^0-9]*)")
+
+
+def money_format_error(example: str) -> str | None:
+    """Why a money display format cannot be used, or None."""
+    if _MONEY_FORMAT.fullmatch(example) is None:
+        return f'money format "{example}" must write the amount 15 once, as in "$15", "$15.00", "15 EUR" or "15,00 €"'
+    return None
+
+
+def format_money(value: float, example: str | None = None) -> str:
+    """An amount as `example` writes 15 ("$15.00" by default: "$1,234.50"); a negative
+    amount reads "-$1.75", never "$-1.75"."""
+    found = _MONEY_FORMAT.fullmatch(example or DEFAULT_MONEY_FORMAT) or _MONEY_FORMAT.fullmatch(DEFAULT_MONEY_FORMAT)
+    assert found is not None
+    before, mark, after = found.groups()
+    amount = abs(float(value))
+    digits = f"{amount:,.0f}" if mark is None and round(amount, 2).is_integer() else f"{amount:,.2f}"
+    if mark == ",":  # 1.234,50
+        digits = digits.replace(",", "\0").replace(".", ",").replace("\0", ".")
+    negative = value < 0 and any(d not in "0,." for d in digits)
+    return f"{'-' if negative else ''}{before}{digits}{after}"
+
+
+def inherited_money_format(expr: Expr | None, formats: Mapping[str, str]) -> str | None:
+    """The display format of a formatted money unit column an expression uses (the first
+    by name: `items.price * 0.9` reads in the format of `price`), or None."""
+    for ref in sorted(references(expr)) if expr is not None else []:
+        if ref.startswith("unit.") and ref[5:] in formats:
+            return formats[ref[5:]]
+    return None
+
+
+def format_value(value: Any, value_type: str, money_format: str | None = None) -> str:
+    """How a value reads in a prompt: money as $1.23 (or as `money_format` writes 15),
+    numbers without noise."""
     if value is None:
         return ""
     if isinstance(value, bool) or value_type == "boolean":
         return "yes" if value else "no"
     if value_type == "money" and isinstance(value, (int, float)):
-        return f"${value:,.2f}"
+        return format_money(value, money_format)
     if value_type == "integer" and isinstance(value, (int, float)):
         return str(int(round(value)))
     if isinstance(value, float):

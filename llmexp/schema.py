@@ -75,7 +75,9 @@ class TrialRow(NamedTuple):
     model: Annotated[str, Col("TEXT", "litellm model string")]
     params: Annotated[str, Col("TEXT", "model parameters (temperature, max_tokens, ...)", json=True)]
     replicate: Annotated[int, Col("INTEGER", "0-based replicate index")]
-    kind: Annotated[str, Col("TEXT", "`outcome` (the respondent's answer) or `probe` (an unspecified covariate elicited)")]
+    kind: Annotated[str, Col("TEXT", (
+        "`outcome` (the respondent's answer), `probe` (an unspecified covariate elicited) or `check` "
+        "(an attention/manipulation check, asked in a sequence)"))]
     target: Annotated[str, Col("TEXT", "the outcome or covariate name asked")]
     unit_id: Annotated[str, Col("TEXT", "the unit's key value (e.g. `fruit_juice`)")]
     unit: Annotated[str, Col("TEXT", "the unit row (all typed columns)", json=True)]
@@ -92,6 +94,13 @@ class TrialRow(NamedTuple):
         'a per-condition mode adds `"per_condition": true`'), json=True)]
     messages: Annotated[str, Col("TEXT", 'the chat messages sent (list of `{"role", "content"}`)', json=True)]
     order_seed: Annotated[int | None, Col("INTEGER", "seed used for a randomised condition order (per-condition modes)")]
+    follows: Annotated[str | None, Col("TEXT", (
+        "in a `sequence`: the `trial_id` of the previous question in the same conversation (null: the first "
+        "question, or a question asked on its own); `messages` then holds only this step's new turn, sent after "
+        "the earlier turns and the model's stored answers to them"))] = None
+    exposure: Annotated[int | None, Col("INTEGER", (
+        "sequential designs: 0-based position of this trial's condition in the respondent's randomized order "
+        "(`order_seed`); null otherwise"))] = None
 
 
 class ResponseRow(NamedTuple):
@@ -156,6 +165,9 @@ def columns(row_type: RowType) -> tuple[Column, ...]:
 
 
 TRIAL_COLUMNS: tuple[str, ...] = TrialRow._fields
+# trial columns added after v0.1: left out of a stored trial row while null, so a trial of an
+# older run keeps the row it was stored with (the run store keys trial rows by their content)
+ADDED_TRIAL_COLUMNS: frozenset[str] = frozenset({"follows", "exposure"})
 JSON_TRIAL_COLUMNS: tuple[str, ...] = tuple(c.name for c in columns(TrialRow) if c.json)
 # the columns a response adds to its trial in the response table (`RunResults.to_pandas`)
 RESPONSE_COLUMNS: tuple[str, ...] = tuple(c.name for c in columns(ResponseRow) if c.public)

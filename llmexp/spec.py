@@ -95,6 +95,19 @@ class AnswerSpec(Frozen):
     labels: tuple[str, ...] = ()  # binary: (positive, negative); categorical/likert labels
     low: float | None = None  # likert/number/money range
     high: float | None = None
+    # number/money: whether the prompt states the range (`valid LOW to HIGH` hides it; the
+    # old `LOW to HIGH` and `valid ... shown` state it); answers outside it are invalid either way
+    shown: bool = True
+    low_ref: str | None = None  # a bound read per unit from this column (`valid questions.min_value to ...`)
+    high_ref: str | None = None
+    # categorical: per label, the cells it is shown in ({treatment: level}; {} = every cell)
+    shown_if: tuple[dict[str, Scalar], ...] = ()
+    # a trial's answer showing some of the options: each shown label's value (its index in
+    # the outcome's full list), so answers compare across cells; empty: the label's index
+    label_values: tuple[float, ...] = ()
+
+    # one set for the class (H2's range fields and H1's option fields)
+    _added_fields: ClassVar[frozenset[str]] = frozenset({"shown", "low_ref", "high_ref", "shown_if", "label_values"})
 
 
 class Distribution(Frozen):
@@ -124,6 +137,29 @@ class Persona(Frozen):
     rows: tuple[dict[str, Scalar], ...] | None = None  # from a CSV instead of draws
     source: str | None = None
     describe: str | None = None  # template introducing the persona
+    # CSV rows: `without replacement` never puts one row twice in a cell (seeded sample)
+    replacement: bool = True
+    # CSV rows: `quota COLUMN value share%, ...`: each cell's count split by these shares
+    quota_column: str | None = None
+    quota: tuple[tuple[Scalar, float], ...] = ()  # (value, share in (0, 1]); shares add up to 1
+
+    _added_fields: ClassVar[frozenset[str]] = frozenset({"replacement", "quota_column", "quota"})
+
+    def quota_pool(self, value: Scalar) -> list[int]:
+        """The indices of the rows whose quota column holds `value` (numbers compare as
+        numbers, anything else as text)."""
+        return [i for i, row in enumerate(self.rows or ()) if same_scalar(row.get(self.quota_column or ""), value)]
+
+    def quota_counts(self) -> list[int]:
+        """How many of a cell's `count` respondents each quota value gets: the shares times
+        the count, rounded by largest remainder (ties to the value listed first) so they add
+        up to the count."""
+        exact = [share * self.count for _, share in self.quota]
+        counts = [int(x) for x in exact]
+        by_remainder = sorted(range(len(exact)), key=lambda i: (-(exact[i] - counts[i]), i))
+        for i in by_remainder[: self.count - sum(counts)]:
+            counts[i] += 1
+        return counts
 
 
 class Units(Frozen):
@@ -134,6 +170,10 @@ class Units(Frozen):
     columns: dict[str, ColumnType]
     rows: tuple[dict[str, Scalar], ...]
     source: str | None = None  # CSV path relative to the study file
+    money_formats: dict[str, str] = {}  # money column -> display format ("$15", "15 EUR"); absent: $15.00
+    decimal: str = "."  # the CSV's decimal mark in money cells (`decimal ","`)
+
+    _added_fields: ClassVar[frozenset[str]] = frozenset({"money_formats", "decimal"})
 
 
 class Treatment(Frozen):
@@ -145,6 +185,13 @@ class Treatment(Frozen):
     value_type: ColumnType = "number"
     assignment: Assignment = "between"
     unit_dependent: bool = False  # value references a unit field
+    # per level (same order as `levels`, which are then labels): its value, a literal or a
+    # unit column (`ref`); empty: each level is its own value
+    level_values: tuple[Expr, ...] = ()
+    description: str | None = None  # the noun phrase design statements use instead of the name
+    money_format: str | None = None  # money values read as this writes 15 ("$15", "15 EUR"); None: $15.00
+
+    _added_fields: ClassVar[frozenset[str]] = frozenset({"level_values", "description", "money_format"})
 
 
 class Probe(Frozen):
@@ -175,6 +222,25 @@ class Outcome(Frozen):
     question: str
 
 
+class Check(Frozen):
+    """An attention or manipulation check: a question with labelled options and the one
+    answer a respondent who attended gives (`expect`). Asked inside a `sequence`, like an
+    outcome; a respondent who answers anything else is excluded from the analyses."""
+
+    name: str
+    answer: AnswerSpec
+    question: str
+    expect: str
+
+
+class QuestionSequence(Frozen):
+    """Outcomes and checks asked of one respondent in one conversation, in this order:
+    each step sees the earlier questions and the model's own earlier answers."""
+
+    name: str
+    steps: tuple[str, ...]  # outcome and check names
+
+
 class Design(Frozen):
     """One arm of the design comparison: a blinding mode plus what it pins down."""
 
@@ -192,6 +258,10 @@ class ModelSpec(Frozen):
     replicates: int = 1
     rpm: float | None = None
     tpm: float | None = None
+    # `max_tokens MODE N`: the completion budget of one mode's trials (overrides params)
+    mode_max_tokens: dict[str, int] = {}
+
+    _added_fields: ClassVar[frozenset[str]] = frozenset({"mode_max_tokens"})
 
 
 class Baseline(Frozen):
@@ -205,6 +275,12 @@ class Baseline(Frozen):
     retest: dict[str, str] = Field(default_factory=dict)  # outcome -> retest column
     where: dict[str, Scalar] = Field(default_factory=dict)
     rows: tuple[dict[str, Scalar], ...] = ()
+    # categorical outcomes (`option COLUMN`): the column naming the option each row's share is of
+    option_column: str | None = None
+    # `compare effect OUTCOME = COLUMN`: outcome -> the column holding the human Cohen's d per unit
+    effects: dict[str, str] = {}
+
+    _added_fields: ClassVar[frozenset[str]] = frozenset({"option_column", "effects"})
 
 
 class Study(Frozen):
@@ -223,6 +299,10 @@ class Study(Frozen):
     models: tuple[ModelSpec, ...]
     baseline: Baseline | None = None
     analyses: tuple[str, ...] = ()  # registered analysis names (llmexp.analysis); the language checks them
+    sequences: tuple[QuestionSequence, ...] = ()  # questions asked in one conversation (none: each alone)
+    checks: tuple[Check, ...] = ()  # attention/manipulation checks (asked inside sequences)
+
+    _added_fields: ClassVar[frozenset[str]] = frozenset({"sequences", "checks"})
 
     def to_json(self) -> str:
         """Canonical JSON (sorted keys): what the study hash is taken over."""
@@ -268,6 +348,8 @@ class Study(Frozen):
         rows.append(("models", [_model_line(m) for m in self.models]))
         rows.append(("baseline", [_baseline_line(self.baseline)] if self.baseline else []))
         rows.append(("analyses", [", ".join(self.analyses)] if self.analyses else []))
+        rows.append(("sequences", [f"{q.name}: {', '.join(q.steps)}" for q in self.sequences]))
+        rows.append(("checks", [f"{c.name}: {_answer_text(c.answer)}, expect {c.expect!r}" for c in self.checks]))
         for label, items in rows:
             for i, item in enumerate(items):
                 lines.append(f"  {label if i == 0 else '':<11} {item}")
@@ -283,6 +365,13 @@ class Study(Frozen):
     def outcome(self, name: str) -> Outcome:
         return next(o for o in self.outcomes if o.name == name)
 
+    def check(self, name: str) -> Check:
+        return next(c for c in self.checks if c.name == name)
+
+    def sequence_of(self, name: str) -> QuestionSequence | None:
+        """The sequence an outcome or check is asked in (None: asked on its own)."""
+        return next((q for q in self.sequences if name in q.steps), None)
+
     def persona(self, name: str) -> Persona:
         return next(p for p in self.personas if p.name == name)
 
@@ -291,6 +380,12 @@ class Study(Frozen):
 
     def with_models(self, models: list[ModelSpec]) -> Study:
         return self.model_copy(update={"models": tuple(models)})
+
+
+def same_scalar(a: Any, b: Any) -> bool:
+    """Whether two table values are the same: numbers compare as numbers, anything else as text."""
+    numbers = all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in (a, b))
+    return abs(float(a) - float(b)) < 1e-9 if numbers else str(a) == str(b)
 
 
 def format_number(value: float) -> str:
@@ -343,8 +438,11 @@ def _answer_text(answer: AnswerSpec) -> str:
     text = answer.type
     if answer.labels:
         text += " " + " / ".join(f'"{label}"' for label in answer.labels)
-    if answer.low is not None or answer.high is not None:
-        text += f" {_scalar_text(answer.low)} to {_scalar_text(answer.high)}"
+    low = answer.low_ref or (None if answer.low is None else _scalar_text(answer.low))
+    high = answer.high_ref or (None if answer.high is None else _scalar_text(answer.high))
+    if low is not None or high is not None:
+        hidden = not answer.shown or answer.low_ref or answer.high_ref
+        text += f" {'valid ' if hidden else ''}{low} to {high}"
     return text
 
 
@@ -356,6 +454,8 @@ def _units_line(units: Units) -> str:
 def _persona_line(persona: Persona) -> str:
     if persona.rows is not None:
         drawn = f"{_count(len(persona.rows), 'row')} from {persona.source or 'a table'}"
+        drawn += "" if persona.replacement else " without replacement"
+        drawn += f", quota on {persona.quota_column}" if persona.quota else ""
     else:
         drawn = "attributes " + (", ".join(a.name for a in persona.attributes) or "none")
     return f"{persona.name}: {persona.count} per cell, {drawn}"
@@ -386,16 +486,18 @@ def _design_line(design: Design) -> str:
 
 
 def _model_line(model: ModelSpec) -> str:
-    params = " ".join(f"{k}={_scalar_text(v)}" for k, v in model.params.items())
+    params = " ".join([f"{k}={_scalar_text(v)}" for k, v in model.params.items()] + [f"max_tokens {m}={n}" for m, n in model.mode_max_tokens.items()])
     limits = "".join(f", {name} {_scalar_text(v)}" for name, v in (("rpm", model.rpm), ("tpm", model.tpm)) if v is not None)
     return f"{model.name}{' ' + params if params else ''}, {_count(model.replicates, 'replicate')}{limits}"
 
 
 def _baseline_line(baseline: Baseline) -> str:
     kind = "cell aggregates" if baseline.n_column else "rows"
-    compared = ", ".join(f"{o} vs {col}" for o, col in baseline.outcomes.items())
+    compared = ", ".join([f"{o} vs {col}" for o, col in baseline.outcomes.items()]
+                         + [f"{o} effect (Cohen's d) vs {col}" for o, col in baseline.effects.items()])
     retest = f", retest {', '.join(baseline.retest.values())}" if baseline.retest else ""
-    return f"{baseline.source}: {len(baseline.rows)} {kind}, {compared}{retest}"
+    options = f", options in {baseline.option_column}" if baseline.option_column else ""
+    return f"{baseline.source}: {len(baseline.rows)} {kind}, {compared}{options}{retest}"
 
 
 @dataclass(frozen=True)
@@ -442,7 +544,7 @@ class StudyDiff:
 
 # Spec lists whose items are told apart by name: a change reads `designs[competitor_fixed].probes`.
 # Models are compared by position: a study may list one model twice with different params.
-NAMED_LISTS = ("personas", "treatments", "covariates", "outcomes", "designs")
+NAMED_LISTS = ("personas", "treatments", "covariates", "outcomes", "designs", "sequences", "checks")
 
 
 def diff(a: Study, b: Study) -> StudyDiff:

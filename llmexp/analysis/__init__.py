@@ -14,7 +14,7 @@ import importlib
 import pkgutil
 
 from llmexp.analysis.base import Analysis, Context, catalogue, defaults, get, names, register, unregister
-from llmexp.analysis.core import AnalysisResult, analyze, resolve_requested
+from llmexp.analysis.core import AnalysisResult, analyze, analyze_parquet, resolve_requested
 
 # Import every module so that an analysis registers by existing: a new analysis is one new
 # file. `plots` is left to load on first use: it imports matplotlib, which only drawing needs.
@@ -22,5 +22,5 @@ for _module in pkgutil.iter_modules(__path__):
     if _module.name != "plots":
         importlib.import_module(f"{__name__}.{_module.name}")
 
-__all__ = ["Analysis", "AnalysisResult", "Context", "analyze", "catalogue", "defaults", "get", "names",
+__all__ = ["Analysis", "AnalysisResult", "Context", "analyze", "analyze_parquet", "catalogue", "defaults", "get", "names",
            "register", "resolve_requested", "unregister"]

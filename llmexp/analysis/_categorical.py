@@ -42,10 +42,30 @@ def option_shares(data: pd.DataFrame, out, alpha: float) -> pd.DataFrame:
         units = pd.factorize(g["unit_id"].astype(str))[0]
         lv = {c: g[c].iloc[0] for c in g.columns if c.startswith("lvl__")}
         for k, lab in enumerate(labels):
+            if not _offered(out, k, lv):  # `"C" if decoy = "present"`: no share where it was not an option
+                rows.append(dict(outcome=out.name, **dict(zip(keys, key)), **lv, option=lab, n=len(g),
+                                 n_units=int(units.max()) + 1 if len(units) else 0, se=NAN, ci_low=NAN,
+                                 ci_high=NAN, estimand="", inference="", share=NAN,
+                                 note="not an option in this condition"))
+                continue
             y = (g["y"].to_numpy() == k).astype(float)
             rows.append(dict(outcome=out.name, **dict(zip(keys, key)), **lv, option=lab,
                              **_share(y, units, alpha)))
     return pd.DataFrame(rows)
+
+
+def _offered(out, k: int, lv: dict) -> bool:
+    """Whether option `k` was an option in the cell with levels `lv` (`lvl__<treatment>`)."""
+    shown_if = getattr(out.answer, "shown_if", ()) or ()
+    condition = shown_if[k] if k < len(shown_if) else {}
+    return all(f"lvl__{t}" not in lv or _same_level(lv[f"lvl__{t}"], level) for t, level in condition.items())
+
+
+def _same_level(a, b) -> bool:
+    try:
+        return abs(float(a) - float(b)) < 1e-9
+    except (TypeError, ValueError):
+        return str(a) == str(b)
 
 
 def _share(y: np.ndarray, units: np.ndarray, alpha: float) -> dict:
@@ -54,30 +74,43 @@ def _share(y: np.ndarray, units: np.ndarray, alpha: float) -> dict:
     return out
 
 
-def mean_interval(y: np.ndarray, units: np.ndarray, alpha: float, zero_one: bool = False) -> dict:
+TRUNCATED = "interval truncated to [0, 1] (a share)"
+
+
+def mean_interval(y: np.ndarray, units: np.ndarray, alpha: float, zero_one: bool = False,
+                  counts: np.ndarray | None = None) -> dict:
     """Mean pooled over units with a CR2 interval clustered by unit (population of units);
-    one unit, or no variation across units: Wilson for shares, else missing with a note."""
-    n, n_units = len(y), int(units.max()) + 1 if len(units) else 0
-    mean = float(y.mean()) if n else NAN
+    one unit, or no variation across units: Wilson for shares, else missing with a note.
+    `counts`: y are cell means of that many answers each (grouped.py: the same interval)."""
+    w = np.ones(len(y)) if counts is None else np.asarray(counts, float)
+    n, n_units = int(round(w.sum())), int(units.max()) + 1 if len(units) else 0
+    total = float(w @ y) if n else NAN
+    mean = total / n if n else NAN
     base = dict(n=n, n_units=n_units, mean=mean)
     if n == 0:
         return dict(base, se=NAN, ci_low=NAN, ci_high=NAN, estimand="", inference="", note="no answers")
+    if counts is None:
+        mean = float(y.mean())
+        base["mean"] = mean
     if n_units >= 2:
-        ci = cr2(np.ones((n, 1)), y - mean, units)
+        ci = (cr2(np.ones((n, 1)), y - mean, units) if counts is None else
+              cr2(np.ones((len(y), 1)), w * (y - mean), units, weights=w, n_obs=n, nested=0))
         se = float(np.sqrt(max(ci.vcov[0, 0], 0.0)))
         if se > 0:
             lo_t, hi_t, _ = t_rows(np.array([mean]), np.array([se]), ci.df, alpha)
             lo, hi = float(lo_t[0]), float(hi_t[0])
-            if zero_one:
+            clipped = zero_one and (lo < 0.0 or hi > 1.0)
+            if zero_one:  # a share lies in [0, 1]: truncating the t interval keeps its coverage
                 lo, hi = max(lo, 0.0), min(hi, 1.0)
             return dict(base, se=se, ci_low=lo, ci_high=hi, estimand="population of units",
-                        inference="CR2 cluster-robust by unit, t with Satterthwaite df", note="")
+                        inference="CR2 cluster-robust by unit, t with Satterthwaite df",
+                        note=TRUNCATED if clipped else "")
     why = ("one unit: the interval is conditional on it" if n_units < 2 else
            "no variation across units")
     if not zero_one:
         return dict(base, se=NAN, ci_low=NAN, ci_high=NAN, estimand="", inference="",
                     note=f"{why}: no interval over units")
-    lo, hi = wilson(float(y.sum()), float(n), alpha)
+    lo, hi = wilson(float(y.sum()) if counts is None else total, float(n), alpha)
     return dict(base, se=NAN, ci_low=lo, ci_high=hi, estimand="these units",
                 inference="Wilson (answers independent)",
                 note=f"{why}: Wilson interval on the pooled count (answers treated as independent)")

@@ -28,6 +28,8 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from llmexp.analysis._honest import within_rank
+
 EPS = 1e-9
 
 
@@ -40,9 +42,25 @@ def arc_elasticity(p1: float, q1: float, p2: float, q2: float) -> float:
     return (dq / mq) / (dp / mp)
 
 
+def unit_level_cells(df: pd.DataFrame) -> pd.DataFrame:
+    """The unit x paid level cells (mean answer y and n) the elasticity fits use."""
+    return _cells(df)
+
+
 def _cells(df: pd.DataFrame) -> pd.DataFrame:
     """Unit x level cells (mean answer and n): the fits below weight each by its n, which
-    gives the observation-level estimates and cluster scores (the score is linear in y)."""
+    gives the observation-level estimates and cluster scores (the score is linear in y).
+    A cell table (grouped.py) gives the same cells, merged to unit x level."""
+    if "m2" in df.columns and "n" in df.columns:
+        d = df[["unit_id", "level", "y", "n"]].dropna()
+        d = d[(d["level"] > EPS) & np.isfinite(d["y"])].assign(
+            unit_id=lambda t: t["unit_id"].astype(str), s=lambda t: t["n"] * t["y"])
+        if not d.duplicated(["unit_id", "level"]).any():  # already unit x level (fast path)
+            c = d.sort_values(["unit_id", "level"], kind="stable").reset_index(drop=True)
+        else:
+            c = d.groupby(["unit_id", "level"], as_index=False).agg(s=("s", "sum"), n=("n", "sum"))
+        return c.assign(y=c["s"] / c["n"], n=c["n"].round().astype(np.int64))[
+            ["unit_id", "level", "y", "n"]]
     d = df[["unit_id", "level", "y"]].dropna()
     d = d[(d["level"] > EPS) & np.isfinite(d["y"])].assign(unit_id=lambda t: t["unit_id"].astype(str))
     return d.groupby(["unit_id", "level"], as_index=False).agg(y=("y", "mean"), n=("y", "size"))
@@ -63,7 +81,9 @@ def _fit(c: pd.DataFrame, x: np.ndarray, codes: np.ndarray, family: str, cluster
     fam = sm.families.Binomial() if family == "logit" else sm.families.Poisson()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model = sm.GLM(c["y"].to_numpy(float), x, family=fam, var_weights=c["n"].to_numpy(float))
+        # hasconst: the unit dummies span the constant (saves statsmodels' rank check)
+        model = sm.GLM(c["y"].to_numpy(float), x, family=fam, var_weights=c["n"].to_numpy(float),
+                       hasconst=True)
         if cluster:
             return model.fit(start_params=start, cov_type="cluster", cov_kwds={"groups": codes})
         return model.fit(start_params=start)
@@ -80,9 +100,23 @@ def _missing(reason: str, **extra) -> dict:
                 **extra)
 
 
+def varied_units(c: pd.DataFrame) -> int:
+    """Units asked at two or more paid levels: with unit effects only they carry the slope
+    (a unit seen at one level is fitted exactly by its own intercept)."""
+    return int((c.groupby("unit_id")["level"].nunique() >= 2).sum()) if len(c) else 0
+
+
+NOT_IDENTIFIED = ("no unit was asked at two or more paid levels: with unit effects the "
+                  "slope is not identified")
+ONE_VARIED = ("only one unit was asked at two or more paid levels: the slope rests on that "
+              "unit alone, no interval over units")
+
+
 def _refusal(c: pd.DataFrame, upper: bool) -> str:
     if c["level"].nunique() < 2:
         return "fewer than two paid levels"
+    if varied_units(c) == 0:
+        return NOT_IDENTIFIED
     if c["y"].nunique() < 2:
         return "no variation in the answers"
     if (c["y"] < 0).any() or (upper and (c["y"] > 1).any()):
@@ -123,7 +157,10 @@ def point_elasticities(df: pd.DataFrame, at: tuple[float, ...] = (1.0,),
     """One dict per level in `at`: level, estimate, se, ci_low, ci_high, n_units, method,
     reason (empty when the interval exists). Interval: delete-one-unit jackknife, t(G-1)."""
     c = _cells(df)
-    quad = c["level"].nunique() >= 3
+    # the square needs three levels AND variation of (log p, (log p)^2) within units: unit
+    # effects absorb the rest (one unit at two levels identifies a slope, not a curvature)
+    quad = c["level"].nunique() >= 3 and within_rank(
+        np.column_stack([np.log(c["level"]), np.log(c["level"]) ** 2]), c["unit_id"].to_numpy()) >= 2
     g = c["unit_id"].nunique()
     base = dict(method="fractional logit on log p" + (" + (log p)^2" if quad else ""),
                 n_units=g)
@@ -138,7 +175,9 @@ def point_elasticities(df: pd.DataFrame, at: tuple[float, ...] = (1.0,),
                 for p0 in at]
     lo_lv, hi_lv = c["level"].min(), c["level"].max()
     inside = [float(p0) for p0 in at if lo_lv - EPS <= p0 <= hi_lv + EPS]
-    jk = _jackknife(c, quad, inside, params) if g >= 2 and inside else None
+    vu = varied_units(c)
+    jk = _jackknife(c, quad, inside, params) if g >= 2 and vu >= 2 and inside else None
+    one = "one unit: no interval over units" if g < 2 else ONE_VARIED
     out = []
     for p0 in at:
         row = dict(base, level=float(p0))
@@ -150,7 +189,7 @@ def point_elasticities(df: pd.DataFrame, at: tuple[float, ...] = (1.0,),
         if not np.isfinite(est):
             out.append(dict(row, **_missing("the fitted share is 0 at this level")))
         elif reps is None:
-            out.append(dict(row, **_missing("one unit: no interval over units"), ) | {"estimate": est})
+            out.append(dict(row, **_missing(one)) | {"estimate": est})
         elif not np.all(np.isfinite(reps)) or np.var(reps) <= 0:
             out.append(dict(row, **_missing("the jackknife over units failed")) | {"estimate": est})
         else:
@@ -186,21 +225,34 @@ def _elasticity_and_grad(params: np.ndarray, l0: float, quad: bool) -> tuple[flo
 def ppml_elasticity(df: pd.DataFrame, alpha: float = 0.05) -> dict:
     """Constant elasticity from ``log E[q] = a_u + e log p`` (Poisson quasi-likelihood),
     zeros kept: estimate, se, ci_low, ci_high, zero_cells, se_type, reason."""
-    c = _cells(df)
+    return ppml_from_cells(_cells(df), alpha)
+
+
+def ppml_from_cells(c: pd.DataFrame, alpha: float = 0.05) -> dict:
+    """`ppml_elasticity` of unit x level cells (`unit_level_cells`)."""
     zero = int((c["y"] <= 0).sum())
     why = _refusal(c, upper=False)
     if why:
         return dict(_missing(why), zero_cells=zero, se_type="")
-    x, codes = _design(c, quad=False)
     g = c["unit_id"].nunique()
+    quick = None if g >= 2 else _poisson_slope(
+        np.log(c["level"].to_numpy(float)), c["y"].to_numpy(float), c["n"].to_numpy(float))
+    if quick is not None:  # one unit (the per-unit rows): the estimate only
+        return dict(_missing("one unit: no interval over units"), zero_cells=zero, se_type="")\
+            | {"estimate": quick}
+    x, codes = _design(c, quad=False)
+    # an interval needs two units carrying the slope and a residual degree of freedom
+    # (statsmodels' cluster factor (N - 1) / (N - K) divides by zero on a saturated fit)
+    no_ci = "one unit: no interval over units" if g < 2 else ONE_VARIED if varied_units(c) < 2 else (
+        "as many cells as parameters: no residual degrees of freedom for an interval"
+        if len(c) <= x.shape[1] else "")
     try:
-        res = _fit(c, x, codes, "poisson", cluster=g >= 2)
+        res = _fit(c, x, codes, "poisson", cluster=not no_ci)
     except (ValueError, np.linalg.LinAlgError) as e:
         return dict(_missing(f"the fit failed ({type(e).__name__})"), zero_cells=zero, se_type="")
     est = float(np.asarray(res.params)[0])
-    if g < 2:
-        return dict(_missing("one unit: no interval over units"), zero_cells=zero, se_type="")\
-            | {"estimate": est}
+    if no_ci:
+        return dict(_missing(no_ci), zero_cells=zero, se_type="") | {"estimate": est}
     # statsmodels' small-sample factor (N - 1) / (N - K) counts cells here: rescale it to
     # the observations so the SE equals the observation-level GLM's
     n_obs, n_cells, k = float(c["n"].sum()), float(len(c)), float(x.shape[1])
@@ -211,6 +263,28 @@ def ppml_elasticity(df: pd.DataFrame, alpha: float = 0.05) -> dict:
         return dict(_missing("zero standard error"), zero_cells=zero, se_type="") | {"estimate": est}
     return dict(estimate=est, se=se, ci_low=est - q * se, ci_high=est + q * se, zero_cells=zero,
                 se_type="cluster(unit), t(G-1)", reason="")
+
+
+def _poisson_slope(lp: np.ndarray, y: np.ndarray, w: np.ndarray) -> float | None:
+    """Slope e of the Poisson quasi-likelihood fit ``log E[y] = a + e lp`` (weights w) by
+    Newton's method to machine precision: the same estimate as statsmodels' GLM for one
+    unit, without its per-fit overhead (a study has one such fit per unit and design).
+    None when it does not converge (e.g. an MLE at infinity): statsmodels then decides."""
+    X = np.column_stack([np.ones(len(lp)), lp])
+    beta = np.array([np.log(max(float(w @ y) / float(w.sum()), 1e-300)), 0.0])
+    with np.errstate(all="ignore"):
+        for _ in range(50):
+            mu = np.exp(X @ beta)
+            try:
+                step = np.linalg.solve(X.T @ (X * (w * mu)[:, None]), X.T @ (w * (y - mu)))
+            except np.linalg.LinAlgError:
+                return None
+            beta = beta + step
+            if not np.all(np.isfinite(beta)):
+                return None
+            if np.max(np.abs(step)) <= 1e-12 * max(1.0, float(np.max(np.abs(beta)))):
+                return float(beta[1])
+    return None
 
 
 def adjacent_arc(levels: np.ndarray, q: np.ndarray, ref: float = 1.0) -> tuple[float, str]:

@@ -6,10 +6,13 @@ scipy is imported inside the functions that use it: the analysis declarations (a
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pandas as pd
 
 
+@functools.lru_cache(maxsize=64)
 def z_for(alpha: float) -> float:
     from scipy import stats  # lazy: see the module docstring
 
@@ -54,6 +57,14 @@ def cluster_boot_means(
     g = len(uniq)
     sums = np.bincount(codes, weights=y, minlength=g)
     counts = np.bincount(codes, minlength=g).astype(float)
+    return boot_means_from_sums(sums, counts, n_boot, rng)
+
+
+def boot_means_from_sums(sums: np.ndarray, counts: np.ndarray, n_boot: int,
+                         rng: np.random.Generator) -> np.ndarray:
+    """`cluster_boot_means` from each cluster's sum and count (clusters in order of first
+    appearance): the same draws, so the same interval, from cell-level sums."""
+    g = len(sums)
     w = rng.multinomial(g, np.full(g, 1.0 / g), size=n_boot).astype(float)
     return (w @ sums) / np.maximum(w @ counts, 1e-12)
 

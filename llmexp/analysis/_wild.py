@@ -29,6 +29,8 @@ import pandas as pd
 
 WEBB = np.array([-np.sqrt(1.5), -1.0, -np.sqrt(0.5), np.sqrt(0.5), 1.0, np.sqrt(1.5)])
 MIN_CLUSTERS = 3
+NOT_IDENTIFIED = ("not identified: collinear with the units' intercepts and the other terms "
+                  "(too few conditions asked within units)")
 
 
 def _weights(g: int, b: int, rng: np.random.Generator) -> np.ndarray:
@@ -85,26 +87,37 @@ def _t_p(t: float, dof: int) -> float:
 
 class WildPlan:
     """The parts of `wild_test` that depend on X and the clusters only (reused across many
-    outcome vectors, e.g. by `llmexp diagnose`)."""
+    outcome vectors, e.g. by `llmexp diagnose`).
 
-    def __init__(self, X: np.ndarray, j: int, clusters):
+    On cells (`grouped.py`): X and y are the cell rows times sqrt(n) and `n_obs` the number
+    of observations; every quantity below is a cluster sum of pinv(X) times X or the
+    residuals, so the test (and its draws, which depend on the clusters only) is the
+    observation-level one."""
+
+    def __init__(self, X: np.ndarray, j: int, clusters, n_obs: int | None = None):
         self.X = X = np.asarray(X, float)
         self.j = j
         self.codes, uniq = pd.factorize(np.asarray(clusters))
         self.g, self.n = len(uniq), X.shape[0]
+        self.n_obs = self.n if n_obs is None else int(n_obs)
         self.A, self.rank = _pinv_rank(X)
-        self.factor = self.g / max(self.g - 1, 1) * (self.n - 1) / max(self.n - self.rank, 1)
+        self.factor = self.g / max(self.g - 1, 1) * (self.n_obs - 1) / max(self.n_obs - self.rank, 1)
         self.P = _cluster_sum(self.codes, self.g, self.A[j][:, None] * X) if self.g else np.zeros((0, X.shape[1]))
         Xr = np.delete(X, j, axis=1)
         self.Xr, self.Hr = Xr, (np.linalg.pinv(Xr) if Xr.shape[1] else None)
+        # coefficient j is identified only if its column adds to the rank of the others
+        # (else the pseudo-inverse returns an arbitrary minimum-norm value for it)
+        self.identified = self.rank > (_pinv_rank(Xr)[1] if Xr.shape[1] else 0)
 
     def test(self, y: np.ndarray, alpha: float = 0.05, n_boot: int = 999, seed: int = 0) -> dict:
         y = np.asarray(y, float)
         g, n, j, A = self.g, self.n, self.j, self.A
+        if not self.identified:
+            return missing(NOT_IDENTIFIED, n_clusters=g)
         est = float(A[j] @ y)
         if g < MIN_CLUSTERS:
             return missing(f"{g} unit(s): at least {MIN_CLUSTERS} are needed for an interval", est, g)
-        if n - self.rank <= 0:
+        if self.n_obs - self.rank <= 0:
             return missing("no residual degrees of freedom", est, g)
         resid = y - self.X @ (A @ y)
         score = _cluster_sum(self.codes, g, (A[j] * resid)[:, None])[:, 0]

@@ -75,6 +75,8 @@ class Analysis:
     order: ClassVar[int] = 100  # place in reports, summary.json and messages (ties: by name)
     headline: ClassVar[bool] = False  # its digest lines come before the other analyses'
     default: ClassVar[bool] = False  # it runs when the study names no analysis
+    # it runs on the cell-level statistics of a streamed table (`stream.py`, `grouped.py`)
+    on_cells: ClassVar[bool] = False
 
     def unsupported(self, study: Study) -> str | None:
         """Why this analysis cannot run on `study` (None: it can), judged from the spec alone.
@@ -103,8 +105,19 @@ class Analysis:
 
     def report_section(self, tables: dict[str, pd.DataFrame]) -> list[tuple[str, pd.DataFrame]]:
         """(table name, rows to show) for its report section; empty tables are left out."""
-        return [(t, tables[t]) for t in self.report_tables
-                if tables.get(t) is not None and not tables[t].empty]
+        return [(t, tables[t]) for t in self.report_tables if tables.get(t) is not None and not tables[t].empty]
+
+    def headline_tables(self, tables: dict[str, pd.DataFrame]) -> list[tuple[str, pd.DataFrame]]:
+        """The tables whose rows are findings for the report's headline (each row with an
+        estimate and an interval is read generically). Defaults to the report section; an
+        analysis whose section also shows descriptive rows or checks leaves those out, so
+        the headline does not state them as findings."""
+        return self.report_section(tables)
+
+    def findings(self, tables: dict[str, pd.DataFrame], level: int) -> list[tuple[bool, str]] | None:
+        """(supported, sentence) headline findings written by the analysis itself, for
+        estimates the generic reading would state wrongly; None: read `headline_tables`."""
+        return None
 
 
 def register(cls: type[Analysis]) -> type[Analysis]:
@@ -113,8 +126,7 @@ def register(cls: type[Analysis]) -> type[Analysis]:
         raise AnalysisError(f"analysis class {cls.__name__} has no name")
     current = REGISTRY.get(cls.name)
     if current is not None and type(current) is not cls:
-        raise AnalysisError(f"two analyses are named {cls.name!r}: "
-                            f"{type(current).__name__} and {cls.__name__}")
+        raise AnalysisError(f"two analyses are named {cls.name!r}: {type(current).__name__} and {cls.__name__}")
     REGISTRY[cls.name] = cls()
     return cls
 
@@ -146,5 +158,4 @@ def get(name: str) -> Analysis:
     except KeyError:
         close = difflib.get_close_matches(str(name), list(REGISTRY), n=1, cutoff=0.6)
         hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise AnalysisError(f"unknown analysis {name!r}{hint} (choose from "
-                            f"{', '.join(names())})") from None
+        raise AnalysisError(f"unknown analysis {name!r}{hint} (choose from {', '.join(names())})") from None

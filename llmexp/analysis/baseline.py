@@ -56,6 +56,7 @@ import numpy as np
 import pandas as pd
 
 from llmexp.analysis._elasticity import adjacent_arc
+from llmexp.analysis._honest import interval, num
 from llmexp.analysis._stats import percentile_ci, safe_corr, wilson, z_for
 from llmexp.analysis.base import Analysis, Context, register
 from llmexp.analysis.humans import cell_key, level_text, load_baseline
@@ -160,7 +161,10 @@ def _paired_differences(study: Study, cells: pd.DataFrame, alpha: float, n_boot:
             return est, (None if w is None else (w @ su) / np.maximum(w @ cu, 1e-12))
 
         r_est, r_b = boot(ref)
-        for d in present:
+        out.append(dict(outcome=outcome, model=model, design=ref, reference=ref, mae_minus_reference=np.nan,
+                        diff_ci_low=np.nan, diff_ci_high=np.nan,
+                        diff_ci_note="the reference design: no difference to itself"))  # not 0 [0, 0]
+        for d in present[1:]:
             est, b = boot(d)
             lo, hi = (np.nan, np.nan) if b is None else percentile_ci(b - r_b, alpha)
             out.append(dict(outcome=outcome, model=model, design=d, reference=ref,
@@ -268,7 +272,7 @@ def _accuracy(ind: pd.DataFrame) -> dict:
 
 
 def _cluster_t(x: np.ndarray, w: np.ndarray, codes: np.ndarray, g: int,
-               alpha: float) -> tuple[float, float]:
+               alpha: float, log: bool = False) -> tuple[float, float]:
     """Interval of the weighted mean of x: cluster-robust (by unit) linearised SE,
     ``G/(G-1) sum_g (sum_c in g w_c (x_c - mean))^2 / (sum w)^2``, t(G-1) critical values."""
     from scipy import stats  # lazy: see analysis/base.py
@@ -281,6 +285,10 @@ def _cluster_t(x: np.ndarray, w: np.ndarray, codes: np.ndarray, g: int,
     s = np.bincount(codes, weights=w * (x - m), minlength=g)
     se = float(np.sqrt(g / (g - 1) * np.sum(s ** 2)) / np.sum(w))
     q = float(stats.t.ppf(1 - alpha / 2, g - 1))
+    if log:  # a mean of |errors| is >= 0: interval on the log scale (se of log m = se / m)
+        if not (m > 0 and se > 0):
+            return float("nan"), float("nan")
+        return m * float(np.exp(-q * se / m)), m * float(np.exp(q * se / m))
     return m - q * se, m + q * se
 
 
@@ -296,10 +304,13 @@ def _unit_boot_mae(m: pd.DataFrame, alpha: float, n_boot: int, rng) -> dict:
         return dict(mae_ci_low=np.nan, mae_ci_high=np.nan, mae_corrected_ci_low=np.nan,
                     mae_corrected_ci_high=np.nan, mae_ci_note=why)
     ae, nh = m["abs_error"].to_numpy(float), m["n_human"].to_numpy(float)
-    lo, hi = _cluster_t(ae, np.ones_like(ae), codes, g, alpha)
+    lo, hi = _cluster_t(ae, np.ones_like(ae), codes, g, alpha, log=True)
+    if np.isfinite(hi) and _in01(m) and m["sim"].between(0, 1).all():  # shares: |error| <= 1
+        hi = min(hi, 1.0)
     clo, chi = _cluster_t(ae - m["floor"].to_numpy(float), nh, codes, g, alpha)
+    why = "" if np.isfinite(lo) else "no spread of the errors over units"
     return dict(mae_ci_low=lo, mae_ci_high=hi, mae_corrected_ci_low=clo,
-                mae_corrected_ci_high=chi, mae_ci_note="")
+                mae_corrected_ci_high=chi, mae_ci_note=why)
 
 
 def _shape_row(study: Study, m: pd.DataFrame, numeric: bool) -> dict:
@@ -350,7 +361,7 @@ def compare_baseline(study: Study, unit_cells: pd.DataFrame, obs_table: pd.DataF
                      alpha: float = 0.05, n_boot: int = 1000, seed: int = 0
                      ) -> dict[str, pd.DataFrame]:
     bd = load_baseline(study)
-    sim = _sim_cells(study, unit_cells, bd.has_units, alpha)
+    sim = _sim_cells(study, unit_cells, bd.has_units, alpha) if len(bd.cells) else pd.DataFrame()
     numeric = is_numeric_treatment(study, primary_treatment(study))
     rng = np.random.default_rng(seed)
     summary, cellrows = [], []
@@ -370,12 +381,19 @@ def compare_baseline(study: Study, unit_cells: pd.DataFrame, obs_table: pd.DataF
                 CELL_COLUMNS])
             summary.append(dict(design=design, mode=mode, model=model, outcome=out,
                                 **_summary_row(study, bd, m, out, numeric, alpha, n_boot, rng)))
-    summ = pd.DataFrame(summary)
+    from llmexp.analysis.baseline_kinds import compare_kinds  # option shares, effect sizes
+
+    kinds, option_rows = compare_kinds(study, obs_table, alpha)
+    summ = pd.DataFrame(summary + option_rows)
+    if option_rows:
+        summ["comparison"] = summ["comparison"].fillna("cells")
     cells_all = pd.concat(cellrows, ignore_index=True) if cellrows else pd.DataFrame()
-    ranking = _ranking(study, summ, cells_all, alpha, n_boot, seed) if len(summ) else pd.DataFrame()
+    ranked = [c for c in (cells_all, kinds.get("baseline_options")) if c is not None and len(c)]
+    ranking = (_ranking(study, summ, pd.concat(ranked, ignore_index=True), alpha, n_boot, seed)
+               if len(summ) else pd.DataFrame())
     hum_out = bd.cells.rename(columns={"mean": "human"})
     return {"baseline_summary": summ, "baseline_cells": cells_all, "design_ranking": ranking,
-            "human_cells": hum_out}
+            "human_cells": hum_out, **kinds}
 
 
 def _ranking(study: Study, summ: pd.DataFrame, cells_all: pd.DataFrame, alpha: float,
@@ -387,7 +405,7 @@ def _ranking(study: Study, summ: pd.DataFrame, cells_all: pd.DataFrame, alpha: f
         ["built from ONE cell: no interval, not a ranking",
          "built from ONE unit: no interval over units; the order may not replicate"], "")
     ranking = rank[["outcome", "model", "rank", "design", "mode", "mae", "mae_ci_low",
-                    "mae_ci_high", "mae_weighted", "mae_perfect", "mae_corrected", "n_cells",
+                    "mae_ci_high", "mae_ci_note", "mae_weighted", "mae_perfect", "mae_corrected", "n_cells",
                     "n_units", "warning"]]
     return ranking.merge(_paired_differences(study, cells_all, alpha, n_boot, seed),
                          on=["outcome", "model", "design"], how="left")
@@ -398,8 +416,10 @@ class Baseline(Analysis):
     name = "baseline"
     title = "Human baseline"
     description = ("Per-cell MAE vs humans (95% CI over units), shape and elasticity "
-                   "agreement, test-retest normalisation.")
-    report_tables = ("design_ranking", "baseline_summary")
+                   "agreement, test-retest normalisation; categorical outcomes per option "
+                   "(shares and their changes), effect sizes as Cohen's d per unit.")
+    report_tables = ("design_ranking", "baseline_summary", "baseline_options",
+                     "baseline_option_effects", "baseline_effect_summary", "baseline_effect_sizes")
     order = 50
 
     def unsupported(self, study: Study) -> str | None:
@@ -411,28 +431,32 @@ class Baseline(Analysis):
 
     def summary_data(self, tables: dict[str, pd.DataFrame]) -> dict:
         return {"summary": records(tables.get("baseline_summary")),
-                "design_ranking": records(tables.get("design_ranking"))}
+                "design_ranking": records(tables.get("design_ranking")),
+                **{k: records(tables.get(k)) for k in ("baseline_option_effects",
+                                                       "baseline_effect_sizes") if k in tables}}
 
     def summary_lines(self, tables: dict[str, pd.DataFrame]) -> list[str]:
+        from llmexp.analysis.baseline_kinds import summary_lines as kind_lines
+
         r = tables.get("design_ranking")
         if r is None or not len(r):
-            return []
+            return kind_lines(tables)
         s = tables.get("baseline_summary")
         floors = {} if s is None or not len(s) else {
             (x.design, x.outcome, x.model): x for x in s.itertuples()}
         lines = []
         for x in r.itertuples():
-            ci = ("[n/a: one unit]" if not np.isfinite(x.mae_ci_low)
-                  else f"[{x.mae_ci_low:.3f}, {x.mae_ci_high:.3f}]")
-            line = (f"baseline rank {x.rank}: {x.design} MAE {x.mae:.3f} {ci}; weighted "
-                    f"{x.mae_weighted:.3f} vs perfect simulator {x.mae_perfect:.3f}")
+            ci = interval(x.mae_ci_low, x.mae_ci_high, getattr(x, "mae_ci_note", None)
+                          or ("one unit" if x.n_units <= 1 else None))
+            line = (f"baseline rank {x.rank}: {x.design} MAE {num(x.mae)} {ci}; weighted "
+                    f"{num(x.mae_weighted)} vs perfect simulator {num(x.mae_perfect)}")
             f = floors.get((x.design, x.outcome, x.model))
             if f is not None and np.isfinite(getattr(f, "accuracy_normalised", np.nan)):
-                line += (f"; accuracy {f.agent_accuracy:.3f} (coin 0.5, perfect "
-                         f"{f.accuracy_perfect:.3f}, retest {f.human_retest_accuracy:.3f}), "
-                         f"normalised {f.accuracy_normalised:.2f}")
+                line += (f"; accuracy {num(f.agent_accuracy)} (coin 0.5, perfect "
+                         f"{num(f.accuracy_perfect)}, retest {num(f.human_retest_accuracy)}), "
+                         f"normalised {num(f.accuracy_normalised, '.2f')}")
             lines.append(line + (f" [{x.warning}]" if x.warning else ""))
-        return lines
+        return lines + kind_lines(tables)
 
     def figures(self, ctx: Context, tables: dict[str, pd.DataFrame], out_dir: Path) -> list[Path]:
         from llmexp.analysis import plots  # lazy: matplotlib only when drawing

@@ -23,6 +23,8 @@ import pandas as pd
 
 from llmexp.analysis.base import Analysis, Context, defaults, get, names
 from llmexp.analysis.cells import pooled_cells, unit_cells
+from llmexp.analysis.checks import exclude_failed_checks, exclusion_note
+from llmexp.analysis.exposure import select_exposures
 from llmexp.analysis.humans import load_baseline
 from llmexp.analysis.observations import build_observations
 from llmexp.analysis.summary import build_summary
@@ -114,30 +116,83 @@ def resolve_requested(study: Study, requested: Iterable[str] | None = None,
 def analyze(study: Study, responses: pd.DataFrame, requested: Iterable[str] | None = None,
             out_dir: Path | str | None = None, alpha: float = 0.05, n_boot: int = 1000,
             seed: int = 0, figures: bool = True, refute_simulations: int = 20,
-            cluster: str = "auto") -> AnalysisResult:
-    """Run the requested analyses; with `out_dir`, write tables, summary.json and figures."""
+            cluster: str = "auto", exposures: str = "all") -> AnalysisResult:
+    """Run the requested analyses; with `out_dir`, write tables, summary.json and figures.
+    `exposures`: "all", or "first" to keep only each respondent's first condition in a
+    sequential design (exposure.py)."""
     options = dict(alpha=alpha, n_boot=n_boot, seed=seed, cluster=cluster,
                    refute_simulations=refute_simulations)
     try:  # many small regressions: BLAS threads only add contention
         from threadpoolctl import threadpool_limits
     except ImportError:  # pragma: no cover
-        return _analyze(study, responses, requested, out_dir, figures, options)
+        return _analyze(study, responses, requested, out_dir, figures, options, exposures=exposures)
     with threadpool_limits(1):
-        return _analyze(study, responses, requested, out_dir, figures, options)
+        return _analyze(study, responses, requested, out_dir, figures, options, exposures=exposures)
 
 
-def _analyze(study: Study, responses: pd.DataFrame, requested: Iterable[str] | None,
-             out_dir: Path | str | None, figures: bool, options: dict) -> AnalysisResult:
+def analyze_parquet(study: Study, path: Path | str, requested: Iterable[str] | None = None,
+                    out_dir: Path | str | None = None, alpha: float = 0.05, n_boot: int = 1000,
+                    seed: int = 0, figures: bool = True, refute_simulations: int = 20,
+                    cluster: str = "auto", batch_rows: int | None = None) -> AnalysisResult:
+    """`analyze` on a parquet response table streamed in batches (`stream.py`): memory
+    grows with the cells, not the answers. The analyses that run on cell-level statistics
+    (``on_cells``: demand curves, effects, leakage) give the numbers `analyze` gives; the
+    others are listed under not run, with the reason."""
+    from llmexp.analysis import stream
+
+    options: dict = dict(alpha=alpha, n_boot=n_boot, seed=seed, cluster=cluster,
+                         refute_simulations=refute_simulations)
+
+    def context(notes: list[str]) -> tuple[Context, int]:
+        ctx, total = stream.stream_context(study, path, batch_rows=batch_rows or stream.BATCH_ROWS,
+                                           **options)
+        _attach_baseline(ctx, study, notes)
+        return ctx, total
+
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover
+        return _analyze(study, None, requested, out_dir, figures, options, context)
+    with threadpool_limits(1):
+        return _analyze(study, None, requested, out_dir, figures, options, context)
+
+
+def _analyze(study: Study, responses: pd.DataFrame | None, requested: Iterable[str] | None,
+             out_dir: Path | str | None, figures: bool, options: dict,
+             streamed=None, exposures: str = "all") -> AnalysisResult:
     analyses = [get(name) for name in resolve_requested(study, requested)]
     notes: list[str] = []
+    exclusions = None  # respondents who failed an attention/manipulation check (checks.py)
     with caught(notes):  # e.g. a bootstrap over a cell without spread
-        ctx = _context(study, responses, notes, **options)
+        if streamed is None:
+            assert responses is not None
+            responses, exclusions = exclude_failed_checks(study, responses)
+            responses, exposure_note = select_exposures(responses, exposures)
+            notes += [exposure_note] if exposure_note else []
+            ctx, n_responses = _context(study, responses, notes, **options), len(responses)
+        else:
+            ctx, n_responses = streamed(notes)
     tables: dict[str, pd.DataFrame] = {"invalid": ctx.obs.invalid, "unit_cells": ctx.unit_cells,
                                        "pooled_cells": ctx.pooled_cells}
+    if exclusions is not None:
+        tables["check_exclusions"] = exclusions
+        notes.append(exclusion_note(exclusions))
+    elif streamed is not None and study.checks:
+        notes.append("checks are not applied to a streamed table: no respondent was excluded")
     analysis_notes: dict[str, list[str]] = {}
-    not_run = _run_each(ctx, analyses, tables, analysis_notes)
+    skipped: dict[str, str] = {}
+    if streamed is not None:  # only the analyses that run on cell-level statistics
+        from llmexp.analysis.stream import NOT_ON_CELLS
+
+        skipped = {a.name: NOT_ON_CELLS for a in analyses if not a.on_cells}
+    ran = [a for a in analyses if a.name not in skipped]
+    if not ran and skipped:
+        raise AnalysisError("no requested analysis runs on a streamed table: "
+                            + ", ".join(skipped) + f" {NOT_ON_CELLS}")
+    not_run = {**skipped, **_run_each(ctx, ran, tables, analysis_notes)}
+    not_run = {a.name: not_run[a.name] for a in analyses if a.name in not_run}
     analysis_notes = {k: v for k, v in analysis_notes.items() if v}
-    summ = build_summary(study, analyses, tables, len(responses), not_run)
+    summ = build_summary(study, analyses, tables, n_responses, not_run)
     result = AnalysisResult(study=study, requested=[a.name for a in analyses], tables=tables,
                             summary_data=summ, notes=notes, not_run=not_run,
                             analysis_notes=analysis_notes)
@@ -163,6 +218,12 @@ def _context(study: Study, responses: pd.DataFrame, notes: list[str], alpha: flo
                   pooled_cells=pooled_cells(obs, alpha, n_boot=n_boot, seed=seed),
                   alpha=alpha, n_boot=n_boot, seed=seed, cluster=cluster,
                   refute_simulations=refute_simulations)
+    _attach_baseline(ctx, study, notes)
+    return ctx
+
+
+def _attach_baseline(ctx: Context, study: Study, notes: list[str]) -> None:
+    """The human baseline's cells and answers, when the study has a usable one."""
     if study.baseline is not None:
         try:
             bd = load_baseline(study)
@@ -172,7 +233,6 @@ def _context(study: Study, responses: pd.DataFrame, notes: list[str], alpha: flo
             ctx.human_cells = bd.cells.rename(columns={"mean": "human"})
             ctx.human_individual = (bd.individual if bd.individual is not None
                                     else bd.cells.rename(columns={"mean": "y"}))
-    return ctx
 
 
 def _reason(exc: BaseException) -> str:
@@ -222,10 +282,10 @@ def _run_each(ctx: Context, analyses: list[Analysis], tables: dict[str, pd.DataF
             not_run[analysis.name] = _reason(exc)
             errors.append(exc)
     if analyses and len(errors) == len(analyses):
-        if len(errors) == 1:
-            raise errors[0]
-        raise AnalysisError("no requested analysis could run: "
-                            + "; ".join(f"{name}: {why}" for name, why in not_run.items()))
+        failure = errors[0] if len(errors) == 1 else AnalysisError(
+            "no requested analysis could run: " + "; ".join(f"{name}: {why}" for name, why in not_run.items()))
+        failure.not_run = not_run  # type: ignore[attr-defined]  # the report says why each could not run
+        raise failure
     return not_run
 
 

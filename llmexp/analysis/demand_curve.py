@@ -29,15 +29,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from llmexp import answers
+from llmexp import answers, modes
 from llmexp.analysis._elasticity import (
     adjacent_arc,
     arc_elasticity,
     point_elasticities,
     ppml_elasticity,
+    ppml_from_cells,
+    unit_level_cells,
 )
+from llmexp.analysis._honest import finite, num, reason_text, within_rank
 from llmexp.analysis._stats import choose_cluster, fit_kwargs, z_for
 from llmexp.analysis.base import Analysis, Context, register
+from llmexp.analysis.grouped import is_cells
 from llmexp.analysis.observations import Observations, is_numeric_treatment, primary_treatment
 from llmexp.analysis.summary import records
 from llmexp.errors import AnalysisError
@@ -46,6 +50,10 @@ from llmexp.spec import Study
 EPS = 1e-9
 REFERENCE_LEVEL = 1.0  # the regular price: where point elasticities are reported
 __all__ = ["EPS", "REFERENCE_LEVEL", "arc_elasticity", "demand_curves"]
+
+
+_NO_CELLS = pd.DataFrame({"unit_id": pd.Series(dtype=str), "level": pd.Series(dtype=float),
+                          "y": pd.Series(dtype=float), "n": pd.Series(dtype=np.int64)})
 
 
 def check_demand(study: Study) -> str:
@@ -116,14 +124,22 @@ def _point_columns(r: dict) -> dict:
 
 
 def _quadratic(df: pd.DataFrame, pooled: bool, alpha: float) -> dict:
-    import statsmodels.api as sm  # lazy: see the module docstring
-    import statsmodels.formula.api as smf
-    from scipy import stats
-
     paid = df[df["level"] > EPS]
     if paid["level"].nunique() < 3:
         return {}
+    if is_cells(paid):
+        fit = _quadratic_cells(paid, pooled)
+        if fit is None:  # say why the columns are empty rather than leave them blank
+            return {"quad_se_type": "not computed from cells: the answers-level fit clusters "
+                                    "by call or persona (analyse the table in memory)"}
+        return _quadratic_tests(paid, fit, alpha)
+    import statsmodels.api as sm  # lazy: see the module docstring
+    import statsmodels.formula.api as smf
+
     fe = " + C(unit_id)" if pooled and paid["unit_id"].nunique() > 1 else ""
+    why = _quadratic_refusal(paid, bool(fe))
+    if why:
+        return {"quad_se_type": why}
     groups, se_type = choose_cluster(paid) if pooled else (None, "HC1")
     try:
         if fe:
@@ -136,11 +152,80 @@ def _quadratic(df: pd.DataFrame, pooled: bool, alpha: float) -> dict:
             res = sm.OLS(paid.loc[keep, "y"].astype(float), exog).fit(**fit_kwargs(groups))
     except (ValueError, np.linalg.LinAlgError):
         return {}
-    b1, b2 = res.params["level"], res.params["I(level ** 2)"]
     cov = res.cov_params().loc[["level", "I(level ** 2)"], ["level", "I(level ** 2)"]].to_numpy()
+    fit = dict(b1=float(res.params["level"]), b2=float(res.params["I(level ** 2)"]), cov=cov,
+               b2_p=float(res.pvalues["I(level ** 2)"]), se_type=se_type,
+               df=res.df_resid if res.use_t else None)
+    return _quadratic_tests(paid, fit, alpha)
+
+
+def _quadratic_refusal(paid: pd.DataFrame, fe: bool) -> str:
+    """Why the quadratic cannot be fitted ('' when it can): with unit intercepts only the
+    variation of (p, p^2) within units identifies it, and it needs a residual df."""
+    lv = paid["level"].to_numpy(float)
+    units = paid["unit_id"].astype(str).to_numpy() if fe else np.zeros(len(lv))
+    if within_rank(np.column_stack([lv, lv ** 2]), units) < 2:
+        return ("not fitted: too few levels asked within units to identify a curvature "
+                "beside the unit intercepts")
+    n_params = 2 + (len(set(units)) if fe else 1)
+    if len(lv) <= n_params:
+        return "not fitted: no residual degrees of freedom"
+    return ""
+
+
+def _quadratic_cells(paid: pd.DataFrame, pooled: bool) -> dict | None:
+    """The quadratic's fit and covariance from cells (grouped.py): WLS on cell means, HC1
+    from each cell's m2 + n (mean - fit)^2, cluster-by-unit scores from its n (mean - fit);
+    the observation-level statsmodels factors (N / (N - K), G/(G-1) (N-1)/(N-K)).
+    None where the observation-level fit would cluster by persona or call (not on cells)."""
+    from scipy import stats  # lazy: see the module docstring
+
+    units = pd.factorize(paid["unit_id"].astype(str), sort=True)[0]
+    n_units = int(units.max()) + 1
+    fe = pooled and n_units > 1
+    cluster = pooled and n_units >= 10
+    if pooled and not cluster and _clusters_rows(paid):
+        return None
+    lv = paid["level"].to_numpy(float)
+    cols = [np.ones(len(lv)), lv, lv ** 2] + ([(units == u).astype(float)
+                                                for u in range(1, n_units)] if fe else [])
+    Z = np.column_stack(cols)
+    n, ybar = paid["n"].to_numpy(float), paid["y"].to_numpy(float)
+    M = np.linalg.pinv(Z.T @ (Z * n[:, None]))
+    beta = M @ (Z.T @ (n * ybar))
+    r = ybar - Z @ beta
+    N, K = float(n.sum()), int(np.linalg.matrix_rank(Z))
+    if cluster:
+        U = np.zeros((n_units, Z.shape[1]))
+        np.add.at(U, units, Z * (n * r)[:, None])
+        fac = n_units / (n_units - 1) * (N - 1) / (N - Z.shape[1])
+        cov, se_type = fac * (M @ U.T @ U @ M), "cluster(unit)"
+    else:
+        meat = Z.T @ (Z * (paid["m2"].to_numpy(float) + n * r * r)[:, None])
+        cov, se_type = N / (N - K) * (M @ meat @ M), "HC1"
+    t2 = beta[2] / np.sqrt(cov[2, 2]) if cov[2, 2] > 0 else np.nan
+    p2 = float(2 * (stats.t.sf(abs(t2), n_units - 1) if cluster else stats.norm.sf(abs(t2))))
+    return dict(b1=float(beta[1]), b2=float(beta[2]), cov=cov[1:3, 1:3], b2_p=p2,
+                se_type=se_type, df=(N - K) if cluster else None)
+
+
+def _clusters_rows(paid: pd.DataFrame, min_clusters: int = 10) -> bool:
+    """Would `choose_cluster` cluster these answers by persona or by call (which cells
+    cannot reproduce)? Personas: ten or more, one repeating; calls: answered per condition."""
+    per = paid.groupby("persona_id")["n"].sum()
+    if len(per) >= min_clusters and (per > 1).any():
+        return True
+    return any(modes.get(m).per_condition for m in paid["mode"].unique() if m in modes.MODES)
+
+
+def _quadratic_tests(paid: pd.DataFrame, fit: dict, alpha: float) -> dict:
+    """Peak with its delta-method interval and the Lind-Mehlum test, from the fit."""
+    from scipy import stats  # lazy: see the module docstring
+
+    b1, b2, cov = fit["b1"], fit["b2"], fit["cov"]
     lo, hi = float(paid["level"].min()), float(paid["level"].max())
-    out = dict(quad_b1=float(b1), quad_b2=float(b2), quad_b2_p=float(res.pvalues["I(level ** 2)"]),
-               quad_se_type=se_type)
+    out = dict(quad_b1=float(b1), quad_b2=float(b2), quad_b2_p=fit["b2_p"],
+               quad_se_type=fit["se_type"])
     if abs(b2) > EPS:
         peak = -b1 / (2 * b2)
         grad = np.array([-1 / (2 * b2), b1 / (2 * b2 ** 2)])
@@ -148,7 +233,7 @@ def _quadratic(df: pd.DataFrame, pooled: bool, alpha: float) -> dict:
         zq = z_for(alpha)
         out.update(peak=float(peak), peak_se=pse, peak_ci_low=float(peak - zq * pse),
                    peak_ci_high=float(peak + zq * pse))
-    dist = (lambda t: stats.t.sf(t, res.df_resid)) if res.use_t else stats.norm.sf
+    dist = (lambda t: stats.t.sf(t, fit["df"])) if fit["df"] is not None else stats.norm.sf
     s_lo, s_hi = b1 + 2 * b2 * lo, b1 + 2 * b2 * hi
     v_lo = cov[0, 0] + 4 * lo * cov[0, 1] + 4 * lo * lo * cov[1, 1]
     v_hi = cov[0, 0] + 4 * hi * cov[0, 1] + 4 * hi * hi * cov[1, 1]
@@ -181,13 +266,16 @@ def demand_curves(study: Study, obs: Observations, unit_cells: pd.DataFrame,
             ["design", "model", "target"], sort=False):
         od = data[(data["design"] == design) & (data["model"] == model) & (data["target"] == target)]
         od_units = dict(iter(od.groupby("unit_id", sort=False)))
+        # unit x level cells once for every unit's log-log fit (the same cells `_cells` of
+        # each unit's answers gives, without a pandas pass per unit)
+        od_cells = dict(iter(unit_level_cells(od).groupby("unit_id", sort=False)))
         key = dict(design=design, mode=g["mode"].iloc[0], model=model, outcome=target)
         for unit, gu in g.groupby("unit_id", sort=True):
             ou = od_units.get(unit, od.iloc[:0])
             sh = _curve_shape(gu["level"].to_numpy(float), gu["mean"].to_numpy(float),
                               gu["se"].to_numpy(float), alpha, gu["n"].to_numpy(float),
                               binary=bool((gu["interval"] == "wilson").all()))
-            sh.update(_loglog_columns(ppml_elasticity(ou, alpha)))
+            sh.update(_loglog_columns(ppml_from_cells(od_cells.get(str(unit), _NO_CELLS), alpha)))
             if per_unit_quadratic:
                 sh.update(_quadratic(ou, False, alpha))
             summary.append(dict(key, scope="unit", unit_id=unit, **sh))
@@ -269,7 +357,28 @@ def _pooled(summary: pd.DataFrame | None) -> pd.DataFrame | None:
 
 
 def _ci(lo: float, hi: float, note: str) -> str:
-    return f"[{lo:.2f}, {hi:.2f}]" if np.isfinite(lo) and np.isfinite(hi) else f"[n/a: {note}]"
+    return f"[{lo:.2f}, {hi:.2f}]" if finite(lo) and finite(hi) else f"[n/a: {reason_text(note)}]"
+
+
+def _estimate(value, lo, hi, note) -> str:
+    """'-1.23 [lo, hi]', or 'n/a (REASON)' when the estimate itself is missing."""
+    if not finite(value):
+        return f"n/a ({reason_text(note) or 'not estimated'})"
+    return f"{float(value):.2f} {_ci(lo, hi, note)}"
+
+
+def _line(r) -> str:
+    """One design's demand line; a missing number prints its reason, never "nan"."""
+    arc = (f"arc ({r.arc_levels}) {r.arc_elasticity:.2f}" if finite(r.arc_elasticity)
+           else "arc n/a (fewer than two paid levels)")
+    inv = getattr(r, "inverted_u", None)
+    inv_text = (f"inverted U={bool(inv)}" if isinstance(inv, (bool, np.bool_)) else
+                f"inverted U n/a ({reason_text(getattr(r, 'quad_se_type', None)) or 'not fitted'})")
+    return (f"demand {r.design}: point elasticity at {num(r.point_level, 'g')} "
+            f"{_estimate(r.point_elasticity, r.point_ci_low, r.point_ci_high, r.point_note)}, "
+            f"{arc}, log-log (PPML) "
+            f"{_estimate(r.loglog_elasticity, r.loglog_ci_low, r.loglog_ci_high, r.loglog_note)}"
+            f", {inv_text}")
 
 
 @register
@@ -279,6 +388,7 @@ class DemandCurve(Analysis):
     description = "Pooled curves per design (elasticities exclude the free level)."
     report_tables = ("demand_summary",)
     order = 10
+    on_cells = True  # grouped.py: the same numbers from cell-level statistics
 
     def unsupported(self, study: Study) -> str | None:
         numeric = any(all(isinstance(v, (int, float)) for v in t.levels) for t in study.treatments)
@@ -294,12 +404,7 @@ class DemandCurve(Analysis):
         d = tables.get("demand_summary")
         if d is None or not len(d):
             return []
-        return [f"demand {r.design}: point elasticity at {r.point_level:g} "
-                f"{r.point_elasticity:.2f} {_ci(r.point_ci_low, r.point_ci_high, r.point_note)}, "
-                f"arc ({r.arc_levels}) {r.arc_elasticity:.2f}, log-log (PPML) "
-                f"{r.loglog_elasticity:.2f} {_ci(r.loglog_ci_low, r.loglog_ci_high, r.loglog_note)}"
-                f", inverted U={r.inverted_u}"
-                for r in d[d["scope"] == "pooled"].itertuples()]
+        return [_line(r) for r in d[d["scope"] == "pooled"].itertuples()]
 
     def figures(self, ctx: Context, tables: dict[str, pd.DataFrame], out_dir: Path) -> list[Path]:
         from llmexp.analysis import plots  # lazy: matplotlib only when drawing

@@ -40,8 +40,19 @@ import numpy as np
 import pandas as pd
 
 from llmexp import answers
+from llmexp.analysis._honest import interval, num, p_text
 from llmexp.analysis._stats import choose_cluster, fit_kwargs
 from llmexp.analysis.base import Analysis, Context, register
+from llmexp.analysis.grouped import (
+    GroupedFit,
+    compress,
+    fit_cells,
+    is_cells,
+    merge,
+    n_obs,
+    pooled_sd,
+    spread_free,
+)
 from llmexp.analysis.observations import Observations, is_numeric_treatment, primary_treatment
 from llmexp.errors import AnalysisError
 from llmexp.spec import Study
@@ -139,6 +150,11 @@ def _vcov_rows(res, kind: str, how: str, groups: np.ndarray | None, which: list[
     """(se, df, se_cr1) per coefficient, by CR2 / HC2 (see inference.py)."""
     from llmexp.analysis.inference import cr2  # lazy: see the module docstring
 
+    if isinstance(res, GroupedFit):  # cells: the observation-level CR2 (grouped.py)
+        g = groups if groups is not None else np.arange(len(res.n))
+        ci = res.cluster_inference(g, which)
+        return (np.sqrt(np.clip(np.diag(ci.vcov), 0, None)), ci.df,
+                np.sqrt(np.clip(np.diag(ci.vcov_cr1), 0, None)), ci.n_clusters)
     X = np.asarray(res.model.exog, dtype=float)
     if kind == "logit":
         mu = np.asarray(res.mu, dtype=float)
@@ -191,8 +207,10 @@ def _join(a: str | None, b: str) -> str:
 
 def _honest(row: dict) -> dict:
     """No false certainty: a zero or missing SE gives no interval and no p-value."""
-    se = row.get("se")
-    if se is None or not np.isfinite(se) or se <= 0:
+    se, est = row.get("se"), row.get("estimate")
+    scale = max(1.0, abs(est)) if est is not None and np.isfinite(est) else 1.0
+    # a round-off SE (1e-17 from a fit with no residual variation) is a zero SE
+    if se is None or not np.isfinite(se) or se <= 1e-10 * scale:
         row.update(se=float("nan"), ci_low=float("nan"), ci_high=float("nan"), p_value=float("nan"))
         row["note"] = _join(row.get("note"), "no estimable standard error (no variation left "
                                              "around the fit)")
@@ -207,6 +225,14 @@ def _is_treatment_term(names: dict):
 
 
 def _collapse_identical_copies(w: pd.DataFrame) -> tuple[pd.DataFrame, bool]:
+    if is_cells(w):  # the same rule on cells (keyed by design, unit, persona, condition)
+        if not spread_free(w):
+            return w, False
+        return w.assign(n=1.0, m2=0.0), True
+    return _collapse_rows(w)
+
+
+def _collapse_rows(w: pd.DataFrame) -> tuple[pd.DataFrame, bool]:
     """One row per cell when replicates are exact copies.
 
     A log-probability answer (the embedded model's binary answers) is the same number every
@@ -297,6 +323,8 @@ def _unit_codes(w: pd.DataFrame) -> np.ndarray:
 def _fit_rows(w, formula, rhs, names, meta, m, cluster, alpha, keep) -> list[dict]:
     """Rows of one method on one frame: the point estimate and its honest interval."""
     how, estimand, refusal = _plan(w, cluster, bool(meta.get("note") == COLLAPSED_NOTE))
+    if is_cells(w):
+        return _fit_cell_rows(w, formula, names, meta, m, how, estimand, refusal, alpha, keep)
     if m == "ordered":
         res, se_type, ncl = fit_ordered(w, rhs, cluster)
         meta = dict(meta, method=m, se_type=se_type, n_clusters=ncl, estimand=estimand,
@@ -316,6 +344,41 @@ def _fit_rows(w, formula, rhs, names, meta, m, cluster, alpha, keep) -> list[dic
     return [_refuse(r, refusal) for r in rows]
 
 
+def _fit_cell_rows(w, formula, names, meta, m, how, estimand, refusal, alpha, keep) -> list[dict]:
+    """`_fit_rows` on a cell table: the same rows from the cells' sufficient statistics."""
+    if how != "cr2-unit" or m not in ("ols", "logit"):
+        why = ("this estimate needs the answers one by one (one unit, or an explicit "
+               "clustering); the cell table of a streamed analysis cannot give it")
+        return [dict(meta, method=m, treatment="", term="not estimated", **MISSING, note=why)]
+    res, used = fit_cells(w, formula, m)
+    meta = dict(meta, method=m, se_type="cluster(unit)", estimand=estimand, inference=CR2_LABEL)
+    rows = _rows(res, names, meta, alpha, keep, how=how, groups=_unit_codes(w.iloc[used]), kind=m)
+    return [_refuse(r, refusal) for r in rows]
+
+
+def cell_keys(df: pd.DataFrame) -> list[str]:
+    """The cells effects fits on: design x unit x persona x condition, of one model/outcome
+    (the regressors, and the identical-copies rule's key, are constant within them)."""
+    return ["model", "target", "design", "unit_id", "persona_id"] + [
+        c for c in df.columns if c.startswith("lvl__")]
+
+
+def _as_cells(g: pd.DataFrame, share: bool, cluster: str) -> pd.DataFrame:
+    """Cells when the fit is exact on them (grouped.py): a share outcome (binary,
+    probability, an option's indicator) clustered by unit with two units or more; else g."""
+    if is_cells(g):
+        return merge(g, cell_keys(g))
+    if not share or cluster not in ("auto", "unit") or g["unit_id"].nunique() < 2:
+        return g
+    return compress(g, cell_keys(g))
+
+
+def _all_identical(g: pd.DataFrame) -> bool:
+    if is_cells(g):
+        return bool(g["ymax"].max() <= g["ymin"].min())
+    return bool(g["y"].nunique() < 2)
+
+
 def _refuse(row: dict, reason: str | None) -> dict:
     if reason:
         row.update(se=float("nan"), ci_low=float("nan"), ci_high=float("nan"), p_value=float("nan"))
@@ -330,14 +393,49 @@ def _missing_row(meta: dict, study: Study, reason: str, method: str = "ols") -> 
 
 def _degenerate(g: pd.DataFrame, w: pd.DataFrame | None, rhs: list[str]) -> str | None:
     """Why no effect can be estimated on this design's data (None: it can)."""
-    if g["y"].nunique() < 2:
+    if _all_identical(g):
         return "all answers are identical: no variation to estimate an effect from"
     if not rhs:
         return "no treatment variation in this design's data (one condition)"
     return None
 
 
+def _within_units(w: pd.DataFrame) -> tuple[str | None, bool]:
+    """(reason, estimable) when unit effects leave too little to compare: with an intercept
+    per unit only the units asked at two or more conditions carry the effect. None of them:
+    the effect is not identified (not estimable). One: the estimate rests on that unit alone,
+    and an interval for the population of units is impossible (estimable, no interval)."""
+    lv = [c for c in w.columns if str(c).startswith("lvl__")]
+    if not lv or w["unit_id"].nunique() < 2:
+        return None, True
+    key = w[lv].astype(str).agg("|".join, axis=1)
+    per = key.groupby(w["unit_id"].to_numpy()).nunique()
+    varied = per[per >= 2]
+    if varied.empty:
+        return ("each unit was asked at one condition only: with unit effects no within-unit "
+                "comparison identifies the effect"), False
+    if len(varied) == 1:
+        return (f"only one unit ({varied.index[0]}) was asked at two or more conditions: the "
+                "effect rests on that unit alone, no interval over units"), True
+    return None, True
+
+
+def _refuse_population(rows: list[dict], reason: str, base_note) -> list[dict]:
+    """The true reason replaces the symptoms (zero SE, saturated fit) on population rows."""
+    for r in rows:
+        if r.get("estimand") == POPULATION and r.get("scope", "design") == "design":
+            r.update(se=float("nan"), ci_low=float("nan"), ci_high=float("nan"),
+                     p_value=float("nan"), df=float("nan"))
+            for k in ("es_ci_low", "es_ci_high"):
+                if k in r:
+                    r[k] = float("nan")
+            r["note"] = _join(base_note, reason)
+    return rows
+
+
 def _applicable(m: str, w: pd.DataFrame, rhs: list[str]) -> bool:
+    if m == "logit" and is_cells(w):  # the answers' range, not the cell means'
+        return bool(w["ymin"].min() >= 0 and w["ymax"].max() <= 1 and not _all_identical(w))
     if m == "logit":
         return bool(w["y"].min() >= 0 and w["y"].max() <= 1 and w["y"].nunique() >= 2)
     if m == "ordered":
@@ -348,16 +446,20 @@ def _applicable(m: str, w: pd.DataFrame, rhs: list[str]) -> bool:
 
 
 def _design_rows(study, out, model, design, g, mlist, cluster, alpha) -> list[dict]:
+    g = _as_cells(g, answers.get(out.answer).share, cluster)
     meta0 = dict(outcome=out.name, model=model, design=design, mode=g["mode"].iloc[0],
-                 scope="design", n_obs=len(g), n_units=g["unit_id"].nunique())
+                 scope="design", n_obs=n_obs(g), n_units=g["unit_id"].nunique())
     w, rhs, names = _work_frame(study, g)
     why = _degenerate(g, w, rhs)
     if why:
         return [_missing_row(meta0, study, why)]
     w, collapsed = _collapse_identical_copies(w)
+    within, estimable = _within_units(w) if cluster == "auto" else (None, True)
+    if not estimable:
+        return [_missing_row(meta0, study, str(within))]
     fe = " + C(unit_id)" if w["unit_id"].nunique() > 1 else ""
     formula = "y ~ " + " + ".join(rhs) + fe
-    meta0.update(n_obs=len(w))
+    meta0.update(n_obs=n_obs(w))
     if collapsed:
         meta0["note"] = COLLAPSED_NOTE
     rows: list[dict] = []
@@ -370,10 +472,12 @@ def _design_rows(study, out, model, design, g, mlist, cluster, alpha) -> list[di
             rows.append(dict(meta0, method=m, **MISSING, note=f"fit failed: {exc}"))
             continue
         rows.extend(add_effect_sizes(new, w, out, study, names, alpha))
+    if within:
+        rows = _refuse_population(rows, within, meta0.get("note"))
     if len(rhs) >= 2:
         rows.extend(_factorial_rows(study, out, w, rhs, fe, names, meta0, cluster, alpha))
     kind = answers.get(out.answer)
-    ratio = _scale_ratio(w) if kind.numeric and not kind.share else 1.0
+    ratio = _scale_ratio(w) if kind.numeric and not kind.share and not is_cells(w) else 1.0
     if ratio > SCALE_RATIO:
         why = (f"units answer on different scales (typical size differs {ratio:.0f}-fold): the raw "
                "pooled effect mixes scales; see method ols_unit_std")
@@ -441,6 +545,10 @@ def estimate_effects(
     design_order = [d.name for d in study.designs]
     for out in study.outcomes:
         data = base[base["target"] == out.name]
+        if answers.get(out.answer).categorical and is_cells(data):
+            rows.append(_missing_row(dict(outcome=out.name, scope="design"), study,
+                                     CATEGORICAL_CELLS))
+            continue
         if answers.get(out.answer).categorical:  # shares per option, not the mean label index
             from llmexp.analysis._categorical import share_difference_rows
 
@@ -450,21 +558,27 @@ def estimate_effects(
         for (model, design), g in data.groupby(["model", "design"], sort=False):
             rows.extend(_design_rows(study, out, model, design, g, mlist, cluster, alpha))
         if interaction:
-            rows.extend(_interactions(study, data, design_order, cluster, alpha, out.name))
+            rows.extend(_interactions(study, data, design_order, cluster, alpha, out.name,
+                                  answers.get(out.answer).share))
     return pd.DataFrame(rows).drop(columns="_term", errors="ignore")  # _term: statsmodels' name, internal
 
 
-def _interactions(study, data, design_order, cluster, alpha, outcome) -> list[dict]:
+CATEGORICAL_CELLS = ("a categorical outcome's option shares need the answers one by one (a "
+                     "streamed analysis holds cell means)")
+
+
+def _interactions(study, data, design_order, cluster, alpha, outcome, share=False) -> list[dict]:
     rows = []
     for model, g in data.groupby("model", sort=False):
+        g = _as_cells(g, share, cluster)
         present = [d for d in design_order if d in set(g["design"])]
         if len(present) < 2:
             continue
         w, rhs, names = _work_frame(study, g)
         meta = dict(outcome=outcome, model=model, design=None, mode=None, scope="interaction",
-                    reference=present[0], n_obs=len(g), n_units=g["unit_id"].nunique())
+                    reference=present[0], n_obs=n_obs(g), n_units=g["unit_id"].nunique())
         varies = [d for d, gd in g.groupby("design") if _work_frame(study, gd)[1]]
-        if g["y"].nunique() < 2:
+        if _all_identical(g):
             rows.append(_missing_row(meta, study, "all answers are identical: no variation to "
                                      "estimate a difference from"))
             continue
@@ -479,7 +593,7 @@ def _interactions(study, data, design_order, cluster, alpha, outcome) -> list[di
         dterm = f"C(design, Treatment(reference={ref!r}))"
         fe = " + C(unit_id)" if w["unit_id"].nunique() > 1 else ""
         formula = f"y ~ {rhs[0]} * {dterm}" + "".join(f" + {r}" for r in rhs[1:]) + fe
-        meta.update(n_obs=len(w), **({"note": COLLAPSED_NOTE} if collapsed else {}))
+        meta.update(n_obs=n_obs(w), **({"note": COLLAPSED_NOTE} if collapsed else {}))
         try:
             new = _fit_rows(w, formula, rhs, names, meta, "ols", cluster, alpha,
                             lambda t: ":C(design" in str(t))
@@ -492,13 +606,30 @@ def _interactions(study, data, design_order, cluster, alpha, outcome) -> list[di
             _, contrast = _pretty(main_term, names)
             r.update(design=dname, treatment=_pretty(main_term, names)[0],
                      term=f"{contrast}: {dname} - {ref}")
+            if cluster == "auto":
+                _refuse_difference(r, w, (ref, dname))
             rows.append(r)
     return rows
+
+
+def _refuse_difference(row: dict, w: pd.DataFrame, designs: tuple[str, str]) -> None:
+    """A slope difference needs each design's own slope: when one rests on a single unit (or
+    on none) within that design, the difference has no interval over units (or no value)."""
+    for d in designs:
+        why, estimable = _within_units(w[w["design"] == d])
+        if why:
+            row.update(se=float("nan"), ci_low=float("nan"), ci_high=float("nan"),
+                       p_value=float("nan"), df=float("nan"),
+                       **({} if estimable else {"estimate": float("nan")}))
+            row["note"] = _join(row.get("note"), f"{d}: {why}")
+            return
 
 
 def _pooled_sd(w: pd.DataFrame) -> float:
     """Pooled within-condition SD of the answers (the denominator of Cohen's d)."""
     keys = [c for c in w.columns if c.startswith("lvl__")]
+    if is_cells(w):
+        return pooled_sd(w, keys)
     if not keys:
         return float("nan")
     g = w.groupby(keys, dropna=False)["y"]
@@ -541,11 +672,23 @@ def add_effect_sizes(rows: list[dict], w: pd.DataFrame, out, study: Study, names
             r.update(effect_size_type="odds ratio", effect_size=float(np.exp(est)),
                      es_ci_low=float(np.exp(lo)), es_ci_high=float(np.exp(hi)))
         elif binary:
-            r.update(effect_size_type="risk difference", effect_size=est, es_ci_low=lo, es_ci_high=hi)
+            r.update(effect_size_type="risk difference", effect_size=est,
+                     **_bounded_rd(r, lo, hi))
         elif r.get("method") == "ols" and np.isfinite(sd) and sd > 0:
             r.update(effect_size_type="cohen d", effect_size=est / sd, es_ci_low=lo / sd,
                      es_ci_high=hi / sd)
     return rows
+
+
+def _bounded_rd(row: dict, lo: float, hi: float) -> dict:
+    """A risk difference between two conditions lies in [-1, 1]: its interval is truncated
+    there (coverage unchanged; the row's note says so). Slopes per 1.0 of a level are not
+    bounded that way and are left as they are."""
+    term = str(row.get("term", ""))
+    if " vs " not in term or term.startswith("interaction") or not (lo < -1 or hi > 1):
+        return dict(es_ci_low=lo, es_ci_high=hi)
+    row["note"] = _join(row.get("note"), "risk-difference interval truncated to [-1, 1]")
+    return dict(es_ci_low=max(lo, -1.0), es_ci_high=min(hi, 1.0))
 
 
 def categorical_tables(study: Study, obs: Observations, alpha: float) -> dict[str, pd.DataFrame]:
@@ -556,7 +699,7 @@ def categorical_tables(study: Study, obs: Observations, alpha: float) -> dict[st
     base = obs.outcomes()
     for out in study.outcomes:
         data = base[base["target"] == out.name]
-        if answers.get(out.answer).categorical and not data.empty:
+        if answers.get(out.answer).categorical and not data.empty and not is_cells(data):
             shares.append(option_shares(data, out, alpha))
             tests.append(independence(study, data, out, alpha))
     if not shares:
@@ -582,9 +725,11 @@ def cell_means(study: Study, obs: Observations, alpha: float) -> pd.DataFrame:
                 continue
             for key, c in g.groupby(lv, sort=True):
                 units = pd.factorize(c["unit_id"].astype(str))[0]
+                counts = c["n"].to_numpy(float) if is_cells(c) else None
                 rows.append(dict(outcome=out.name, model=model, design=design,
                                  **dict(zip(lv, key if isinstance(key, tuple) else (key,))),
-                                 **mean_interval(c["y"].to_numpy(dtype=float), units, alpha)))
+                                 **mean_interval(c["y"].to_numpy(dtype=float), units, alpha,
+                                                 counts=counts)))
     return pd.DataFrame(rows)
 
 
@@ -599,6 +744,7 @@ class Effects(Analysis):
                    "the reference design, 'factorial' rows interactions of two treatments.")
     report_tables = ("effects", "cell_means", "option_shares", "independence")
     order = 20
+    on_cells = True  # grouped.py: the same numbers from cell-level statistics
     headline = True  # the digest opens with the effects: what most readers look for first
     default = True  # what a study that names no analysis gets
 
@@ -615,11 +761,13 @@ class Effects(Analysis):
         if e is None or not len(e) or "estimate" not in e:
             return []
         lines = [f"effect [{r.scope}] {r.outcome} {r.design} {r.method} {r.term}: "
-                 f"{r.estimate:.3f} [{r.ci_low:.3f}, {r.ci_high:.3f}] p={r.p_value:.3g}"
+                 f"{r.estimate:.3f} {interval(r.ci_low, r.ci_high, getattr(r, 'note', None))}"
+                 f"{p_text(r.p_value)}"
                  for r in e.dropna(subset=["estimate"]).itertuples()]
         ind = tables.get("independence")
         for r in ([] if ind is None else ind.itertuples()):
-            lines.append(f"independence {r.outcome} {r.design}: F={r.wald_F:.3g} p={r.p_value:.3g} "
-                         f"(cluster-aware); chi2 p={r.chi2_p:.3g} (not cluster-aware)"
+            lines.append(f"independence {r.outcome} {r.design}: F={num(r.wald_F, '.3g')} "
+                         f"p={num(r.p_value, '.3g')} (cluster-aware); chi2 p={num(r.chi2_p, '.3g')} "
+                         "(not cluster-aware)"
                          + (f" [{r.note}]" if not np.isfinite(r.p_value) else ""))
         return lines

@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from llmexp.analysis._honest import finite, interval, reason_text
 from llmexp.analysis._stats import choose_cluster, fit_kwargs
 from llmexp.analysis._wild import mde, missing, power_at, wild_test
 from llmexp.analysis.base import Analysis, Context, register
@@ -265,13 +266,15 @@ def focalism(study: Study, obs: Observations, human=None, degree: int = 3, alpha
 
 
 def _line(r) -> str:
-    if not np.isfinite(r.jump):
-        return f"focalism {r.design} ({r.role}): not estimated ({getattr(r, 'note', '')})"
-    ci = (f"[{r.ci_low:.3f}, {r.ci_high:.3f}]" if np.isfinite(r.ci_low)
-          else f"(no interval: {getattr(r, 'note', '')})")
+    note = reason_text(getattr(r, "note", None))
+    if not finite(r.jump):
+        return f"focalism {r.design} ({r.role}): not estimated ({note or 'no estimate'})"
+    ci = interval(r.ci_low, r.ci_high, note)
     if r.role == "difference":
-        return (f"focalism {r.design} (difference in jumps): {r.jump:.3f} {ci}, power "
-                f"{r.power_step:.2f} for a {r.step_size:g} step{' FLAGGED' if r.flagged else ''}")
+        power = (f"power {r.power_step:.2f}" if finite(r.power_step)
+                 else "power n/a (no standard error)")
+        return (f"focalism {r.design} (difference in jumps): {r.jump:.3f} {ci}, {power} "
+                f"for a {r.step_size:g} step{' FLAGGED' if r.flagged else ''}")
     return f"focalism {r.design} ({r.role}): jump {r.jump:.3f} {ci} (descriptive)"
 
 
@@ -284,6 +287,15 @@ class Focalism(Analysis):
                    "unit); per-design jumps and step shares are descriptive.")
     report_tables = ("focalism",)
     order = 40
+
+    def headline_tables(self, tables: dict[str, pd.DataFrame]) -> list[tuple[str, pd.DataFrame]]:
+        """Only the differences in jumps are findings: a design's own jump is descriptive
+        (a steep smooth curve has one too; that is what the difference removes)."""
+        t = tables.get("focalism")
+        if t is None or t.empty or "role" not in t:
+            return []
+        diff = t[t["role"] == "difference"]
+        return [("focalism", diff)] if len(diff) else []
 
     def unsupported(self, study: Study) -> str | None:
         if not any(d.pins for d in study.designs):

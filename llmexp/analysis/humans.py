@@ -47,6 +47,16 @@ def cell_key(frame: pd.DataFrame, columns: dict[str, str]) -> pd.Series:
     return out
 
 
+def _cell_outcomes(study: Study) -> dict[str, str]:
+    """The compared outcomes that are one number per cell: a categorical outcome is compared
+    per option (`baseline_kinds.py`), never as its mean option index."""
+    from llmexp import answers
+
+    assert study.baseline is not None
+    kinds = {o.name: answers.get(o.answer).categorical for o in study.outcomes}
+    return {o: c for o, c in study.baseline.outcomes.items() if not kinds.get(o, False)}
+
+
 def load_baseline(study: Study) -> BaselineData:
     b = study.baseline
     if b is None:
@@ -63,6 +73,8 @@ def load_baseline(study: Study) -> BaselineData:
         needed.append(("n column", b.n_column))
     needed += [(f"retest column for outcome {o!r}", c) for o, c in b.retest.items()]
     needed += [("where column", c) for c in b.where]
+    needed += [(f"effect column for outcome {o!r}", c) for o, c in b.effects.items()]
+    needed += [("option column", b.option_column)] if b.option_column else []
     for what, col in needed:
         if col not in df.columns:
             raise AnalysisError(
@@ -73,20 +85,22 @@ def load_baseline(study: Study) -> BaselineData:
         df = df[df[col].astype(str) == str(val)]
     if df.empty:
         raise AnalysisError(f"baseline {b.source}: no rows left after where {dict(b.where)}")
+    cell_outcomes = _cell_outcomes(study)
+    if not cell_outcomes:  # only effect sizes or option shares (baseline_kinds.py reads those)
+        return BaselineData(cells=pd.DataFrame(columns=["outcome", "unit_id", "key", "level", "n", "mean", "retest_mean"]),
+                            individual=None, has_units=bool(b.unit_column))
     prim = primary_treatment(study)
     if prim not in b.treatments:
         raise AnalysisError(
             f"baseline {b.source}: no level column mapped for treatment {prim!r} "
             "(add it to the baseline's treatments)"
         )
-    if not b.outcomes:
-        raise AnalysisError(f"baseline {b.source}: no outcome column mapped")
     level = df[b.treatments[prim]].map(_key)
     key = cell_key(df, dict(b.treatments))
     unit = df[b.unit_column].astype(str) if b.unit_column else pd.Series("all", index=df.index)
     cells, indiv = [], []
     gkeys = ["outcome", "unit_id", "key", "level"]
-    for out, col in b.outcomes.items():
+    for out, col in cell_outcomes.items():
         y = df[col].map(to_float)
         rt = df[b.retest[out]].map(to_float) if out in b.retest else pd.Series(np.nan, index=df.index)
         frame = pd.DataFrame({"outcome": out, "unit_id": unit, "key": key, "level": level, "y": y,

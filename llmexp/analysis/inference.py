@@ -65,19 +65,26 @@ def nested_columns(X: np.ndarray, groups: np.ndarray) -> int:
 
 
 def cr2(X: np.ndarray, resid: np.ndarray, groups: np.ndarray,
-        weights: np.ndarray | None = None, which: list[int] | None = None) -> ClusterInference:
+        weights: np.ndarray | None = None, which: list[int] | None = None,
+        n_obs: int | None = None, nested: int | None = None) -> ClusterInference:
     """CR2 covariance, Bell-McCaffrey df and CR1 for coefficients of a (weighted) LS fit;
-    the df (the costly part) only for the coefficients in `which` (default: all)."""
+    the df (the costly part) only for the coefficients in `which` (default: all).
+
+    Grouped data (`grouped.py`): rows of X are cells of `n_obs` observations in all; the
+    caller passes the cell weights and `nested` (the nested columns counted on the
+    observation-level design), so the CR1 factor counts observations, not cells."""
     X = np.asarray(X, dtype=float)
     e = np.asarray(resid, dtype=float)
+    nested_X = X
     if weights is not None:
         sw = np.sqrt(np.asarray(weights, dtype=float))
         X, e = X * sw[:, None], e / np.where(sw > 0, sw, 1.0)
+        nested_X = X
     n, k = X.shape
     M = np.linalg.pinv(X.T @ X)
     codes = np.unique(groups, return_inverse=True)[1]
     G = int(codes.max()) + 1
-    if n == G:  # every observation its own cluster: HC2, vectorised
+    if n == G and n_obs is None:  # every observation its own cluster: HC2, vectorised
         return _hc2(X, e, M, which)
     members = [np.flatnonzero(codes == g) for g in range(G)]
     meat2 = np.zeros((k, k))
@@ -94,7 +101,8 @@ def cr2(X: np.ndarray, resid: np.ndarray, groups: np.ndarray,
         P.append(A @ Xg @ M)
     vcov = M @ meat2 @ M
     rank = np.linalg.matrix_rank(X)
-    k_eff = max(rank - nested_columns(X, groups), 1)
+    k_eff = max(rank - (nested_columns(nested_X, groups) if nested is None else nested), 1)
+    n = n if n_obs is None else n_obs
     factor = (G / (G - 1) if G > 1 else np.nan) * ((n - 1) / (n - k_eff) if n > k_eff else np.nan)
     vcov1 = factor * (M @ meat1 @ M)
     df = _bm_df(X, M, members, P, range(k) if which is None else which)

@@ -41,9 +41,11 @@ import numpy as np
 import pandas as pd
 
 from llmexp import modes
+from llmexp.analysis._honest import interval, reason_text
 from llmexp.analysis._stats import choose_cluster, safe_corr
 from llmexp.analysis._wild import missing, wild_test
 from llmexp.analysis.base import Analysis, Context, register
+from llmexp.analysis.grouped import is_cells, n_obs
 from llmexp.analysis.observations import Observations, is_numeric_treatment, primary_treatment
 from llmexp.errors import AnalysisError
 from llmexp.spec import Study
@@ -130,7 +132,14 @@ def _probe_table(study: Study, obs: Observations) -> tuple[pd.DataFrame, bool, l
         t["level"] = t[f"lvl__{prim}"].astype(str).map({v: float(j) for j, v in enumerate(levels)})
         t["shown"] = np.nan
     t = t[np.isfinite(t["level"])]
-    t["v_norm"] = normalise_by_unit(t)
+    if is_cells(t):  # cell means of v over n answers: v_norm's cell mean and its m2
+        keys = ["design", "model", "target", "unit_id"]
+        s = (t["n"] * t["y"]).groupby([t[k] for k in keys]).transform("sum")
+        m = s / t["n"].groupby([t[k] for k in keys]).transform("sum")
+        m = m.where(m != 0)
+        t["v_norm"], t["v_m2"] = t["y"] / m, t["m2"] / (m * m)
+    else:
+        t["v_norm"] = normalise_by_unit(t)
     return t[np.isfinite(t["v_norm"])], numeric, levels
 
 
@@ -141,10 +150,9 @@ def leakage(study: Study, obs: Observations, alpha: float = 0.05, cluster: str =
     rows, points = [], []
     for (cov, design, model), g in t.groupby(["target", "design", "model"], sort=False):
         base = dict(covariate=cov, design=design, mode=g["mode"].iloc[0], model=model,
-                    n_obs=len(g), n_units=g["unit_id"].nunique())
-        points.append(g.groupby("level", as_index=False).agg(
-            v_norm=("v_norm", "mean"), sd=("v_norm", "std"), n=("v_norm", "size")).assign(
-            covariate=cov, design=design, mode=base["mode"], model=model))
+                    n_obs=n_obs(g), n_units=g["unit_id"].nunique())
+        points.append(_points(g).assign(covariate=cov, design=design, mode=base["mode"],
+                                        model=model))
         if g["level"].nunique() < 2:
             rows.append(dict(base, note="one level only", flagged=False))
             continue
@@ -159,14 +167,114 @@ def leakage(study: Study, obs: Observations, alpha: float = 0.05, cluster: str =
             if gc["level"].nunique() < 2:
                 continue
             clusters, se_type = cluster_codes(gc, cluster)
+            if is_cells(gc):
+                rows.append(dict(base, contrast=label, se_type=se_type,
+                                 **cell_index_variants(gc, clusters, cluster, alpha, n_boot, seed)))
+                continue
             rows.append(dict(base, contrast=label, se_type=se_type,
                              **index_variants(gc, clusters, alpha, n_boot, seed)))
     pts = pd.concat(points, ignore_index=True) if points else pd.DataFrame()
     return pd.DataFrame(rows), pts
 
 
+def _points(g: pd.DataFrame) -> pd.DataFrame:
+    """Mean, SD and count of v_norm per level (from rows or cells)."""
+    if not is_cells(g):
+        return g.groupby("level", as_index=False).agg(
+            v_norm=("v_norm", "mean"), sd=("v_norm", "std"), n=("v_norm", "size"))
+    out = []
+    for level, c in g.groupby("level"):
+        n, v = c["n"].to_numpy(float), c["v_norm"].to_numpy(float)
+        total = float(n.sum())
+        mean = float(n @ v) / total
+        m2 = float(c["v_m2"].sum() + n @ (v - mean) ** 2)
+        out.append(dict(level=level, v_norm=mean, sd=np.sqrt(m2 / (total - 1)) if total > 1 else np.nan,
+                        n=int(round(total))))
+    return pd.DataFrame(out)
+
+
+def _cell_slope(x: np.ndarray, y: np.ndarray, n: np.ndarray, clusters: np.ndarray, alpha: float,
+                n_boot: int, seed: int) -> dict:
+    """`slope_test` on cells: y are cell means of n answers at level x (grouped.py)."""
+    from llmexp.analysis._wild import WildPlan
+
+    ok = np.isfinite(x) & np.isfinite(y) & (n > 0)
+    x, y, n, clusters = x[ok], y[ok], n[ok], clusters[ok]
+    if len(np.unique(x)) < 2:
+        return missing("one treatment level only")
+    sw = np.sqrt(n)
+    X = np.column_stack([np.ones(len(x)), x]) * sw[:, None]
+    return WildPlan(X, 1, clusters, n_obs=int(round(n.sum()))).test(y * sw, alpha, n_boot, seed)
+
+
+def _cell_corr(x: np.ndarray, v: np.ndarray, v_m2: np.ndarray, n: np.ndarray) -> tuple[float, float]:
+    """`safe_corr` of the answers behind the cells (Pearson r and its two-sided p)."""
+    from scipy import stats
+
+    total = float(n.sum())
+    mx, mv = float(n @ x) / total, float(n @ v) / total
+    sxx = float(n @ (x - mx) ** 2)
+    svv = float(v_m2.sum() + n @ (v - mv) ** 2)
+    if total < 3 or sxx <= 0 or svv <= 0:
+        return float("nan"), float("nan")
+    r = float(np.clip(n @ ((x - mx) * (v - mv)) / np.sqrt(sxx * svv), -1.0, 1.0))
+    ab = total / 2 - 1
+    return r, float(2 * stats.beta(ab, ab, loc=-1, scale=2).sf(abs(r)))
+
+
+def cell_index_variants(gc: pd.DataFrame, clusters: np.ndarray, cluster: str, alpha: float = 0.05,
+                        n_boot: int = 999, seed: int = 0) -> dict:
+    """`index_variants` on probe cells (split by echo; grouped.py): the same numbers."""
+    if cluster not in ("auto", "unit", "unit+persona"):
+        return dict(missing("an explicit clustering needs the answers one by one (a streamed "
+                            "analysis holds cells)"), leakage_index=np.nan, flagged=False)
+    x, n = gc["level"].to_numpy(float), gc["n"].to_numpy(float)
+    full = _cell_slope(x, gc["v_norm"].to_numpy(float), n, clusters, alpha, n_boot, seed)
+    echo = gc["echo"].to_numpy(bool)
+    ne = gc[~echo]
+    units = ne["unit_id"]
+    m = (ne["n"] * ne["y"]).groupby(units).transform("sum") / ne["n"].groupby(units).transform("sum")
+    v = ne["y"] / m.replace(0, np.nan)
+    no_echo = _cell_slope(x[~echo], v.to_numpy(float), n[~echo], clusters[~echo], alpha, n_boot, seed)
+    npos = ne["n_pos"].to_numpy(float)
+    lg = ne["slog"].to_numpy(float) / np.where(npos > 0, npos, np.nan)
+    unit_log = (ne["slog"].groupby(units).transform("sum")
+                / ne["n_pos"].groupby(units).transform("sum").replace(0, np.nan)).to_numpy(float)
+    log = _cell_slope(x[~echo], lg - unit_log, npos, clusters[~echo], alpha, n_boot, seed)
+    r, rp = _cell_corr(x, gc["v_norm"].to_numpy(float), gc["v_m2"].to_numpy(float), n)
+    p_ne = no_echo["p_value"]
+    return dict(leakage_index=full["estimate"], se=full["se"], ci_low=full["ci_low"],
+                ci_high=full["ci_high"], p_value=full["p_value"], correlation=r, correlation_p=rp,
+                echo_share=float(n[echo].sum() / n.sum()) if n.sum() else np.nan,
+                index_no_echo=no_echo["estimate"], ci_no_echo_low=no_echo["ci_low"],
+                ci_no_echo_high=no_echo["ci_high"], p_no_echo=p_ne,
+                log_index=log["estimate"], log_ci_low=log["ci_low"], log_ci_high=log["ci_high"],
+                log_p=log["p_value"], n_clusters=full["n_clusters"],
+                flagged=bool(np.isfinite(p_ne) and p_ne < alpha),
+                note=no_echo["note"] or full["note"])
+
+
 def _fmt(v: float) -> str:
     return "n/a" if v is None or not np.isfinite(v) else f"{v:.3f}"
+
+
+def _finding(r, level: int) -> tuple[bool, str]:
+    what = f"Confound leakage — design {r.design} ({r.covariate}): leakage index"
+    if not np.isfinite(r.leakage_index):
+        return False, f"{what}: cannot be concluded, no estimate ({reason_text(r.note) or 'no estimate'})."
+    raw = f"{r.leakage_index:.3g} ({level}% interval {r.ci_low:.3g} to {r.ci_high:.3g})"
+    echoes = float(getattr(r, "echo_share", np.nan))
+    if not np.isfinite(echoes) or echoes <= 0:
+        lo, hi, said = r.ci_low, r.ci_high, raw
+    else:
+        lo, hi = r.ci_no_echo_low, r.ci_no_echo_high
+        said = (f"{raw}, but {echoes:.0%} of the answers repeat the value shown; without them "
+                f"{_fmt(r.index_no_echo)} ({level}% interval {_fmt(lo)} to {_fmt(hi)})")
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return False, f"{what} {said}: cannot be concluded, no interval ({reason_text(r.note) or 'not estimated'})."
+    if lo > 0 or hi < 0:
+        return True, f"{what} {said}: the whole interval is {'above' if lo > 0 else 'below'} zero."
+    return False, f"{what} {said}: cannot be concluded, the interval includes zero."
 
 
 @register
@@ -178,6 +286,7 @@ class Leakage(Analysis):
                    "unit; echoes of the shown value reported and left out of the flag.")
     report_tables = ("leakage",)
     order = 30
+    on_cells = True  # grouped.py: the same numbers from cell-level statistics
 
     def unsupported(self, study: Study) -> str | None:
         if not any(c.probe for c in study.covariates if not c.specified):
@@ -191,6 +300,16 @@ class Leakage(Analysis):
         table, points = leakage(ctx.study, ctx.obs, ctx.alpha, ctx.cluster, seed=ctx.seed)
         return {"leakage": table, "leakage_points": points}
 
+    def findings(self, tables: dict[str, pd.DataFrame], level: int) -> list[tuple[bool, str]] | None:
+        """One sentence per covariate x design, judged like the flag: on the index WITHOUT
+        echoes of the shown value when there are echoes (a model repeating the price it was
+        shown moves the raw index without imagining anything; the committed embedded-model run's
+        0.41 [0.12, 0.70] is 0.19 [-0.11, 0.49] without its 30% echoes)."""
+        t = tables.get("leakage")
+        if t is None or not len(t) or "leakage_index" not in t:
+            return []
+        return [_finding(r, level) for r in t.itertuples()]
+
     def summary_lines(self, tables: dict[str, pd.DataFrame]) -> list[str]:
         t = tables.get("leakage")
         if t is None or not len(t) or "leakage_index" not in t:
@@ -198,13 +317,13 @@ class Leakage(Analysis):
         out = []
         for r in t.itertuples():
             if not np.isfinite(getattr(r, "leakage_index", np.nan)):
-                out.append(f"leakage {r.covariate} {r.design}: not estimated ({r.note})")
+                out.append(f"leakage {r.covariate} {r.design}: not estimated "
+                           f"({reason_text(r.note) or 'no estimate'})")
                 continue
-            interval = (f"[{_fmt(r.ci_low)}, {_fmt(r.ci_high)}]" if np.isfinite(r.ci_low)
-                        else f"(no interval: {r.note})")
-            out.append(f"leakage {r.covariate} {r.design}: index {r.leakage_index:.3f} {interval}, "
+            ci = interval(r.ci_low, r.ci_high, r.note)
+            out.append(f"leakage {r.covariate} {r.design}: index {r.leakage_index:.3f} {ci}, "
                        f"echoes {_fmt(r.echo_share)}, without echoes {_fmt(r.index_no_echo)} "
-                       f"[{_fmt(r.ci_no_echo_low)}, {_fmt(r.ci_no_echo_high)}]"
+                       f"{interval(r.ci_no_echo_low, r.ci_no_echo_high, r.note)}"
                        f"{' FLAGGED' if r.flagged else ''}")
         return out
 

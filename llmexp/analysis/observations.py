@@ -141,18 +141,44 @@ def _combine(*codes: np.ndarray) -> np.ndarray:
     return frame.groupby(list(frame.columns), sort=False).ngroup().to_numpy()
 
 
-def build_observations(study: Study, responses: pd.DataFrame) -> Observations:
+class SeenPrompts:
+    """Exact copies across the batches of a streamed table (`stream.py`): a hash of each
+    kept copy's (design, model, kind, target, messages, params), sorted. A 64-bit hash: two
+    different prompts collide with probability about n^2 / 2^65 (3e-6 at ten million)."""
+
+    def __init__(self) -> None:
+        self.keys = np.empty(0, dtype=np.uint64)
+
+    def seen_before(self, frame: pd.DataFrame) -> np.ndarray:
+        """Which rows of `frame` (the key columns as text) an earlier batch already kept."""
+        h = pd.util.hash_pandas_object(frame.astype(str), index=False).to_numpy(np.uint64)
+        earlier = np.zeros(len(h), dtype=bool)
+        if len(self.keys):
+            pos = np.minimum(np.searchsorted(self.keys, h), len(self.keys) - 1)
+            earlier = self.keys[pos] == h
+        # two sorted runs: the stable sort merges them in linear time
+        self.keys = np.sort(np.concatenate([self.keys, np.unique(h[~earlier])]), kind="stable")
+        return earlier
+
+
+def build_observations(study: Study, responses: pd.DataFrame, allow_empty: bool = False,
+                       seen: SeenPrompts | None = None) -> Observations:
+    """`allow_empty`: a table with no valid response gives an empty table (one batch of a
+    streamed table) instead of the error; `seen`: exact copies met in earlier batches."""
     missing = [c for c in REQUIRED if c not in responses.columns]
     if missing:
         raise AnalysisError(
             f"the response table lacks column(s) {', '.join(missing)} (see docs/artifacts.md)"
         )
     x = _Explode(study, responses)
+    x.seen = seen
     rows = x.valid_rows()
     per_cond = x.per_condition_mask(rows)
     exploded = (x.per_condition_rows(rows[per_cond]), x.single_condition_rows(rows[~per_cond]))
     parts = [p for p in exploded if p is not None]
     o_row = np.concatenate([p[0] for p in parts]) if parts else np.array([], dtype=np.int64)
+    if len(o_row) == 0 and allow_empty:
+        return Observations(table=pd.DataFrame(), invalid=x.invalid_table())
     if len(o_row) == 0:
         raise AnalysisError("no valid responses to analyse (every call was invalid or failed)")
     order = np.argsort(o_row, kind="stable")
@@ -168,6 +194,8 @@ class _Explode:
     """The state `build_observations`' steps share. Columns are coded once per distinct value
     (`_column_codes`); `key` numbers the (design, model, kind, target) groups of the invalid
     counts in order of first appearance, and the per-group counters fill as rows are exploded."""
+
+    seen: SeenPrompts | None = None
 
     def __init__(self, study: Study, responses: pd.DataFrame):
         self.responses = responses
@@ -308,7 +336,12 @@ class _Explode:
             ex_rows = sc_rows[exact]
             c_msg = _column_codes(self.responses, "messages")[0][ex_rows]
             c_par = _column_codes(self.responses, "params")[0][ex_rows]
-            dup = pd.DataFrame({"k": self.key[ex_rows], "m": c_msg, "p": c_par}).duplicated().to_numpy()
+            dup = pd.DataFrame({"k": self.key[ex_rows], "m": c_msg, "p": c_par}).duplicated().to_numpy().copy()
+            if self.seen is not None:  # copies kept by an earlier batch of a streamed table
+                cols = [c for c in ("design", "model", "kind", "target", "messages", "params")
+                        if c in self.responses.columns]
+                first = ex_rows[~dup]
+                dup[~dup] = self.seen.seen_before(self.responses[cols].iloc[first])
             d_idx = np.flatnonzero(exact)[dup]
             keep[d_idx] = False
             np.add.at(self.copies, self.key[sc_rows][d_idx], 1)

@@ -18,6 +18,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
+SMALL_MULTIPLES_FROM = 3  # more designs than this: one panel each instead of overlaid curves
 LINES = ["-", "--", "-.", ":"]
 
 
@@ -50,6 +51,8 @@ def demand_figure(points: pd.DataFrame, out_dir: Path, human: pd.DataFrame | Non
     """Pooled share by level per design with interval bands; human curve overlaid."""
     if points is None or points.empty:
         return []
+    if _label(points).nunique() > SMALL_MULTIPLES_FROM:
+        return demand_panels(points, out_dir, human, name)
     pal = _style()
     outcomes = list(points["target"].unique())
     fig, axes = plt.subplots(1, len(outcomes), figsize=(6.5 * len(outcomes), 4.5), squeeze=False)
@@ -73,6 +76,38 @@ def demand_figure(points: pd.DataFrame, out_dir: Path, human: pd.DataFrame | Non
         ax.set_ylim(-0.02, 1.02)
         ax.legend(frameon=False, fontsize=9)
         ax.set_title(f"Demand curves: {out}")
+    return _save(fig, out_dir, name)
+
+
+def demand_panels(points: pd.DataFrame, out_dir: Path, human: pd.DataFrame | None = None,
+                  name: str = "demand_curves") -> list[Path]:
+    """Many designs: one small panel per design (x outcome) on shared axes, the human curve in
+    each, instead of one tangle of overlapping ribbons."""
+    pal = _style()
+    p = points.assign(series=_label(points))
+    panels = list(p.groupby(["target", "series"], sort=False))
+    cols = min(len(panels), 4)
+    rows = int(np.ceil(len(panels) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.0 * rows + 0.6), sharex=True,
+                             sharey=True, squeeze=False)
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
+    for ax, ((out, lab), g) in zip(axes.flat, panels):
+        g = g.sort_values("level")
+        ax.plot(g["level"], g["mean"], marker="o", color=pal[0], label="simulated")
+        ax.fill_between(g["level"], g["ci_low"], g["ci_high"], color=pal[0], alpha=0.2, lw=0)
+        h = human[human["outcome"] == out] if human is not None and len(human) else None
+        if h is not None and len(h):
+            hm = h.groupby("level").apply(
+                lambda x: np.average(x["human"], weights=x["n"]), include_groups=False)
+            ax.plot(hm.index, hm.values, color="black", lw=1.8, marker="D", ms=3, label="humans")
+        ax.set_title(f"{lab}: {out}", fontsize=10)
+        ax.set_ylim(-0.02, 1.02)
+    for ax in axes[-1]:
+        ax.set_xlabel("price level (x regular price)")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("share")
+    axes.flat[0].legend(frameon=False, fontsize=8)
     return _save(fig, out_dir, name)
 
 
@@ -153,6 +188,8 @@ def error_heatmap(cells: pd.DataFrame, out_dir: Path, name: str = "cell_errors")
     width = 1.0 + (0.6 if col == "level" else 2.2) * piv.shape[1]
     fig, ax = plt.subplots(figsize=(max(width, 4.5), 1.2 + 0.5 * piv.shape[0]))
     sns.heatmap(piv, annot=True, fmt=".2f", cmap="cividis", ax=ax, cbar_kws={"label": "MAE"})
+    ax.tick_params(axis="y", labelrotation=0)  # design names side by side, not run together
+    ax.tick_params(axis="x", labelrotation=0)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("")
     ax.set_title("Per-cell absolute error vs humans")

@@ -10,7 +10,9 @@ compared (a level in two parts is averaged over them):
   mean_abs_diff positive, so ``noise_floor`` is its expected value when the split changes
   nothing (the mean of its permutation distribution below): read mean_abs_diff against it;
 - ``slope_split`` / ``slope_full``: OLS slope of the cell mean on the level (unit fixed effects);
-- the TEST (``range_p``): a permutation test of "the split design's answers are exchangeable
+- the TEST (``range_p``, over the ``n_test_cells`` cells holding 3 or more answers: only there
+  can a shuffle move a sign-free statistic, so cells with one answer per arm are left out of
+  the test and of both floors rather than serving as their own floor): a permutation test of "the split design's answers are exchangeable
   with the full design's within each unit x level cell" (the noise floor is the full-range
   design's own answer-to-answer variation). Statistic: mean over cells of (split - full)^2;
   answers are shuffled between the two designs within each cell (``n_perm`` shuffles,
@@ -36,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from llmexp import modes
+from llmexp.analysis._honest import interval, num
 from llmexp.analysis.base import Analysis, Context, register
 from llmexp.analysis.baseline import _slope
 from llmexp.analysis.observations import Observations
@@ -74,7 +77,7 @@ def _perm(cell: np.ndarray, y: np.ndarray, lab: np.ndarray, stat, n_perm: int,
 
 
 def _unit_boot(values: pd.DataFrame, col: str, alpha: float, n_boot: int,
-               rng: np.random.Generator) -> tuple[float, float]:
+               rng: np.random.Generator, log: bool = False) -> tuple[float, float]:
     """Interval of the cell mean of `col` over units: cluster-robust (by unit) SE of a mean,
     ``G/(G-1) sum_g (sum_c in g (x_c - mean))^2 / N^2``, with t(G-1) critical values (in a
     balanced design: the t interval of the unit means). nan with one unit. (A percentile
@@ -90,6 +93,10 @@ def _unit_boot(values: pd.DataFrame, col: str, alpha: float, n_boot: int,
     s = np.bincount(codes, weights=x - m, minlength=g)
     se = float(np.sqrt(g / (g - 1) * np.sum(s ** 2)) / n)
     q = float(stats.t.ppf(1 - alpha / 2, g - 1))
+    if log:  # a mean of |differences| is >= 0: the interval on the log scale (se / m)
+        if not (m > 0 and se > 0):
+            return float("nan"), float("nan")
+        return m * float(np.exp(-q * se / m)), m * float(np.exp(q * se / m))
     return m - q * se, m + q * se
 
 
@@ -99,11 +106,22 @@ def _split_vs_full(g: pd.DataFrame, f: pd.DataFrame, n_perm: int, rng) -> dict:
     shared = counts[(counts["min"] == 0) & (counts["max"] == 1)].index
     both = both.set_index(["unit_id", "level"]).loc[shared].reset_index()
     cell = both.groupby(["unit_id", "level"], sort=False).ngroup().to_numpy()
-    t, floor_sq, p = _perm(cell, both["y"].to_numpy(float), both["_lab"].to_numpy(float),
-                           lambda d: np.mean(d ** 2, axis=1), n_perm, rng)
-    _, floor_abs, _ = _perm(cell, both["y"].to_numpy(float), both["_lab"].to_numpy(float),
-                            lambda d: np.mean(np.abs(d), axis=1), max(n_perm // 5, 50), rng)
-    return dict(range_stat=t, range_stat_floor=floor_sq, noise_floor=floor_abs, range_p=p)
+    keep = _movable(cell)  # d^2 and |d| are unchanged by swapping one answer for one answer
+    nan = float("nan")
+    if not keep.any():
+        return dict(range_stat=nan, range_stat_floor=nan, noise_floor=nan, range_p=nan, n_test_cells=0)
+    cell, y, lab = np.unique(cell[keep], return_inverse=True)[1], both["y"].to_numpy(float)[keep], both["_lab"].to_numpy(float)[keep]
+    t, floor_sq, p = _perm(cell, y, lab, lambda d: np.mean(d ** 2, axis=1), n_perm, rng)
+    _, floor_abs, _ = _perm(cell, y, lab, lambda d: np.mean(np.abs(d), axis=1), max(n_perm // 5, 50), rng)
+    return dict(range_stat=t, range_stat_floor=floor_sq, noise_floor=floor_abs, range_p=p, n_test_cells=int(cell.max()) + 1)
+
+
+def _movable(cell: np.ndarray) -> np.ndarray:
+    """Rows of cells holding 3 or more answers: only there can a within-cell shuffle change a
+    sign-free statistic (|d|, d^2) of the cell's difference. A cell with one answer per arm only
+    swaps the sign, so its |d| would be its own 'noise floor' and the test would pass by
+    construction (the committed aggregate_split run: 400 of 440 cells were such cells)."""
+    return np.bincount(cell)[cell] >= 3
 
 
 def _boundary(g: pd.DataFrame, alpha: float, n_boot: int, rng) -> dict:
@@ -123,12 +141,16 @@ def _boundary(g: pd.DataFrame, alpha: float, n_boot: int, rng) -> dict:
     cd = pd.DataFrame({"unit_id": cells.index.get_level_values(0),
                        "diff": (cells[1.0] - cells[0.0]).to_numpy()})
     cd["gap"] = cd["diff"].abs()
-    gl, gh = _unit_boot(cd, "gap", alpha, n_boot, rng)
+    gl, gh = _unit_boot(cd, "gap", alpha, n_boot, rng, log=True)
     dl, dh = _unit_boot(cd, "diff", alpha, n_boot, rng)
     cell = b.groupby(["unit_id", "level"], sort=False).ngroup().to_numpy()
     yv, lab = b["y"].to_numpy(float), b["_lab"].to_numpy(float)
     _, _, p = _perm(cell, yv, lab, lambda d: np.abs(np.mean(d, axis=1)), n_boot, rng)
-    _, floor, _ = _perm(cell, yv, lab, lambda d: np.mean(np.abs(d), axis=1), max(n_boot // 5, 50), rng)
+    keep = _movable(cell)
+    floor = float("nan")
+    if keep.any():  # the sign-flip test above is informative with one answer per part; |d| is not
+        sub = np.unique(cell[keep], return_inverse=True)[1]
+        _, floor, _ = _perm(sub, yv[keep], lab[keep], lambda d: np.mean(np.abs(d), axis=1), max(n_boot // 5, 50), rng)
     out.update(boundary_gap=float(cd["gap"].mean()), boundary_gap_ci_low=gl,
                boundary_gap_ci_high=gh, boundary_floor=floor,
                boundary_diff=float(cd["diff"].mean()), boundary_diff_ci_low=dl,
@@ -153,13 +175,15 @@ def _compare(d, full, model, target, g: pd.DataFrame, f: pd.DataFrame, alpha: fl
     if m.empty:
         return None
     m["diff"] = m["y_split"] - m["y_full"]
-    lo, hi = _unit_boot(m.assign(a=m["diff"].abs()), "a", alpha, n_boot, rng)
+    lo, hi = _unit_boot(m.assign(a=m["diff"].abs()), "a", alpha, n_boot, rng, log=True)
     row = dict(design=d.name, full_design=full.name, model=model, outcome=target,
                parts=str([list(p) for p in d.split]), n_cells=len(m),
                mean_abs_diff=float(m["diff"].abs().mean()), mad_ci_low=lo, mad_ci_high=hi,
                mean_diff=float(m["diff"].mean()), slope_split=_slope(m, "y_split"),
                slope_full=_slope(m, "y_full"))
     row.update(_split_vs_full(g, f, n_boot, rng))
+    if row["n_test_cells"] < row["n_cells"]:  # the floor of an all-cell mean |diff| needs every cell replicated
+        row["noise_floor"] = float("nan")
     row.update(_boundary(g, alpha, n_boot, rng))
     row.update(_flag(row, alpha))
     return row, m.assign(design=d.name, full_design=full.name, model=model, outcome=target)
@@ -195,8 +219,19 @@ def range_sensitivity(study: Study, obs: Observations, alpha: float = 0.05, n_bo
     return pd.DataFrame(rows), cell_df
 
 
+NO_GAP = "n/a (no level asked in two parts)"
+
+
+def _mad_note(r) -> str:
+    return "one unit, or no spread of the differences over units"
+
+
 def _p(p: float) -> str:
     return f"{p:.3f}" if np.isfinite(p) else "n/a (no noise floor)"
+
+
+def _floor(x: float, single: int) -> str:
+    return f"{x:.3f}" if np.isfinite(x) else f"n/a: one answer per arm in {single} cells"
 
 
 @register
@@ -224,9 +259,10 @@ class Range(Analysis):
         if t is None or not len(t):
             return []
         return [f"range {r.design} vs {r.full_design}: mean |diff| "
-                f"{r.mean_abs_diff:.3f} [{r.mad_ci_low:.3f}, {r.mad_ci_high:.3f}] (noise floor "
-                f"{r.noise_floor:.3f}), p {_p(r.range_p)}; boundary gap {r.boundary_gap:.3f} "
-                f"(floor {r.boundary_floor:.3f}), p {_p(r.boundary_p)}"
+                f"{num(r.mean_abs_diff)} {interval(r.mad_ci_low, r.mad_ci_high, _mad_note(r))} (noise floor "
+                f"{_floor(r.noise_floor, r.n_cells - r.n_test_cells)}), p {_p(r.range_p)} over {r.n_test_cells} cells with 3+ answers; "
+                f"boundary gap {num(r.boundary_gap, missing=NO_GAP)} "
+                f"(floor {_floor(r.boundary_floor, r.n_boundary_cells)}), p {_p(r.boundary_p)}"
                 + (" FLAGGED" if r.flagged else "") for r in t.itertuples()]
 
     def figures(self, ctx: Context, tables: dict[str, pd.DataFrame], out_dir: Path) -> list[Path]:

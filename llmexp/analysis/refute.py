@@ -261,6 +261,11 @@ class Refute(Analysis):
     report_tables = ("refute",)
     order = 70
 
+    def headline_tables(self, tables: dict[str, pd.DataFrame]) -> list[tuple[str, pd.DataFrame]]:
+        """None: its rows are checks of the effects analysis's estimate (the estimate column
+        repeats that effect under each check's name), read in its own section, not findings."""
+        return []
+
     def run(self, ctx: Context) -> dict[str, pd.DataFrame]:
         return {"refute": refute(ctx.study, ctx.obs, num_simulations=ctx.refute_simulations,
                                  seed=ctx.seed, alpha=ctx.alpha)}

@@ -248,8 +248,8 @@ def range_text(low: float | None, high: float | None) -> str:
 
 def format_number(value: float, money: bool) -> str:
     """How the synthetic respondent writes a number ("$1,234.50", "12", "3.142")."""
-    if money:
-        return f"${value:,.2f}"
+    if money:  # "-$1.75", never "$-1.75" (which reads back as 1.75)
+        return f"-${-value:,.2f}" if value < 0 else f"${value:,.2f}"
     if abs(value - round(value)) < 1e-9:
         return str(int(round(value)))
     return f"{value:.4g}" if abs(value) < 1000 else f"{value:,.2f}"
@@ -408,6 +408,12 @@ class AnswerType:
     # the value is an unordered option index: effects are per-option shares and their
     # differences (a mean of the index means nothing)
     categorical: ClassVar[bool] = False
+    # the declared range may be kept out of the prompt (`valid LOW to HIGH`) and read per
+    # unit from columns; false where the range is the answer scale itself (likert)
+    range_hideable: ClassVar[bool] = False
+    # completion tokens one answer needs ("$1,234.50", a short label) when the study sets
+    # no max_tokens; label types add what their longest label needs (`token_budget`)
+    answer_tokens: ClassVar[int] = 8
 
     def __init__(self, spec: Any = None) -> None:
         self.spec = spec
@@ -415,6 +421,7 @@ class AnswerType:
         self.low: Any = spec_get(spec, "low")
         self.high: Any = spec_get(spec, "high")
         self.per_condition: bool = bool(spec_get(spec, "per_condition", False))
+        self.shown: bool = bool(spec_get(spec, "shown", True))  # the prompt states the range
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(labels={self.labels!r}, low={self.low!r}, high={self.high!r})"
@@ -435,6 +442,13 @@ class AnswerType:
         """Whether one number per condition (an aggregate prompt) can summarise the answers."""
         return True
 
+    def token_budget(self, conditions: int = 1) -> int:
+        """The max_tokens a call answering this needs when the study gives none: one answer
+        (the longest label, about 3 characters a token, plus a margin), or one `k) answer`
+        line per condition for a per-condition answer."""
+        one = max([self.answer_tokens, *(len(str(label)) // 3 + 4 for label in self.labels)])
+        return conditions * (one + 4) if self.per_condition else one
+
     # ------------------------------------------------------------ prompts
     def instruction(self) -> str:
         """The sentence that tells the respondent how to answer one question."""
@@ -447,9 +461,12 @@ class AnswerType:
     def aggregate(self) -> Aggregate:
         """The aggregate question: the mean answer per condition (label types: a share)."""
         span = ""
-        if self.low is not None:
+        if self.low is not None and self.shown:
             span = f" (answers ranged from {ex.format_number(self.low)} to {ex.format_number(self.high)})"
-        number = AnswerSpec(type="number", low=self.low, high=self.high)
+        number = AnswerSpec(
+            type="number", low=self.low, high=self.high, shown=self.shown,
+            low_ref=spec_get(self.spec, "low_ref"), high_ref=spec_get(self.spec, "high_ref"),
+        )  # fmt: skip
         return Aggregate(number, f"the average answer{span}", "N")
 
     # ------------------------------------------------------------ parsing and values

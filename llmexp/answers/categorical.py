@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from llmexp.answers.base import Aggregate, Answer, AnswerType, parse_label, register
+from llmexp.answers.base import Aggregate, Answer, AnswerType, parse_label, register, spec_get
 from llmexp.spec import AnswerSpec
 
 
@@ -39,6 +39,15 @@ class Categorical(AnswerType):
 
     def parse(self, text: str, last: bool = False) -> Answer:
         return parse_label(text, self.labels, self.label_value)
+
+    def label_value(self, index: int) -> float:
+        """The option's index in the outcome's full list: a trial showing only some options
+        (`if decoy = "present"`) carries their `label_values`."""
+        values = spec_get(self.spec, "label_values", ()) or ()
+        return float(values[index]) if values else float(index)
+
+    def _from_probs(self, parsed: Answer, probs, total: float, best: str) -> float | None:
+        return parsed.value if parsed.valid else self.label_value(self.labels.index(best))
 
     def synthetic_answer(
         self,

@@ -31,6 +31,7 @@ from llmexp.answers.base import (
 class Number(AnswerType):
     name = "number"
     numeric = True
+    range_hideable = True
     unit_phrase = "a number"  # "Answer with a number only."
 
     @classmethod
@@ -39,7 +40,7 @@ class Number(AnswerType):
 
     def instruction(self) -> str:
         span = ""
-        if self.low is not None:
+        if self.low is not None and self.shown:  # `valid LOW to HIGH`: checked, not stated
             span = f" between {ex.format_number(self.low)} and {ex.format_number(self.high)}"
         return f"Answer with {self.unit_phrase}{span} only."
 

@@ -21,11 +21,16 @@ def register(app: typer.Typer) -> None:
         add: str | None = typer.Option(None, "--add", help="comma list: add to the study's analyses"),
         out: Path | None = typer.Option(None, "--out", help="output dir (default RUN_DIR/analysis)"),
         seed: int = typer.Option(0, "--seed", help="bootstrap / refuter seed"),
+        first_exposure: bool = typer.Option(
+            False, "--first-exposure",
+            help="sequential designs: analyse only each respondent's first condition (a between-subject comparison)",
+        ),
     ) -> None:
         """Analyse a run: tidy tables (CSV + parquet), figures and summary.json."""
         from llmexp.report import analyze_run
 
-        result = analyze_run(run_dir, only=_names(only), add=_names(add), out_dir=out, seed=seed)
+        exposures = {"exposures": "first"} if first_exposure else {}
+        result = analyze_run(run_dir, only=_names(only), add=_names(add), out_dir=out, seed=seed, **exposures)
         typer.echo(result.summary())
         typer.echo(f"wrote {result.out_dir}")
 

@@ -20,12 +20,39 @@ def _echo(text: str) -> None:
     typer.echo(text)
 
 
+BATCH_HELP = (
+    "send the pending trials as provider batches (OpenAI-compatible models, about half price, results within "
+    "24 h): submitted, polled and stored; a killed run resumes without submitting a batch twice (see docs/scale.md)"
+)
+
+MODEL_HELP = (
+    "run this model instead of the study's (repeatable); a model the study does not declare keeps the study's "
+    "temperature, max_tokens and other sampling params and its replicates (printed; override with --param, --replicates)"
+)
+OUT_HELP = (
+    "run directory (default runs/<study>-<hash>); an existing run is resumed, or extended in place when the study "
+    "only adds trials (more replicates, a model, a design): stored answers are reused, only new trials are called"
+)
+LIMIT_HELP = "only N trials, sampled across every model x design x cell (spread over the levels, seeded by the study's seed)"
+PILOT_HELP = (
+    "a pilot of N trials sampled like --limit (every design, levels spread from lowest to highest), recorded as a "
+    "pilot in the manifest; running the full study later into the same --out reuses its answers"
+)
+
+
 def run_command(
     file: Path = typer.Argument(..., help="the .study file"),
-    model: list[str] | None = typer.Option(None, "--model", "-m", help="run this model instead of the study's (repeatable)"),
-    out: Path | None = typer.Option(None, "--out", "-o", help="run directory (default runs/<study>-<hash>); an existing run is resumed"),
-    limit: int | None = typer.Option(None, "--limit", help="only the first N trials (deterministic, spread across designs)"),
+    model: list[str] | None = typer.Option(None, "--model", "-m", help=MODEL_HELP),
+    out: Path | None = typer.Option(None, "--out", "-o", help=OUT_HELP),
+    limit: int | None = typer.Option(None, "--limit", help=LIMIT_HELP),
+    pilot: int | None = typer.Option(None, "--pilot", help=PILOT_HELP),
     concurrency: int = typer.Option(8, "--concurrency", help="calls in flight at once"),
+    workers: int = typer.Option(
+        1,
+        "--workers",
+        help="processes making the litellm calls (0: one per core); past ~300 calls/s one process is the limit "
+        "(see docs/scale.md); the store, cache and rate limits stay in this process",
+    ),
     rpm: float | None = typer.Option(None, "--rpm", help="requests per minute per model"),
     tpm: float | None = typer.Option(None, "--tpm", help="tokens per minute per model"),
     dry_run: bool = typer.Option(False, "--dry-run", help="show the plan and cost estimate; make no calls"),
@@ -35,6 +62,9 @@ def run_command(
         help="dollars this invocation may spend: no call starts that could exceed it (in-flight calls are reserved at their estimated cost)",
     ),
     replicates: int | None = typer.Option(None, "--replicates", help="override every model's replicates"),
+    param: list[str] | None = typer.Option(
+        None, "--param", help="set a model param for every model run, name=value, e.g. --param temperature=0 (repeatable)"
+    ),
     no_cache: bool = typer.Option(False, "--no-cache", help="do not read or write the shared response cache"),
     cache_dir: Path | None = typer.Option(None, "--cache-dir", help="response cache directory (default $LLMEXP_CACHE_DIR or ~/.cache/llmexp)"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress display"),
@@ -49,6 +79,9 @@ def run_command(
         help="a host (or host:port) the study's api_base may send calls to, with your API key (repeatable); loopback is always allowed",
     ),
     trust_endpoints: bool = typer.Option(False, "--trust-endpoints", help="let the study send calls (and your API keys) to any api_base it names"),
+    batch: bool = typer.Option(False, "--batch", help=BATCH_HELP),
+    no_wait: bool = typer.Option(False, "--no-wait", help="with --batch: submit and exit (status stopped); run the same command later to collect"),
+    poll_seconds: float = typer.Option(30.0, "--poll-seconds", help="with --batch: seconds between polls of the open batches"),
 ) -> None:
     """Run a study's trials through the models; prints a summary and the results path.
 
@@ -58,12 +91,20 @@ def run_command(
     permanent failure, or the run store could not be written; run the same command to
     resume), 2 refused (a study error, a run directory in use by another run, an api_base
     that is not loopback and not allowed with --allow-endpoint).
+
+    Pilot, then the full study: `--pilot 40 -o runs/x` asks 40 trials spread over every
+    design and cell; the same command without --pilot then asks only the rest.
+
+    Extend a finished run: add replicates, a model or a design to the study file and run
+    it again with the same -o: only the new trials are called, the manifest records the
+    extension, and results/analyze read all the answers. A change to what was already
+    asked (a prompt, a level, a param) is refused, naming what differs.
     """
     from llmexp.compiler import compile_study
     from llmexp.runner.results import RunPlan
     from llmexp.runner.runner import run_study
 
-    study = _study(file, model, replicates)
+    study = _study(file, model, replicates, param)
     trials = compile_study(study)
     try:
         result = run_study(
@@ -72,6 +113,7 @@ def run_command(
             run_dir=out,
             limit=limit,
             concurrency=concurrency,
+            workers=workers,
             dry_run=dry_run,
             max_cost=max_cost,
             cache_dir=cache_dir,
@@ -82,6 +124,8 @@ def run_command(
             command=sys.argv,
             router=router,
             allow_endpoints=True if trust_endpoints else list(allow_endpoint or []),
+            pilot=pilot,
+            batch={"wait": not no_wait, "poll": poll_seconds} if batch else None,
         )
     except RunStopped as exc:  # stopped: what was saved, then why (one line on stderr)
         if exc.results is not None:
@@ -100,23 +144,21 @@ def run_command(
         raise typer.Exit(status.exit_code)
 
 
-def _study(file: Path, model: list[str] | None, replicates: int | None):
-    """The study of `file`, with the --model and --replicates overrides applied."""
+def _study(file: Path, model: list[str] | None, replicates: int | None, param: list[str] | None = None):
+    """The study of `file`, with the --model, --replicates and --param overrides applied; a
+    model the study does not declare keeps the study's settings, and the user is told which."""
     from llmexp.cli.lang import check_file
-    from llmexp.spec import ModelSpec
+    from llmexp.runner.override import override_models, parse_param
 
+    params = dict(parse_param(item) for item in param or [])
     if replicates is not None and replicates < 1:
         raise RunError("--replicates must be at least 1")
     study = check_file(file)[0]
-    if model:
-        specs = []
-        for name in model:
-            existing = next((m for m in study.models if m.name == name), None)
-            specs.append(existing or ModelSpec(name=name))
-        study = study.with_models(specs)
-    if replicates is not None:
-        study = study.with_models([m.model_copy(update={"replicates": replicates}) for m in study.models])
-    return study
+    override = override_models(study, model, replicates, params)
+    note = override.note()
+    if note:
+        typer.echo(note, err=True)
+    return study.with_models(override.models)
 
 
 def _summary_or_note(results) -> None:

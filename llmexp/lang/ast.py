@@ -63,6 +63,26 @@ class Literal:
     value: Any  # str | float | bool
     pos: Pos
     is_int: bool = False
+    source: Str | None = None  # the string it was written as (level texts are templates)
+
+
+@dataclass
+class LevelItem:
+    """A treatment level given a label (`"gain" = "..."`) or read per unit from a column
+    (`questions.low_anchor`, labelled by the column name unless a label is given)."""
+
+    pos: Pos
+    label: Literal | None = None  # None: the column's name
+    value: Literal | None = None  # a literal value, or
+    column: ExprNode | None = None  # a unit column (a `ref`)
+
+
+@dataclass
+class OptionCondition:
+    """`if decoy = "present"` after an answer option: shown only in those cells."""
+
+    treatment: Named
+    level: Literal
 
 
 @dataclass
@@ -71,7 +91,7 @@ class ExprNode:
     pos: Pos
     value: Any = None
     args: list[ExprNode] = field(default_factory=list)
-    levels: list[Literal] | None = None  # for op == "levels"
+    levels: list[Literal | LevelItem] | None = None  # for op == "levels"
 
 
 @dataclass
@@ -81,6 +101,11 @@ class AnswerNode:
     labels: list[Str] = field(default_factory=list)
     low: float | None = None
     high: float | None = None
+    valid: bool = False  # written `valid LOW to HIGH` (else the old `LOW to HIGH`, stated in the prompt)
+    shown: bool = True  # the range is stated in the prompt
+    low_ref: Named | None = None  # a bound read per unit from a column (`questions.min_value`)
+    high_ref: Named | None = None
+    conditions: list[OptionCondition | None] = field(default_factory=list)  # per label (categorical)
 
 
 @dataclass
@@ -102,6 +127,7 @@ class ColumnDecl:
     name: str
     type: str
     pos: Pos
+    format: Str | None = None  # money display format ("$15", "15 EUR")
 
 
 @dataclass
@@ -112,6 +138,7 @@ class UnitsDecl:
     key: Named | None = None
     columns: list[ColumnDecl] = field(default_factory=list)
     rows: list[list[tuple[Named, Literal]]] = field(default_factory=list)
+    decimal: Str | None = None  # `decimal ","`: money cells of the CSV use a decimal comma
 
 
 @dataclass
@@ -135,6 +162,8 @@ class PersonaDecl:
     count: Literal | None = None
     describe: Str | None = None
     attributes: list[tuple[Named, DistNode]] = field(default_factory=list)
+    replacement: bool = True  # `without replacement`: no row twice in one cell
+    quota: tuple[Named, list[tuple[Literal, Literal]]] | None = None  # column, (value, percent) pairs
 
 
 @dataclass
@@ -144,6 +173,8 @@ class TreatmentDecl:
     expr: ExprNode
     assignment: str = "between"
     as_type: str | None = None
+    money_format: Str | None = None
+    description: Str | None = None
 
 
 @dataclass
@@ -178,6 +209,22 @@ class OutcomeDecl:
 
 
 @dataclass
+class SequenceDecl:
+    name: str
+    pos: Pos
+    steps: list[Named]
+
+
+@dataclass
+class CheckDecl:
+    name: str
+    pos: Pos
+    answer: AnswerNode
+    question: Str
+    expect: Str
+
+
+@dataclass
 class ContextDecl:
     text: Str
     pos: Pos
@@ -198,6 +245,7 @@ class DesignDecl:
     pins: list[tuple[Named, ExprNode]] = field(default_factory=list)
     split: list[tuple[float, float]] = field(default_factory=list)
     probes: bool = True
+    sequential: Pos | None = None  # `sequential`: where the clause stands
 
 
 @dataclass
@@ -206,6 +254,7 @@ class ModelDecl:
     pos: Pos
     replicates: Literal | None = None
     params: list[tuple[Named, Literal]] = field(default_factory=list)
+    mode_params: list[tuple[Named, Named, Literal]] = field(default_factory=list)  # max_tokens aggregate 40
 
 
 @dataclass
@@ -217,6 +266,8 @@ class BaselineDecl:
     retest: list[tuple[Named, Named]] = field(default_factory=list)
     count: Named | None = None
     where: list[tuple[Named, Literal]] = field(default_factory=list)
+    compare_kind: list[tuple[Named, tuple[Named, Named]]] = field(default_factory=list)  # compare effect OUTCOME = COLUMN
+    option: Named | None = None  # option COLUMN: the column naming each row's option (categorical outcomes)
 
 
 @dataclass

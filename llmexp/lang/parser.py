@@ -38,6 +38,8 @@ STATEMENT_KEYWORDS = (
     "specified",
     "unspecified",
     "outcome",
+    "sequence",
+    "check",
     "context",
     "modes",
     "design",
@@ -96,7 +98,10 @@ def _ranged_rule(kind: str):
     @v_args(meta=True, inline=False)
     def build(self, meta, children):
         node = ast.AnswerNode(kind, _pos(meta))
-        if children:
+        if children and isinstance(children[0], dict):  # `valid LOW to HIGH [shown]`
+            for key, value in children[0].items():
+                setattr(node, key, value)
+        elif children:
             node.low, node.high = children[0]
         return node
 
@@ -116,7 +121,8 @@ class ToAst(Transformer):
         """Set a one-time clause; a second one is reported, not silently taken."""
         seen = self._seen.setdefault(id(node), set())
         if tag in seen:
-            word = {"assignment": "between/within", "as_type": "as", "source": "from", "persona": "with persona"}.get(tag, tag)
+            word = {"assignment": "between/within", "as_type": "as", "source": "from", "persona": "with persona",
+                    "replacement": "without replacement", "money_format": "format"}.get(tag, tag)
             self.repeated.append((f"{statement} gives '{word}' twice", pos))
             return
         seen.add(tag)
@@ -179,8 +185,8 @@ class ToAst(Transformer):
         name, source, *clauses = children
         node = ast.UnitsDecl(str(name), _pos(meta), source=source)
         for tag, payload in clauses:
-            if tag == "key":
-                self._set_once(node, "key", payload, f"units '{node.name}'", node.pos)
+            if tag in ("key", "decimal"):
+                self._set_once(node, tag, payload, f"units '{node.name}'", node.pos)
             else:
                 node.columns.extend(payload)
         return node
@@ -191,8 +197,8 @@ class ToAst(Transformer):
         rows = [item for item in items if isinstance(item, list)]
         node = ast.UnitsDecl(str(name), _pos(meta), rows=rows)
         for tag, payload in (item for item in items if isinstance(item, tuple)):
-            if tag == "key":
-                self._set_once(node, "key", payload, f"units '{node.name}'", node.pos)
+            if tag in ("key", "decimal"):
+                self._set_once(node, tag, payload, f"units '{node.name}'", node.pos)
             else:
                 node.columns.extend(payload)
         return node
@@ -203,8 +209,14 @@ class ToAst(Transformer):
     def columns(self, *decls):
         return ("columns", list(decls))
 
-    def column_decl(self, name, coltype):
-        return ast.ColumnDecl(str(name), coltype, _pos(name))
+    def column_decl(self, name, coltype, *money_format):
+        return ast.ColumnDecl(str(name), coltype, _pos(name), format=money_format[0] if money_format else None)
+
+    def column_format(self, text):
+        return text
+
+    def decimal(self, text):
+        return ("decimal", text)
 
     def coltype(self, token):
         return str(token)
@@ -235,6 +247,15 @@ class ToAst(Transformer):
 
     def describe(self, text):
         return ("describe", text)
+
+    def without_replacement(self, *_):
+        return ("replacement", False)
+
+    def quota(self, name, *shares):
+        return ("quota", (ast.Named(str(name), _pos(name)), list(shares)))
+
+    def quota_share(self, value, share, _percent):
+        return (self._literal(value), share)
 
     def attribute(self, name, dist):
         return ("attribute", (ast.Named(str(name), _pos(name)), dist))
@@ -284,6 +305,12 @@ class ToAst(Transformer):
     def as_type(self, coltype):
         return ("as_type", coltype)
 
+    def money_format(self, text):
+        return ("money_format", text)
+
+    def treatment_description(self, text):
+        return ("description", text)
+
     def num(self, token):
         return ast.ExprNode("num", _pos(token), value=_number(token))
 
@@ -321,7 +348,25 @@ class ToAst(Transformer):
         return [ast.Literal(v, low.pos) for v in values]
 
     def level_list(self, *items):
-        return [self._literal(i) for i in items]
+        return [i if isinstance(i, ast.LevelItem) else self._level_literal(i) for i in items]
+
+    def _level_literal(self, item):
+        """A level literal keeps the string it was written as: its text is a template."""
+        literal = self._literal(item)
+        if isinstance(item, ast.Str):
+            literal.source = item
+        return literal
+
+    def column_level(self, ref):
+        return ast.LevelItem(ref.pos, column=ref)
+
+    def labelled_level(self, label, value):
+        item = ast.LevelItem(label.pos, label=self._literal(label))
+        if isinstance(value, ast.ExprNode):
+            item.column = value
+        else:
+            item.value = self._level_literal(value)
+        return item
 
     @v_args(meta=True, inline=False)
     def cell(self, meta, children):
@@ -360,12 +405,31 @@ class ToAst(Transformer):
         return ast.OutcomeDecl(str(name), _pos(meta), answer, question)
 
     @v_args(meta=True, inline=False)
+    def sequence(self, meta, children):
+        name, *steps = children
+        return ast.SequenceDecl(str(name), _pos(meta), [ast.Named(str(s), _pos(s)) for s in steps])
+
+    @v_args(meta=True, inline=False)
+    def check(self, meta, children):
+        name, answer, question, expect = children
+        return ast.CheckDecl(str(name), _pos(meta), answer, question, expect)
+
+    @v_args(meta=True, inline=False)
     def binary(self, meta, children):
         return ast.AnswerNode("binary", _pos(meta), labels=list(children))
 
     @v_args(meta=True, inline=False)
     def categorical(self, meta, children):
-        return ast.AnswerNode("categorical", _pos(meta), labels=list(children))
+        node = ast.AnswerNode("categorical", _pos(meta), labels=[label for label, _ in children])
+        node.conditions = [condition for _, condition in children]
+        return node
+
+    def option_label(self, label, *condition):
+        """An option and the cells it is shown in (`if decoy = "present"`; None: all)."""
+        if not condition:
+            return (label, None)
+        name, level = condition
+        return (label, ast.OptionCondition(ast.Named(str(name), _pos(name)), self._literal(level)))
 
     @v_args(meta=True, inline=False)
     def likert(self, meta, children):
@@ -384,6 +448,21 @@ class ToAst(Transformer):
 
     def range(self, low, high):
         return (low.value, high.value)
+
+    def valid_range(self, low, high, *shown):
+        """`valid LOW to HIGH [shown]`: each bound a number or a unit column."""
+        found: dict = {"valid": True, "shown": bool(shown)}
+        for end, bound in (("low", low), ("high", high)):
+            found[end if isinstance(bound, ast.Literal) else f"{end}_ref"] = bound.value if isinstance(bound, ast.Literal) else bound
+        return found
+
+    def range_bound(self, *items):
+        if len(items) == 1:
+            return items[0]  # a signed number
+        return ast.Named(f"{items[0]}.{items[1]}", _pos(items[0]))
+
+    def shown_flag(self, *_):
+        return True
 
     @v_args(meta=True, inline=False)
     def context(self, meta, children):
@@ -406,6 +485,8 @@ class ToAst(Transformer):
                 node.pins.append(payload)
             elif tag == "split":
                 node.split.extend(payload)
+            elif tag == "sequential_at":  # said twice means the same: no error
+                node.sequential = node.sequential or payload
             else:
                 self._set_once(node, tag, payload, f"design '{node.name}'", node.pos)
         return node
@@ -422,6 +503,10 @@ class ToAst(Transformer):
     def without_probes(self, *_):
         return ("probes", False)
 
+    @v_args(meta=True, inline=False)
+    def sequential_exposure(self, meta, _children):
+        return ("sequential_at", _pos(meta))
+
     # ---- models
     @v_args(meta=True, inline=False)
     def model(self, meta, children):
@@ -430,6 +515,8 @@ class ToAst(Transformer):
         for tag, payload in clauses:
             if tag == "param":
                 node.params.append(payload)
+            elif tag == "mode_param":
+                node.mode_params.append(payload)
             else:
                 self._set_once(node, "replicates", payload, f"model {name.value!r}", node.pos)
         return node
@@ -440,14 +527,17 @@ class ToAst(Transformer):
     def param(self, name, value):
         return ("param", (ast.Named(str(name), _pos(name)), self._literal(value)))
 
+    def mode_param(self, name, mode, value):
+        return ("mode_param", (ast.Named(str(name), _pos(name)), mode, self._literal(value)))
+
     # ---- baseline
     @v_args(meta=True, inline=False)
     def baseline(self, meta, children):
         source, *clauses = children
         node = ast.BaselineDecl(source, _pos(meta))
         for tag, payload in clauses:
-            if tag == "count":
-                self._set_once(node, "count", payload, "the baseline statement", node.pos)
+            if tag in ("count", "option"):
+                self._set_once(node, tag, payload, "the baseline statement", node.pos)
             else:
                 getattr(node, tag).extend(payload)
         return node
@@ -460,6 +550,13 @@ class ToAst(Transformer):
 
     def retest(self, *maps):
         return ("retest", list(maps))
+
+    def compare_kind(self, kind, *maps):
+        named = ast.Named(str(kind), _pos(kind))
+        return ("compare_kind", [(named, m) for m in maps])
+
+    def option_column(self, name):
+        return ("option", ast.Named(str(name), _pos(name)))
 
     def count_column(self, name):
         return ("count", ast.Named(str(name), _pos(name)))

@@ -22,6 +22,14 @@ from llmexp.data import read_table, resolve_path
 from llmexp.errors import DataError, Problem, StudyError
 from llmexp.fields import Namespace
 from llmexp.lang import AnalysisCatalogue, ast, endpoints
+from llmexp.lang import levels as level_checks
+from llmexp.lang.baseline import check_baseline_cells
+from llmexp.lang.baseline_kinds import check_effect_rows, check_options, effect_comparisons
+from llmexp.lang.money import DECIMAL_MARKS, column_formats, inline_negative_money, treatment_format, units_decimal
+from llmexp.lang.ranges import range_fields
+from llmexp.lang.sampling import sampling_fields
+from llmexp.lang.sequences import sequences_and_checks, sequential_mode
+from llmexp.lang.tokens import mode_max_tokens
 from llmexp.templates import TemplateError, fields
 
 KNOWN_PARAMS = {
@@ -57,6 +65,8 @@ class Validator:
         self.study_dir = Path(tree.path).resolve().parent if tree.path and tree.path != "<study>" else Path.cwd()
         self.problems: list[Problem] = []
         self.units_failed = False  # the units table could not be read: unit names are unknown
+        self.treatment_specs: list[spec.Treatment] = []  # the valid treatments, once checked
+        self.units_value: spec.Units | None = None  # the validated units (set by build)
         self.by_type: dict[type, list] = {}
         for statement in tree.statements:
             self.by_type.setdefault(type(statement), []).append(statement)
@@ -69,6 +79,15 @@ class Validator:
     def warn(self, message: str, pos: ast.Pos | None = None, hint: str | None = None) -> None:
         line, column = (pos.line, pos.column) if pos and pos.line else (None, None)
         self.problems.append(Problem(message, self.file, line, column, hint, severity="warning"))
+
+    def lint_article(self, name: str, description: ast.Str) -> None:
+        """Prompts put "The" before a treatment's description ("The {description} shown to
+        each respondent"): one starting with an article reads "The the ..."."""
+        text = description.value.strip()
+        first = text.split(None, 1)[0]
+        if first.lower() in ("the", "a", "an"):
+            self.warn(f"treatment '{name}': the description starts with '{first}': prompts say "
+                      f'"The {text} shown to each respondent" (drop \'{first}\')', description.pos)
 
     def has_errors(self) -> bool:
         return any(p.severity == "error" for p in self.problems)
@@ -90,6 +109,7 @@ class Validator:
     def build(self) -> tuple[spec.Study | None, list[Problem]]:
         study_decl = self.one(ast.StudyDecl, "study", 'study "my-study" seed 1')
         units = self.units()
+        self.units_value = units  # read by the range and sampling checks (llmexp.lang.ranges)
         personas = self.personas(units)
         self.namespace = Namespace(
             units_name=units.name if units else "units",
@@ -112,6 +132,7 @@ class Validator:
         cells = self.cells(treatments)
         covariates = self.covariates(units, treatments)
         outcomes = self.outcomes()
+        sequences, checks = sequences_and_checks(self, outcomes)
         context = self.context(treatments, covariates, outcomes)
         designs = self.designs(personas, covariates, treatments, outcomes, units)
         models = self.models()
@@ -141,6 +162,8 @@ class Validator:
                 models=tuple(models),
                 baseline=baseline,
                 analyses=tuple(analyses),
+                sequences=tuple(sequences),
+                checks=tuple(checks),
             )
         except ValidationError as exc:  # a gap in the checks above; still no traceback
             for err in exc.errors():
@@ -155,6 +178,7 @@ class Validator:
             ("treatment", self.all(ast.TreatmentDecl)),
             ("covariate", self.all(ast.CovariateDecl)),
             ("outcome", self.all(ast.OutcomeDecl)),
+            ("check", self.all(ast.CheckDecl)),
             ("persona", self.all(ast.PersonaDecl)),
         ]
         for kind, decls in groups:
@@ -184,7 +208,7 @@ class Validator:
                 declared[column.name] = column.type
             try:
                 path = resolve_path(decl.source.value, self.study_dir)
-                types, rows = read_table(path, decl.source.value, declared)
+                types, rows = read_table(path, decl.source.value, declared, decimal=units_decimal(self, decl))
             except DataError as exc:
                 self.error(str(exc), decl.source.pos)
                 self.units_failed = True
@@ -255,12 +279,17 @@ class Validator:
                 )
                 break
             seen[value] = index
+        if decl.source is None:
+            units_decimal(self, decl)  # (only a CSV has a decimal mark to declare)
+            inline_negative_money(self, decl, columns)
         return spec.Units(
             name=decl.name,
             key=key,
             columns=cast(dict[str, spec.ColumnType], columns),
             rows=tuple(rows),
             source=decl.source.value if decl.source else None,
+            money_formats=column_formats(self, decl),
+            decimal=decl.decimal.value if decl.decimal is not None and decl.decimal.value in DECIMAL_MARKS else ".",
         )
 
     # ------------------------------------------------------------------ personas
@@ -307,6 +336,7 @@ class Validator:
                 rows=rows,
                 source=decl.source.value if decl.source else None,
                 describe=decl.describe.value if decl.describe else None,
+                **sampling_fields(self, decl, rows, count),  # without replacement, quota (llmexp.lang.sampling)
             )
         return result
 
@@ -393,46 +423,49 @@ class Validator:
                     "e.g. treatment price = products.regular_price * levels(0 to 2 step 0.2)",
                 )
                 continue
-            levels = [lit.value for lit in level_nodes[0].levels or ()]
-            if not levels:
-                self.error(f"treatment '{decl.name}' has no levels", level_nodes[0].pos)
+            parsed = self.level_list(decl, level_nodes[0], units)
+            if parsed is None:
                 continue
-            repeated = [v for v, c in Counter(map(repr, levels)).items() if c > 1]
-            if repeated:
-                self.error(f"treatment '{decl.name}' lists level {repeated[0]} twice", level_nodes[0].pos)
-            numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in levels)
-            if not numeric and not all(isinstance(v, str) for v in levels):
-                self.error(
-                    f"treatment '{decl.name}': levels must be all numbers or all text (true/false are not levels)",
-                    level_nodes[0].pos,
-                )
-                continue
+            levels, level_values, level_type = parsed
             value = self.expr(decl.expr, {"unit"}, f"treatment '{decl.name}'", allow_levels=True)
             if value is None:
                 continue
             is_bare = value.op == "level"
             types = {f"unit.{c}": t for c, t in (units.columns.items() if units else [])}
-            types["level"] = "number" if numeric else "text"
+            types["level"] = level_type
             value_type = decl.as_type or ex.result_type(value, types)
-            if units is not None and not is_bare:
-                self.check_evaluates(value, units, levels, decl)
-            result.append(
-                spec.Treatment(
-                    name=decl.name,
-                    levels=tuple(levels),
-                    value=None if is_bare else value,
-                    value_type=cast(spec.ColumnType, value_type if not (is_bare and not decl.as_type) else (decl.as_type or types["level"])),
-                    assignment=decl.assignment,
-                    unit_dependent=bool(ex.references(value)),
-                )
+            if decl.description is not None and not decl.description.value.strip():
+                self.error(f"treatment '{decl.name}': the description cannot be empty", decl.description.pos)
+            elif decl.description is not None:
+                self.lint_article(decl.name, decl.description)
+            treatment = spec.Treatment(
+                name=decl.name,
+                levels=tuple(levels),
+                value=None if is_bare else value,
+                value_type=cast(spec.ColumnType, value_type if not (is_bare and not decl.as_type) else (decl.as_type or types["level"])),
+                assignment=decl.assignment,
+                unit_dependent=bool(ex.references(value)) or any(v.op == "ref" for v in level_values),
+                level_values=tuple(level_values),
+                description=decl.description.value.strip() if decl.description else None,
+                money_format=treatment_format(
+                    self, decl, value_type if not (is_bare and not decl.as_type) else (decl.as_type or types["level"]), value
+                ),
             )
+            if units is not None and not is_bare:
+                self.check_evaluates(value, units, treatment, decl)
+            result.append(treatment)
+        self.treatment_specs = result  # the outcomes' option conditions name their levels
         return result
 
-    def check_evaluates(self, value: spec.Expr, units: spec.Units, levels: list, decl) -> None:
+    def level_list(self, decl: ast.TreatmentDecl, node: ast.ExprNode, units: spec.Units | None):
+        """(levels, level values, level type) of `levels(...)`: see `llmexp.lang.levels`."""
+        return level_checks.level_list(self, decl, node, units)
+
+    def check_evaluates(self, value: spec.Expr, units: spec.Units, treatment: spec.Treatment, decl) -> None:
         for index, row in enumerate(units.rows, start=1):
             env = {f"unit.{k}": v for k, v in row.items()}
-            for level in levels:
-                env["level"] = level
+            for level in treatment.levels:
+                env["level"] = ex.level_value(treatment, level, row)
                 try:
                     ex.evaluate(value, env)
                 except ex.ExprError as exc:
@@ -521,8 +554,10 @@ class Validator:
         return result
 
     # ------------------------------------------------------------------ outcomes
-    def answer(self, node: ast.AnswerNode, where: str) -> spec.AnswerSpec | None:
+    def answer(self, node: ast.AnswerNode, where: str, outcome: bool = False) -> spec.AnswerSpec | None:
         labels = tuple(s.value for s in node.labels)
+        if not outcome:  # probes and checks ask the same options of everyone
+            level_checks.refuse_conditions(self, node, where)
         if any(not label.strip() for label in labels):
             self.error(f"{where}: labels cannot be empty", node.pos)
             return None
@@ -538,7 +573,10 @@ class Validator:
             self.error(f"{where}: {problem}", node.pos)
             return None
         low, high = atype.spec_range(node.low, node.high)
-        return spec.AnswerSpec(type=node.type, labels=labels, low=low, high=high)
+        extra = range_fields(self, node, atype, where)  # `valid LOW to HIGH [shown]`, per-unit bounds
+        if extra is None:
+            return None
+        return spec.AnswerSpec(type=node.type, labels=labels, low=low, high=high, **extra)
 
     def outcomes(self) -> list[spec.Outcome]:
         decls = self.all(ast.OutcomeDecl)
@@ -546,9 +584,12 @@ class Validator:
             self.error('missing outcome statement (e.g. outcome purchase: binary "purchase" / "not purchase" question "...")', ast.Pos(1, 1))
         result = []
         for decl in decls:
-            answer = self.answer(decl.answer, f"outcome '{decl.name}'")
+            answer = self.answer(decl.answer, f"outcome '{decl.name}'", outcome=True)
             self.check_template(decl.question, self.namespace, f"the question of '{decl.name}'", forbid_unspecified=True)
+            for label in decl.answer.labels:  # option texts are templates too, rendered per trial
+                self.check_template(label, self.namespace, f"the options of '{decl.name}'", forbid_unspecified=True)
             if answer is not None:
+                answer = level_checks.option_conditions(self, decl.answer, answer, self.treatment_specs, f"outcome '{decl.name}'")
                 result.append(spec.Outcome(name=decl.name, answer=answer, question=decl.question.value))
         return result
 
@@ -628,6 +669,8 @@ class Validator:
         by_cov = {c.name: c for c in covariates}
         for decl in self.all(ast.DesignDecl):
             mode = self.mode_named(decl.mode)
+            if mode is not None and decl.sequential is not None:
+                mode = sequential_mode(self, decl, mode)
             if mode is None:
                 continue
             item: dict[str, Any] = dict(name=decl.name, mode=mode.name, probes=decl.probes)
@@ -753,7 +796,8 @@ class Validator:
                 self.error(f"model {name!r} with these parameters is listed twice", decl.pos)
                 continue
             seen[key] = decl.pos
-            result.append(spec.ModelSpec(name=name, params=params, replicates=replicates, rpm=rpm, tpm=tpm))
+            per_mode = mode_max_tokens(self, decl)  # `max_tokens aggregate 40` (llmexp.lang.tokens)
+            result.append(spec.ModelSpec(name=name, params=params, replicates=replicates, rpm=rpm, tpm=tpm, mode_max_tokens=per_mode))
         if not result and not decls:
             result.append(spec.ModelSpec(name=spec.DEFAULT_MODEL, params={"temperature": 1.0}, replicates=1))
         return result
@@ -795,14 +839,16 @@ class Validator:
                 self.error(f"compare: '{left.name}' is not an outcome", left.pos, suggest(left.name, o_names))
             outcome_map[left.name] = right.name
         retest_map = {left.name: right.name for left, right in decl.retest}
-        if not outcome_map:
+        effect_map = effect_comparisons(self, decl, outcomes)  # llmexp.lang.baseline_kinds
+        if not outcome_map and not effect_map and not decl.compare_kind:
             self.error("baseline needs `compare OUTCOME = COLUMN` to say which column holds the human answer", decl.pos)
         for name in t_names:
-            if name not in treatment_map:
+            if name not in treatment_map and (outcome_map or not decl.compare_kind):  # an effect per unit needs no level column
                 self.error(f"baseline needs `match {name} = COLUMN` (the column holding the level of '{name}')", decl.pos)
-        required = [c for c in [unit_column, *treatment_map.values(), *outcome_map.values(), *retest_map.values()] if c]
-        if decl.count:
-            required.append(decl.count.name)
+        required = [c for c in [unit_column, *treatment_map.values(), *outcome_map.values(), *retest_map.values(), *effect_map.values()] if c]
+        for one in (decl.count, decl.option):
+            if one:
+                required.append(one.name)
         required += [n.name for n, _ in decl.where]
         try:
             path = resolve_path(decl.source.value, self.study_dir)
@@ -822,11 +868,10 @@ class Validator:
                 self.error(f"baseline: no value of column '{unit_column}' matches a unit key ({units.key})", decl.pos)
             elif unknown:
                 self.warn(f"baseline rows for units not in the study are ignored: {', '.join(unknown[:5])}", decl.pos)
-        for tname, column in treatment_map.items():
-            levels = t_names[tname].levels
-            off = sorted({r[column] for r in kept if not any(_same(r[column], v) for v in levels)}, key=str)
-            if off:
-                self.warn(f"baseline column '{column}' has values that are not levels of '{tname}': {off[:5]}", decl.pos)
+        unit_keys = {str(r[units.key]) for r in units.rows} if units is not None else None
+        check_baseline_cells(self, decl, kept, t_names, treatment_map, unit_keys, unit_column)  # llmexp.lang.baseline
+        option_column = check_options(self, decl, kept, outcomes, outcome_map, treatment_map)  # llmexp.lang.baseline_kinds
+        check_effect_rows(self, decl, kept, unit_column, effect_map)
         return spec.Baseline(
             source=decl.source.value,
             unit_column=unit_column,
@@ -836,6 +881,8 @@ class Validator:
             retest=retest_map,
             where=where,
             rows=tuple(kept),
+            option_column=option_column,
+            effects=effect_map,
         )
 
     # ------------------------------------------------------------------ analyses
@@ -866,6 +913,7 @@ class Validator:
 
     # ------------------------------------------------------------------ lint
     def lint(self, designs, covariates, context, outcomes) -> None:
+        level_checks.lint_descriptions(self, designs)
         if any(modes.get(d.mode).blind for d in designs):
             for decl in self.all(ast.CovariateDecl):
                 if not decl.specified and decl.probe is None:

@@ -35,6 +35,7 @@ class AggregateMode(MultiConditionMode):
                 conditions = self.conditions(unit, levels)
                 for replicate in range(model.replicates):
                     for outcome in self.study.outcomes:
+                        outcome = self.shown_outcome(outcome, unit, conditions, pinned)  # noqa: PLW2901
                         agg = answers.get(outcome.answer).aggregate()
                         yield self.row(
                             model, replicate, "outcome", outcome.name, unit, None, None, conditions, pinned,

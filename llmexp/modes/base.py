@@ -21,7 +21,7 @@ from llmexp import expr as ex
 from llmexp.errors import LlmexpError
 from llmexp.fields import Namespace
 from llmexp.seeding import canonical, short_hash, stable_int
-from llmexp.spec import AnswerSpec, Design, ModelSpec, Study
+from llmexp.spec import AnswerSpec, Design, ModelSpec, Outcome, Study
 from llmexp.templates import render
 
 MODES: dict[str, type[Mode]] = {}  # name -> mode class; the one list of modes
@@ -110,6 +110,11 @@ class Mode:
     blind: ClassVar[bool] = False  # sees one condition and is told nothing about the design
     population: ClassVar[bool] = False  # the answer is the population's result (share or mean), not one respondent's
     default: ClassVar[bool] = False  # the mode of the design a study gets when it declares none
+    # a `sequence` is asked of one respondent in one conversation (else: its outcomes alone, no checks)
+    asks_sequences: ClassVar[bool] = False
+    # the mode that renders `design X: <this mode> sequential` (None: this mode cannot be sequential)
+    sequential_variant: ClassVar[str | None] = None
+    exposes_in_order: ClassVar[bool] = False  # one respondent sees several conditions in turn (trial column `exposure`)
     persona_refusal: ClassVar[str] = ""  # why `with persona` is refused (when accepts_persona is false)
 
     def __init__(self, study: Study, design: Design):
@@ -142,7 +147,8 @@ class Mode:
         for levels in levels_list if levels_list is not None else self.level_cells:
             values = {}
             for treatment in self.study.treatments:
-                level = levels[treatment.name]
+                # a labelled or column level stands for its value; level texts are templates of unit fields
+                level = ex.level_value(treatment, levels[treatment.name], unit, lambda name: self.lookup(unit, None, {})(name))
                 if treatment.value is None:
                     values[treatment.name] = level
                 else:
@@ -176,11 +182,12 @@ class Mode:
             if target is None:  # validated earlier; only reachable with a hand-built spec
                 raise KeyError(name)
             if target.kind == "unit":
-                return ex.format_value(unit[target.name], self.unit_types[target.name])
+                return ex.format_value(unit[target.name], self.unit_types[target.name], self.units.money_formats.get(target.name))
             if target.kind == "treatment":
                 if condition is None:
-                    return f"[{phrase(target.name)}]"
-                return ex.format_value(condition.values[target.name], self.treatment_types[target.name])
+                    return f"[{self.treatment_phrase(target.name)}]"
+                treatment = self.study.treatment(target.name)
+                return ex.format_value(condition.values[target.name], treatment.value_type, treatment.money_format)
             if target.kind == "covariate":
                 covariate = self.study.covariate(target.name)
                 if covariate.specified:
@@ -192,8 +199,10 @@ class Mode:
                         # computed from a treatment, in a prompt listing all conditions: it
                         # varies by condition, so it reads as a placeholder like the treatment
                         return f"[{phrase(target.name)}]"
-                    return ex.format_value(ex.evaluate(covariate.value, env), covariate.value_type)
-                return ex.format_value(pinned[target.name], pinned_types[target.name])
+                    shown_as = ex.inherited_money_format(covariate.value, self.units.money_formats)
+                    return ex.format_value(ex.evaluate(covariate.value, env), covariate.value_type, shown_as)
+                shown_as = ex.inherited_money_format(self.design.pins[target.name], self.units.money_formats)
+                return ex.format_value(pinned[target.name], pinned_types[target.name], shown_as)
             return ex.format_value((persona or {}).get(target.name), "text")
 
         return get
@@ -233,11 +242,32 @@ class Mode:
         """How to answer one question: the answer type's own sentence."""
         return answers.get(answer).instruction()
 
+    def max_tokens(self, answer: dict, conditions: list[Condition]) -> int:
+        """The completion budget of a trial when the study sets no max_tokens: what the
+        answer type needs for this many conditions (a mode may ask for more)."""
+        return answers.get(answer).token_budget(len(conditions))
+
     @staticmethod
     def answer_json(answer: AnswerSpec, **extra: Any) -> dict:
         data = answer.model_dump(mode="json")
         data.update(extra)
         return data
+
+    def shown_outcome(self, outcome: Outcome, unit: dict, conditions: list[Condition], pinned: dict[str, Any]) -> Outcome:
+        """The outcome as this trial shows it: only the options whose `if` holds in one of
+        its conditions (each keeps its value: its index in the full list), option texts
+        rendered as templates. Its answer is the trial's answer spec, so an option not
+        shown is not a valid answer. Unchanged when no option has a condition or a field."""
+        answer = outcome.answer
+        if not answer.shown_if and not any("{" in label or "}" in label for label in answer.labels):
+            return outcome
+        conds = answer.shown_if or tuple({} for _ in answer.labels)
+        keep = [i for i, cond in enumerate(conds) if not cond or any(all(c.levels[t] == v for t, v in cond.items()) for c in conditions)]
+        condition = conditions[0] if len(conditions) == 1 else None
+        labels = tuple(self.question(unit, condition, pinned, answer.labels[i]) for i in keep)
+        values = tuple(float(i) for i in keep) if len(keep) != len(answer.labels) else ()
+        shown = answer.model_copy(update={"labels": labels, "shown_if": (), "label_values": values})
+        return outcome.model_copy(update={"answer": shown})
 
     # ---------------------------------------------------------------- design statement
     def randomization_statement(self, unit: dict, conditions: list[Condition]) -> str:
@@ -245,17 +275,17 @@ class Mode:
         treatments = self.study.treatments
         if len(treatments) == 1:
             t = treatments[0]
-            shown = [ex.format_value(c.values[t.name], t.value_type) for c in conditions]
+            shown = [ex.format_value(c.values[t.name], t.value_type, t.money_format) for c in conditions]
             if t.value_type == "text":  # quoted: text levels may be sentences with their own commas and periods
                 shown = [f'"{v}"' for v in shown]
             text = (
-                f"The {phrase(t.name)} shown to each respondent was drawn at random, with equal probability, "
+                f"The {self.treatment_phrase(t.name)} shown to each respondent was drawn at random, with equal probability, "
                 f"from these {len(shown)} values: {', '.join(shown)}."
             )
             numeric = [c.values[t.name] for c in conditions if isinstance(c.values[t.name], (int, float))]
             if len(numeric) == len(conditions) and len(numeric) > 2:
-                low = ex.format_value(min(numeric), t.value_type)
-                high = ex.format_value(max(numeric), t.value_type)
+                low = ex.format_value(min(numeric), t.value_type, t.money_format)
+                high = ex.format_value(max(numeric), t.value_type, t.money_format)
                 text += f" So it ranged from {low} to {high}."
             return text
         described = "; ".join(f"({i}) {self.condition_label(c)}" for i, c in enumerate(conditions, start=1))
@@ -265,8 +295,8 @@ class Mode:
         )
 
     def blindness_statement(self) -> str:
-        between = [phrase(t.name) for t in self.study.treatments if t.assignment == "between"]
-        within = [phrase(t.name) for t in self.study.treatments if t.assignment == "within"]
+        between = [self.treatment_phrase(t.name) for t in self.study.treatments if t.assignment == "between"]
+        within = [self.treatment_phrase(t.name) for t in self.study.treatments if t.assignment == "within"]
         parts = []
         if between:
             parts.append(f"Each respondent saw only their own {' and '.join(between)}.")
@@ -278,8 +308,13 @@ class Mode:
 
     def condition_label(self, condition: Condition) -> str:
         return ", ".join(
-            f"{phrase(t.name)} {ex.format_value(condition.values[t.name], t.value_type)}" for t in self.study.treatments
+            f"{self.treatment_phrase(t.name)} {ex.format_value(condition.values[t.name], t.value_type, t.money_format)}"
+            for t in self.study.treatments
         )
+
+    def treatment_phrase(self, name: str) -> str:
+        """How prompts name a treatment: its `description`, else its name in words."""
+        return self.study.treatment(name).description or phrase(name)
 
     # ---------------------------------------------------------------- personas
     def persona_draw(self, unit_id: str, key_levels: dict[str, Any], index: int) -> tuple[str | None, dict | None]:
@@ -288,6 +323,9 @@ class Mode:
             return None, None
         seed = stable_int(self.study.seed, "persona", self.persona.name, unit_id, key_levels, index)
         rng = np.random.default_rng(seed)
+        if self.persona.rows and (not self.persona.replacement or self.persona.quota):
+            row_index = self.cell_sample(unit_id, key_levels)[index]
+            return f"{self.persona.name}-row{row_index + 1}", dict(self.persona.rows[row_index])
         if self.persona.rows:
             row_index = int(rng.integers(len(self.persona.rows)))
             return f"{self.persona.name}-row{row_index + 1}", dict(self.persona.rows[row_index])
@@ -295,6 +333,27 @@ class Mode:
         for attribute in self.persona.attributes:
             values[attribute.name] = draw(attribute.distribution, rng)
         return f"{self.persona.name}-{short_hash([seed])[:8]}", values
+
+    def cell_sample(self, unit_id: str, key_levels: dict[str, Any]) -> list[int]:
+        """The persona rows of one cell, in draw order (`without replacement`, `quota`): one
+        seeded draw per cell, so draw `index` is its `index`-th row and no row repeats
+        unless drawn with replacement. Each quota value gets `Persona.quota_counts()` rows
+        from the rows holding it; the groups are then shuffled together."""
+        persona = self.persona
+        assert persona is not None and persona.rows is not None
+        key = (unit_id, canonical(key_levels))
+        samples = self.__dict__.setdefault("_cell_samples", {})
+        if key not in samples:
+            rng = np.random.default_rng(stable_int(self.study.seed, "persona-sample", persona.name, unit_id, key_levels))
+            if not persona.quota:
+                samples[key] = [int(i) for i in rng.permutation(len(persona.rows))[: persona.count]]
+            else:
+                chosen: list[int] = []
+                for (value, _), n in zip(persona.quota, persona.quota_counts(), strict=True):
+                    pool = persona.quota_pool(value)
+                    chosen += [int(pool[j]) for j in rng.choice(len(pool), size=n, replace=persona.replacement)]
+                samples[key] = [chosen[int(j)] for j in rng.permutation(len(chosen))]
+        return samples[key]
 
     def between_levels(self, levels: dict[str, Any]) -> dict[str, Any]:
         """The levels a persona draw depends on: within-subject treatments share a draw."""
@@ -320,9 +379,14 @@ class Mode:
         split: tuple[float, float] | None = None,
         order_seed: int | None = None,
         draw: int = 0,
+        follows: str | None = None,
+        exposure: int | None = None,
     ) -> dict:
         unit_id = str(unit[self.units.key])
+        answer = unit_range(answer, unit)
         params = dict(model.params)
+        if self.name in model.mode_max_tokens:  # `max_tokens MODE N` (part of the cache key, as any param)
+            params["max_tokens"] = model.mode_max_tokens[self.name]
         content = {
             "model": model.name,
             "params": params,
@@ -331,6 +395,8 @@ class Mode:
             "draw": draw,
             "replicate": replicate,
         }
+        if follows is not None:  # a sequence step: its own turn is the same for every respondent
+            content["follows"] = follows
         cache_key = short_hash(content)
         trial_id = short_hash([self.design.name, kind, target, unit_id, persona_id, cache_key])
         return {
@@ -340,7 +406,9 @@ class Mode:
             "design": self.design.name,
             "mode": self.name,
             "model": model.name,
-            "params": canonical(params),
+            # the budget computed when the study gives none is sent, not keyed: it follows
+            # from the answer and the conditions, which the key holds
+            "params": canonical(params if "max_tokens" in params else {**params, "max_tokens": self.max_tokens(answer, conditions)}),
             "replicate": replicate,
             "kind": kind,
             "target": target,
@@ -355,7 +423,23 @@ class Mode:
             "answer": canonical(answer),
             "messages": canonical(messages),
             "order_seed": order_seed,
+            "follows": follows,
+            "exposure": exposure,
         }
+
+
+def unit_range(answer: dict, unit: dict) -> dict:
+    """The answer spec with a range read from unit columns (`valid questions.min_value to
+    questions.max_value`) filled in for this unit, also in an aggregate's `of` spec: the
+    trial carries the numbers its answer is checked against."""
+    refs = [(end, answer.get(f"{end}_ref")) for end in ("low", "high")]
+    if not any(column for _, column in refs):
+        of = answer.get("of")
+        return {**answer, "of": unit_range(of, unit)} if isinstance(of, dict) and (of.get("low_ref") or of.get("high_ref")) else answer
+    filled = {**answer, **{end: float(unit[column]) for end, column in refs if column}}
+    if isinstance(answer.get("of"), dict):
+        filled["of"] = unit_range(answer["of"], unit)
+    return filled
 
 
 def draw(distribution, rng: np.random.Generator) -> Any:
@@ -380,9 +464,16 @@ class BetweenMode(Mode):
     replicates, plus one probe trial per probed unspecified covariate that is not pinned."""
 
     asks_probes = True
+    asks_sequences = True
 
     def outcome_messages(self, unit, condition, conditions, pinned, persona_text, outcome) -> list[dict]:
         raise NotImplementedError
+
+    def followup_messages(self, unit, condition, pinned, question) -> list[dict]:
+        """A later question of a sequence: the new user turn, sent after the earlier turns
+        and the model's own answers to them (the runner puts them together)."""
+        text = join(self.question(unit, condition, pinned, question.question), self.answer_instruction(question.answer))
+        return [{"role": "user", "content": text}]
 
     def probe_messages(self, unit, condition, conditions, pinned, persona_text, covariate) -> list[dict]:
         raise NotImplementedError
@@ -395,7 +486,7 @@ class BetweenMode(Mode):
         ]
 
     def count(self, model: ModelSpec) -> int:
-        per_respondent = len(self.study.outcomes) + len(self.probed())
+        per_respondent = len(self.study.outcomes) + len(self.study.checks) + len(self.probed())
         return len(self.units.rows) * len(self.level_cells) * self.persona_count() * model.replicates * per_respondent
 
     def trials(self, model: ModelSpec) -> Iterator[dict]:
@@ -410,18 +501,42 @@ class BetweenMode(Mode):
                     persona_text = self.describe_persona(unit, persona) if persona else ""
                     for replicate in range(model.replicates):
                         draw_index = index * model.replicates + replicate
+                        respondent = (model, replicate, unit, persona_id, persona, persona_text, condition, conditions, pinned, draw_index)
                         for outcome in self.study.outcomes:
+                            if self.study.sequence_of(outcome.name) is not None:
+                                continue  # asked in its sequence, below
+                            outcome = self.shown_outcome(outcome, unit, [condition], pinned)  # noqa: PLW2901
                             messages = self.outcome_messages(unit, condition, conditions, pinned, persona_text, outcome)
                             yield self.row(
                                 model, replicate, "outcome", outcome.name, unit, persona_id, persona,
                                 [condition], pinned, self.answer_json(outcome.answer), messages, draw=draw_index,
                             )
+                        for sequence in self.study.sequences:
+                            yield from self.sequence_rows(sequence, *respondent)
                         for covariate in probes:
                             messages = self.probe_messages(unit, condition, conditions, pinned, persona_text, covariate)
                             yield self.row(
                                 model, replicate, "probe", covariate.name, unit, persona_id, persona,
                                 [condition], pinned, self.answer_json(covariate.probe.answer), messages, draw=draw_index,
                             )
+
+    def sequence_rows(self, sequence, model, replicate, unit, persona_id, persona, persona_text, condition, conditions, pinned, draw_index):
+        """One respondent's trials for a sequence, each step naming the step it follows."""
+        follows = None
+        for name in sequence.steps:
+            is_check = name in {c.name for c in self.study.checks}
+            question = self.study.check(name) if is_check else self.shown_outcome(self.study.outcome(name), unit, [condition], pinned)
+            if follows is None:
+                messages = self.outcome_messages(unit, condition, conditions, pinned, persona_text, question)
+            else:
+                messages = self.followup_messages(unit, condition, pinned, question)
+            answer = self.answer_json(question.answer, expect=question.expect) if is_check else self.answer_json(question.answer)
+            row = self.row(
+                model, replicate, "check" if is_check else "outcome", name, unit, persona_id, persona,
+                [condition], pinned, answer, messages, draw=draw_index, follows=follows,
+            )  # fmt: skip
+            follows = row["trial_id"]
+            yield row
 
     def probe_text(self, unit, condition, pinned, covariate) -> str:
         return self.question(unit, condition, pinned, covariate.probe.question)
@@ -442,7 +557,7 @@ class MultiConditionMode(Mode):
         return "\n".join(f"{i}) {self.condition_label(c)}" for i, c in enumerate(conditions, start=1))
 
     def placeholders_note(self) -> str:
-        names = ", ".join(f"[{phrase(t.name)}]" for t in self.study.treatments)
+        names = ", ".join(f"[{self.treatment_phrase(t.name)}]" for t in self.study.treatments)
         return f"(Here {names} stands for the value in the respondent's condition.)"
 
     def about(self, unit, conditions) -> str:

@@ -32,6 +32,13 @@ class UnblindedMode(BetweenMode):
         )
         return [{"role": "system", "content": EXPERT}, {"role": "user", "content": user}]
 
+    def followup_messages(self, unit, condition, pinned, question):
+        user = join(
+            "The next question they answered: " + self.question(unit, condition, pinned, question.question),
+            "Predict this respondent's answer. " + self.answer_instruction(question.answer),
+        )
+        return [{"role": "user", "content": user}]
+
     def probe_messages(self, unit, condition, conditions, pinned, persona_text, covariate):
         user = join(
             self.about(unit, conditions, persona_text),

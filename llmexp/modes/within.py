@@ -14,6 +14,7 @@ from llmexp.seeding import stable_int
 @register
 class WithinMode(MultiConditionMode):
     name = "within"
+    sequential_variant = "sequential"  # `design X: within sequential` (modes/sequential.py)
 
     def count(self, model):
         return len(self.units.rows) * self.persona_count() * model.replicates * len(self.study.outcomes)
@@ -31,6 +32,7 @@ class WithinMode(MultiConditionMode):
                     order = np.random.default_rng(order_seed).permutation(len(conditions))
                     shown = [conditions[i] for i in order]
                     for outcome in self.study.outcomes:
+                        outcome = self.shown_outcome(outcome, unit, conditions, pinned)  # noqa: PLW2901
                         yield self.row(
                             model, replicate, "outcome", outcome.name, unit, persona_id, persona, shown, pinned,
                             self.answer_json(outcome.answer, per_condition=True),

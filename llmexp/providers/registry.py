@@ -27,6 +27,7 @@ capability                 meaning
 ``custom_params``          accepts model params beyond litellm's (e.g. ``effect``)
 ``install_hint``           how to install what the provider needs
 ``preflight(model)``       why `model` cannot run in this process, or None
+``batch_api(model, kw)``   its provider batch API (`batching.py`) or why it has none
 =========================  ============================================================
 
 `ensure_registered()` registers every provider's litellm handler once per process.
@@ -96,6 +97,12 @@ class Provider:
         return None
 
     @classmethod
+    def batch_api(cls, model: str, kwargs: dict) -> tuple[Any, str]:
+        """(`batching.BatchAPI` for `model` called with `kwargs`, "") or (None, why `model`
+        cannot run as a provider batch). llmexp's own providers answer in this process."""
+        return None, f"model {model!r} is answered in this process by llmexp ({cls.name}): it has no batch API -- run it without --batch"
+
+    @classmethod
     def handler(cls) -> Any:
         """The litellm `CustomLLM` that answers this provider's calls (None: litellm's own)."""
         return None
@@ -112,6 +119,12 @@ class LitellmModel(Provider):
     """Every model llmexp has no provider of its own for: litellm's defaults."""
 
     name = "litellm"
+
+    @classmethod
+    def batch_api(cls, model: str, kwargs: dict) -> tuple[Any, str]:
+        from llmexp.providers.batching import batch_api_for
+
+        return batch_api_for(model, kwargs)
 
 
 def register(cls: P) -> P:

@@ -43,6 +43,8 @@ param                     default  meaning
                                    range, else the unit's first positive numeric column
 ``probs``                 0        1: label answers also carry label probabilities
                                    (P(first label) = P), as a log-prob model would
+``attention``             1.0      P(a check, asked in a sequence, is answered with its
+                                   expected option); otherwise another option at random
 ========================  =======  =========================================================
 
 The normalised level of a treatment is ``(level - min) / (max - min)`` over the treatment's
@@ -91,12 +93,14 @@ DEFAULTS: dict[str, float] = {
     "unit_slope_sd": 0.0,
     "unit_leakage_sd": 0.0,
     "probs": 0.0,
+    "attention": 1.0,
 }
 
 # params that create confounding/focalism/range effects: off for the interventional truth
 CONFOUNDING_PARAMS = {"leakage": 0.0, "unit_leakage_sd": 0.0, "focalism": 0.0, "range_sensitivity": 0.0}
 
 PROBE = "probe"  # the trial kind of a probe (an unspecified covariate's question)
+CHECK = "check"  # the trial kind of an attention/manipulation check (its answer spec names `expect`)
 
 __all__ = [
     "DEFAULTS",
@@ -305,6 +309,14 @@ def _one_text(atype: answers.AnswerType | None, p: float, params: Mapping, trial
     )
 
 
+def _check_answer(spec: Mapping, attention: float, rng: random.Random) -> str:
+    """A check's answer: the expected option with probability `attention`, else another."""
+    others = [label for label in spec["labels"] if label != spec["expect"]]
+    if rng.random() < attention or not others:
+        return str(spec["expect"])
+    return str(rng.choice(others))
+
+
 def answer(trial: Mapping, params: Mapping, seed: int, model: str) -> tuple[str, dict | None]:
     """The respondent's answer text to one structured trial, and label probabilities (when
     `probs` is set and the answer has labels). Seeded by (seed, trial id, model)."""
@@ -312,6 +324,8 @@ def answer(trial: Mapping, params: Mapping, seed: int, model: str) -> tuple[str,
     spec = trial.get("answer") or {}
     atype = answers.find(spec)
     conditions = trial.get("conditions") or [{}]
+    if trial.get("kind") == CHECK and spec.get("expect") in (spec.get("labels") or []):
+        return _check_answer(spec, param(params, "attention"), rng), None
     if spec.get("per_condition"):
         population = _mode(trial).population
         texts = []

@@ -24,6 +24,8 @@ from typing import Any
 import pandas as pd
 
 from llmexp.analysis import AnalysisResult, analyze, get, resolve_requested
+from llmexp.errors import LlmexpError
+from llmexp.report.by_condition import by_condition
 from llmexp.report.headline import headline, not_evidence
 from llmexp.report.methods import llmexp_version, methods
 from llmexp.report.tables import MISSING, markdown, shown
@@ -66,6 +68,15 @@ def _figures(result: AnalysisResult, name: str) -> list[dict]:
     return out
 
 
+def _warnings(df: pd.DataFrame, have: list[str]) -> list[str]:
+    """A table's ``warning`` values (e.g. "built from ONE cell: ... not a ranking"), once each,
+    so they stand above the section's figures rather than only in a table column."""
+    if "warning" not in df:
+        return []
+    found = [str(w) for w in df["warning"].dropna().unique() if str(w).strip()]
+    return [w for w in dict.fromkeys(found) if w not in have]
+
+
 def _section(result: AnalysisResult, name: str) -> dict:
     """One analysis's section for the template."""
     analysis = get(name)
@@ -75,6 +86,7 @@ def _section(result: AnalysisResult, name: str) -> dict:
     if name in result.not_run:
         return section
     for table, df in analysis.report_section(result.tables):
+        section["notes"] += _warnings(df, section["notes"])
         short = shown(table, df, short=True)
         full = shown(table, df.head(MAX_FULL_ROWS), short=False)
         full.n_rows = len(df)
@@ -90,12 +102,15 @@ def _counts_line(result: AnalysisResult, responses: pd.DataFrame | None) -> str:
         return f"{n} responses"
     by = responses["status"].value_counts()
     parts = ", ".join(f"{int(v)} {k}" for k, v in by.items())
+    if "valid" in responses:
+        parts += f"; {int(responses['valid'].fillna(False).astype(bool).sum())} valid answers"
     designs = responses["design"].nunique() if "design" in responses else 0
     units = responses["unit_id"].nunique() if "unit_id" in responses else 0
     return f"{len(responses)} calls ({parts}) over {designs} designs and {units} units"
 
 
-def _context(result: AnalysisResult, responses: pd.DataFrame | None, manifest: dict | None) -> dict:
+def _context(result: AnalysisResult, responses: pd.DataFrame | None, manifest: dict | None,
+             fig_dir: Path) -> dict:
     st = result.study
     generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     meth = methods(st, responses, manifest, generated)
@@ -116,6 +131,9 @@ def _context(result: AnalysisResult, responses: pd.DataFrame | None, manifest: d
         "invalid": shown("invalid", invalid, short=False) if invalid is not None and len(invalid) else None,
         "sections": [_section(result, n) for n in result.requested],
         "notes": result.notes, "is_number": _is_number,
+        "by_condition": by_condition(st, result.tables, fig_dir),
+        "all_failed": bool(result.requested) and len(result.not_run) == len(result.requested),
+        "failure_reasons": list(dict.fromkeys(result.not_run.values())),
     }
 
 
@@ -124,6 +142,14 @@ def _markdown(ctx: dict) -> str:
     md = [f"# {st.name}", "", st.description or "", "", *[f"> **{b}**" for b in ctx["banners"]], "",
           "## Headline", "", f"- Models: {', '.join(ctx['model_names'])}", f"- Responses: {ctx['counts_line']}", ""]
     md += [f"- {f}" for f in head.findings] + [""] + [f"- {f}" for f in head.unclear] + [""]
+    bc = ctx["by_condition"]
+    if bc.comparisons:
+        md += ["### Simulated vs human", ""] + [f"- {c}" for c in bc.comparisons] + [""]
+    if bc.tables or bc.side_by_side:
+        md += ["## Results by condition", ""]
+        for t in [*bc.tables, *([bc.side_by_side] if bc.side_by_side else [])]:
+            md += [f"### {t.title}", "", markdown(t), ""]
+        md += [f"![{f['alt']}](figures/{f['file']})\n" for f in bc.figures]
     if ctx["invalid"] is not None:
         md += ["## Answer validity", "", markdown(ctx["invalid"]), ""]
     for s in ctx["sections"]:
@@ -144,7 +170,7 @@ def write_report(result: AnalysisResult, out_dir: Path | str, responses: pd.Data
     (the run's response table) and `manifest` add the prompts, counts and dates."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    ctx = _context(result, responses, manifest)
+    ctx = _context(result, responses, manifest, out_dir / "figures")
     html_text = _environment().get_template("template.html.j2").render(**ctx)
     hp, mp = out_dir / "report.html", out_dir / "report.md"
     hp.write_text(html_text, encoding="utf-8")
@@ -181,14 +207,32 @@ def analyze_run(run_dir: Path | str, requested: Iterable[str] | None = None,
     return _analyze(run_dir, requested, only, add, out_dir, **kwargs)[0]
 
 
+def _nothing_ran(run_dir, requested, only, add, exc: Exception) -> tuple[AnalysisResult, pd.DataFrame]:
+    """When no analysis can run (e.g. every answer invalid, or too few cells after a pilot),
+    the report still says what was run and why each analysis could not run."""
+    study, responses = open_run_data(run_dir)
+    req = resolve_requested(study, requested, only, add)
+    reasons = dict(getattr(exc, "not_run", None) or {})
+    not_run = {name: reasons.get(name, str(exc)) for name in req}
+    result = AnalysisResult(study=study, requested=req, tables={},
+                            summary_data={"n_responses": len(responses)}, not_run=not_run)
+    return result, responses
+
+
 def report(run_dir: Path | str, requested: Iterable[str] | None = None,
            only: Iterable[str] | None = None, add: Iterable[str] | None = None,
            out_dir: Path | str | None = None, **kwargs) -> ReportPaths:
-    result, responses = _analyze(run_dir, requested, only, add, None, **kwargs)
+    """Analyse the run and write its report; a run on which no analysis can run still gets a
+    report that says why (the analysis folder is then not written)."""
+    try:
+        result, responses = _analyze(run_dir, requested, only, add, None, **kwargs)
+    except Exception as exc:  # an analysis's own failure types vary; the marked ones are reported
+        if not (isinstance(exc, LlmexpError) or hasattr(exc, "not_run")):
+            raise
+        result, responses = _nothing_ran(run_dir, requested, only, add, exc)
     out = Path(out_dir) if out_dir else Path(run_dir) / "report"
     hp, mp = write_report(result, out, responses=responses, manifest=read_manifest(run_dir))
-    assert result.out_dir is not None  # analyze_run always writes the analysis
-    return ReportPaths(html=hp, markdown=mp, analysis_dir=result.out_dir)
+    return ReportPaths(html=hp, markdown=mp, analysis_dir=result.out_dir or Path(run_dir) / "analysis")
 
 
 __all__ = ["report", "write_report", "analyze_run", "open_run_data", "read_manifest", "ReportPaths"]

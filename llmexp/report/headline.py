@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from llmexp.analysis import AnalysisResult, get
-from llmexp.report.tables import estimate_column, fmt_number, human, row_note, varying_keys
+from llmexp.report.tables import LEVEL_COLUMNS, estimate_column, fmt_number, human, row_note, varying_keys
 
 MAX_FINDINGS = 8
 MAX_UNCLEAR = 6
@@ -70,6 +70,21 @@ def _interleave(groups: list[list[str]]) -> list[str]:
     return out
 
 
+def _findings(analysis, tables: dict[str, pd.DataFrame], level: int) -> list[tuple[bool, str]]:
+    """The analysis's own findings when it writes them, else its headline tables read row by row."""
+    own = analysis.findings(tables, level)
+    if own is not None:
+        return own
+    out = []
+    for _, df in analysis.headline_tables(tables):
+        est = estimate_column(df)
+        if est is None or est in LEVEL_COLUMNS:  # levels are shown by condition, not as findings
+            continue
+        keys = varying_keys(df)
+        out += [row_sentence(analysis.title, row, est, keys, level) for _, row in df.iterrows()]
+    return out
+
+
 def headline(result: AnalysisResult, alpha: float = 0.05) -> Headline:
     """The findings of every analysis that ran, headline analyses first."""
     level = round(100 * (1 - alpha))
@@ -79,14 +94,8 @@ def headline(result: AnalysisResult, alpha: float = 0.05) -> Headline:
     for analysis in sorted(ran, key=lambda a: not a.headline):
         yes: list[str] = []
         no: list[str] = []
-        for _, df in analysis.report_section(result.tables):
-            est = estimate_column(df)
-            if est is None:
-                continue
-            keys = varying_keys(df)
-            for _, row in df.iterrows():
-                ok, text = row_sentence(analysis.title, row, est, keys, level)
-                (yes if ok else no).append(text)
+        for ok, text in _findings(analysis, result.tables, level):
+            (yes if ok else no).append(text)
         found.append(yes)
         unclear.append(no)
     f, u = _interleave(found), _interleave(unclear)

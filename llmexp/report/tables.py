@@ -28,8 +28,11 @@ NAMES = {
 }
 # identifying columns, in the order they name a row
 KEYS = ("outcome", "design", "covariate", "pinned_design", "role", "term", "contrast", "check",
-        "method", "scope", "treatment", "model", "target", "kind", "unit_id", "level", "rank")
+        "method", "scope", "treatment", "model", "target", "kind", "unit_id", "condition", "option",
+        "level", "rank")
 NOTE_WORDS = ("note", "warning", "reason")
+# estimates that are levels, not differences: "above zero" says nothing about them
+LEVEL_COLUMNS = ("share", "mean")
 
 
 def human(name: str) -> str:
@@ -102,6 +105,9 @@ def estimate_column(df: pd.DataFrame) -> str | None:
         return None
     if "estimate" in cols:
         return "estimate"
+    for level in LEVEL_COLUMNS:  # a table of levels (a mean or share per condition)
+        if level in cols:
+            return level
     if "se" in cols and cols.index("se") > 0:
         before = cols[cols.index("se") - 1]
         if pd.api.types.is_numeric_dtype(df[before]):
@@ -169,6 +175,7 @@ def display(df: pd.DataFrame, short: bool, max_rows: int = 12) -> pd.DataFrame:
         keys = varying_keys(d)
         keep = keys + _estimates(d)
         keep += [c for c in ("p_value", "n_obs", "n_cells", "flagged", "verdict") if c in d]
+        keep += [c for c in d.columns if c.endswith("_human") and c not in keep]  # beside the simulated one
         if len(keep) <= len(keys) + 1:  # no estimate: the first columns
             keep = list(d.columns[:8])
         keep += [c for c in d.columns if is_note(c)]

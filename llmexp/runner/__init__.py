@@ -17,7 +17,8 @@ sessions), `lock.py` (one process per run directory), `calls.py` (trial rows -> 
 `redaction.py` (no secret is written), `cache.py` (shared response cache), `status.py`
 (complete / partial / stopped, exit codes), `cost.py` (prices, estimates), `router.py`
 (litellm Router), `progress.py`, `results.py` (reading runs back), `runner.py`
-(`run_study`). The CLI commands live in `llmexp.cli.runner`.
+(`run_study`), `batch.py` + `batch_ledger.py` (provider batch APIs: `run_study(batch=True)`).
+The CLI commands live in `llmexp.cli.runner`.
 """
 
 from __future__ import annotations

@@ -71,6 +71,25 @@ def model_price(model: str, params: Mapping | None = None) -> Price:
     return Price(found[0], found[1], True)
 
 
+BATCH_DISCOUNT = 0.5  # a batch request's price when litellm's table gives no batch price
+
+
+def batch_price(model: str, params: Mapping | None = None) -> Price:
+    """Per-token price of `model` in a provider batch: litellm's `*_cost_per_token_batches`
+    when its table has them, else half the ordinary price (OpenAI's and Anthropic's rate)."""
+    base = model_price(model, params)
+    if _param_float(params or {}, "input_cost_per_token") is None:
+        import litellm
+
+        for name in (model, model.split("/", 1)[-1]):
+            info = litellm.model_cost.get(name) or {}
+            if "input_cost_per_token_batches" in info or "output_cost_per_token_batches" in info:
+                p_in = float(info.get("input_cost_per_token_batches", base.input * BATCH_DISCOUNT) or 0.0)
+                p_out = float(info.get("output_cost_per_token_batches", base.output * BATCH_DISCOUNT) or 0.0)
+                return Price(p_in, p_out, True)
+    return Price(base.input * BATCH_DISCOUNT, base.output * BATCH_DISCOUNT, base.known)
+
+
 def completion_budget(params: Mapping) -> int:
     for name in ("max_tokens", "max_completion_tokens"):
         if name in params:

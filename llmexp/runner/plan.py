@@ -1,24 +1,27 @@
 """Which trials a run makes, in which order: argument checks, selection, the dry-run plan.
 
 `select_trials` turns the study (and an optional trial table, model override and limit)
-into the rows to run: trial-table rows normalised to plain values (`records`), spread
-across (model, design) in a deterministic round robin (`interleave`) so a `--limit` run
-samples every arm, then cut to the limit. `dry_run_plan` is what `run_study(dry_run=True)`
-returns: the selection, what is still unanswered in the run directory and the cost.
+into the rows to run: trial-table rows normalised to plain values (`records`), put in
+the stratified order of `sampling.py` (every model x design x cell, seeded) so a `--limit`
+or `--pilot` run samples every arm and spans its levels, then cut to the limit.
+`dry_run_plan` is what `run_study(dry_run=True)` returns: the selection, what is still
+unanswered in the run directory and the cost.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from llmexp.errors import RunError
 from llmexp.runner.cost import estimate_cost
 from llmexp.runner.models import provider
+from llmexp.runner.override import override_models
 from llmexp.runner.results import RunPlan
+from llmexp.runner.sampling import stratified, take
 from llmexp.runner.store import STORE, RunStore
 from llmexp.schema import JSON_TRIAL_COLUMNS, TRIAL_COLUMNS
 from llmexp.schema import plain_cell as clean
@@ -62,32 +65,17 @@ def records(trials: Any) -> list[dict]:
                 rec[k] = _dumps(rec[k])
         if rec.get("replicate") is not None:
             rec["replicate"] = int(rec["replicate"])
-        if rec.get("order_seed") is not None:
-            rec["order_seed"] = int(rec["order_seed"])
+        for name in ("order_seed", "exposure"):
+            if rec.get(name) is not None:
+                rec[name] = int(rec[name])
         out.append(rec)
-    return out
-
-
-def interleave(rows: list[dict]) -> list[dict]:
-    """Deterministic order spreading calls across (model, design): round robin over groups."""
-    groups: dict[tuple, list[dict]] = {}
-    for row in rows:
-        groups.setdefault((row.get("model"), row.get("design")), []).append(row)
-    lists = list(groups.values())
-    out: list[dict] = []
-    i = 0
-    while len(out) < len(rows):
-        for lst in lists:
-            if i < len(lst):
-                out.append(lst[i])
-        i += 1
     return out
 
 
 def prefix_reusers_in_compile_order(rows: list[dict], order: dict) -> list[dict]:
     """A model that reuses the prompt prefix shared with its previous call (the embedded
     model's KV cache) gets its trials in compile order (neighbours share the longest
-    prefixes), in the slots its trials had. Other models keep the interleaved order."""
+    prefixes), in the slots its trials had. Other models keep the stratified order."""
     slots = [i for i, r in enumerate(rows) if provider(str(r["model"])).reuses_prompt_prefix]
     if not slots:
         return rows
@@ -98,11 +86,10 @@ def prefix_reusers_in_compile_order(rows: list[dict], order: dict) -> list[dict]
     return out
 
 
-def _normalize_models(models: Any) -> list:
-    out = []
-    for m in [models] if isinstance(models, (str, ModelSpec)) else list(models):
-        out.append(ModelSpec(name=m) if isinstance(m, str) else m)
-    return out
+def _normalize_models(study: Study, models: Any) -> list[ModelSpec]:
+    """ModelSpecs as given; a name the study does not declare carries over the study's
+    sampling params and replicates (`override.py`)."""
+    return override_models(study, models).models
 
 
 def _compile(study: Study) -> Any:
@@ -119,17 +106,19 @@ class Selection:
     """The trials a run makes, in run order, and what they need from the study."""
 
     study: Study  # with the models override applied
-    rows: list[dict]  # in run order (interleaved, limited)
+    rows: list[dict]  # in run order (stratified, limited)
     order: dict[int, int]  # id(row) -> position in the trial table (compile order)
     spec_params: dict[str, dict]  # model name -> the study's params for it
     model_names: list[str]  # models of the selected rows, first appearance first
+    table: dict[str, dict] = field(default_factory=dict)  # trial_id -> row: the whole trial table
 
 
 def select_trials(study: Study, trials: Any, models: Sequence | None, limit: int | None) -> Selection:
     """The rows to run: the study's (or the given) trial table, for the requested models,
-    interleaved across models and designs, the first `limit` of them."""
+    in the stratified order (models x designs x cells), the first `limit` of them (whole
+    respondents: linked rows are never split)."""
     if models:
-        study = study.with_models(_normalize_models(models))
+        study = study.with_models(_normalize_models(study, models))
         if trials is not None:
             names = {m.name for m in study.models}
             rows_all = [r for r in records(trials) if r["model"] in names]
@@ -142,15 +131,14 @@ def select_trials(study: Study, trials: Any, models: Sequence | None, limit: int
     if not rows_all:
         raise RunError("the study compiles to no trials")
     order = {id(r): i for i, r in enumerate(rows_all)}
-    rows = interleave(rows_all)
-    if limit is not None:
-        rows = rows[: int(limit)]
+    rows = take(stratified(rows_all, study.seed), None if limit is None else int(limit))
     return Selection(
         study=study,
         rows=rows,
         order=order,
         spec_params={m.name: dict(m.params) for m in study.models},
         model_names=list(dict.fromkeys(r["model"] for r in rows)),
+        table={r["trial_id"]: r for r in rows_all},
     )
 
 

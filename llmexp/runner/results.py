@@ -16,6 +16,7 @@ from typing import Any
 
 from llmexp.errors import RunError
 from llmexp.export import csv_safe
+from llmexp.runner.extend import scope_lines
 from llmexp.runner.lock import holder
 from llmexp.runner.status import RunStatus, recorded
 from llmexp.runner.store import STORE, RunStore, read_manifest
@@ -62,6 +63,7 @@ class RunSummary:
     failed_examples: list = field(default_factory=list)
     status: str = ""  # complete / partial / stopped / running (status.py)
     status_reason: str = ""
+    scope: list = field(default_factory=list)  # a pilot, the extensions (extend.scope_lines)
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -70,6 +72,7 @@ class RunSummary:
         lines = [f"run status: {self.status}" + (f" ({self.status_reason})" if self.status_reason else "")] if self.status else []
         lines += [
             f"run {self.run_dir} (study {self.study})",
+            *self.scope,
             f"  trials {self.trials}, calls recorded {self.calls}, not yet run {self.pending}",
             "  status: " + ", ".join(f"{k} {v}" for k, v in sorted(self.by_status.items())),
             f"  tokens: {self.prompt_tokens} prompt + {self.completion_tokens} completion; "
@@ -233,6 +236,7 @@ class RunResults:
             failed_examples=failed_examples,
             status=self.run_status().status,
             status_reason=self.run_status().reason,
+            scope=scope_lines(self.manifest),
         )
 
     def archive(self, out_dir: Path | str) -> Path:

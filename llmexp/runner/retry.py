@@ -79,6 +79,19 @@ class EmptyAnswer(Exception):
         self.text = text
 
 
+class RemoteFailure(Exception):
+    """A model call's failure in a worker process (`workers.py`), classified there by
+    `classify`: it carries the verdict, the server's Retry-After (as `cooldown_time`, which
+    `retry_after` reads) and a malformed body (as the JSONDecodeError `raw_body` finds)."""
+
+    def __init__(self, message: str, classified: tuple[str, bool, bool], wait: float | None = None, body: str | None = None):
+        super().__init__(message)
+        self.classified = classified
+        self.cooldown_time = wait
+        if body is not None:
+            self.__cause__ = json.JSONDecodeError("malformed body", body, 0)
+
+
 # seconds a deadline adds to the timeout: the client's own work (litellm imports the
 # provider's SDK during a process's first call, ~0.7 s), so that alone never times out
 DEADLINE_SLACK = 1.0
@@ -111,6 +124,8 @@ def classify(exc: BaseException) -> tuple[str, bool, bool]:
 
     if isinstance(exc, ModelStopped):
         return "stopped", False, False
+    if isinstance(exc, RemoteFailure):  # classified in the worker process that made the call
+        return exc.classified
     if isinstance(exc, EmptyAnswer):
         return "empty", True, False
     if isinstance(exc, litellm.RateLimitError) or type(exc).__name__ in ("RouterRateLimitError", "RouterRateLimitErrorBasic"):

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from llmexp.runner.batch import batch_options, batch_session
 from llmexp.runner.cache import ResponseCache
 from llmexp.runner.calls import Call, prepare_calls
 from llmexp.runner.cost import model_price
@@ -44,9 +45,12 @@ from llmexp.runner.replay import replay
 from llmexp.runner.results import RunPlan, RunResults
 from llmexp.runner.retry import RetryPolicy
 from llmexp.runner.router import load_router_config, make_router, routed_models, router_secrets
+from llmexp.runner.sampling import pilot_limit
 from llmexp.runner.scheduler import ModelState, Scheduler, Stats
+from llmexp.runner.sequences import ready_steps, waiting_note
 from llmexp.runner.session import Options, Session, default_run_dir, existing_manifest, open_session, run_hash
 from llmexp.runner.status import STOPPED, RunStatus, RunStopped
+from llmexp.runner.workers import resolve_workers, worker_pool
 from llmexp.runner.writer import Writer
 from llmexp.schema import json_cell as loads
 
@@ -74,6 +78,9 @@ def run_study(
     command: Sequence[str] | None = None,
     router: str | Path | dict | None = None,
     allow_endpoints: Sequence[str] | bool | None = None,
+    pilot: int | None = None,
+    batch: bool | dict | None = None,
+    workers: int = 1,
 ) -> RunResults | RunPlan:
     """Run a study's trials through litellm into a run directory; resumable.
 
@@ -89,7 +96,12 @@ def run_study(
     or JSON/YAML file, see `llmexp.runner.router`): calls of the models it names go through
     `Router.acompletion` over its deployments. allow_endpoints: hosts (or host:port) a
     study's `api_base`/`base_url` may point to besides loopback, or True to trust any: a
-    study would otherwise send the user's API keys wherever it says.
+    study would otherwise send the user's API keys wherever it says. pilot: like limit (N
+    trials, stratified across models x designs x cells), recorded in the manifest as a pilot;
+    the full study run later into the same directory reuses its answers. batch: True (or a
+    dict of `llmexp.runner.batch.BatchOptions`: wait, poll, rounds) sends the pending trials
+    as provider batches (`runner/batch.py`) instead of live calls. workers: processes making
+    the litellm calls (`runner/workers.py`; 0: one per core; 1, the default: this process).
 
     Returns `RunResults` (`.status`: "complete", "partial", or "stopped" by --max-cost).
     Raises `RunStopped` (a RunError, with `.results`) when the run stopped otherwise: a
@@ -98,23 +110,27 @@ def run_study(
     """
     check_arguments(study, concurrency, limit, max_cost)
     retry = retry or RetryPolicy()
-    selection = select_trials(study, trials, models, limit)
+    selection = select_trials(study, trials, models, pilot_limit(pilot, limit))
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(selection.study)
     check_endpoints(_params_by_model(selection), allow_endpoints)
     if dry_run:
-        existing_manifest(run_dir, selection.study, {r["trial_id"] for r in selection.rows})
+        existing_manifest(run_dir, selection.study, {r["trial_id"] for r in selection.rows}, selection.table)
         return dry_run_plan(selection, run_dir)
 
     router_config = load_router_config(router)
     routed = frozenset(routed_models(router_config) & set(selection.model_names))
     preflight([m for m in selection.model_names if m not in routed], _first_params(selection))
+    batch_opts = batch_options(batch, _first_params(selection), routed) if batch else None
     scrub = _scrub_for(selection, router_config)
-    options = Options(limit, max_cost, int(concurrency), bool(use_cache), rpm, tpm, command)
+    options = Options(limit, max_cost, int(concurrency), bool(use_cache), rpm, tpm, command, pilot=pilot, workers=resolve_workers(workers))
     with _sigterm_as_interrupt():
         session = open_session(run_dir, selection, options, routed, router_config, scrub)
         end = _End(stats=Stats())
         try:
-            _run_session(session, selection, options, retry, scrub, progress, router_config, routed, cache_dir, end)
+            if batch_opts is not None:  # provider batch APIs instead of live calls
+                batch_session(session, selection, options, retry, scrub, progress, cache_dir, end, batch_opts, _run_coro)
+            else:
+                _run_session(session, selection, options, retry, scrub, progress, router_config, routed, cache_dir, end)
         finally:
             session.close()
     return _results(session, end)
@@ -130,6 +146,7 @@ class _End:
     store_error: BaseException | None = None  # the cache replay could not write the store
     status: RunStatus = field(default_factory=lambda: RunStatus(STOPPED))
     stopped: dict = field(default_factory=dict)  # model -> why it was stopped
+    waiting: int = 0  # later questions of sequences not asked: the question before has no answer
 
     def reason(self) -> str | None:
         """Why the session stopped before making all its calls (None: it did not)."""
@@ -163,18 +180,27 @@ def _run_session(
     cache = None
     states: dict[str, ModelState] = {}
     try:
-        calls = prepare_calls(session.pending(selection), selection.study, selection.study.seed, retry, selection.spec_params, routed)
-        end.stats.total = len(calls)
-        writer = Writer(session.store, None)
-        if options.use_cache and any(c.cacheable for c in calls):  # hits: served at once, cost 0
-            cache = writer.cache = ResponseCache(cache_dir)
-            calls = replay(calls, cache, session.store, end.stats, scrub)
+        # a later question of a sequence is asked once the one before it is answered: one
+        # round of calls per step (sequences.py); a study without sequences has one round
+        rows, waiting = ready_steps(session.pending(selection), session.store)
+        end.stats.total = len(rows) + len(waiting)
         states = _model_states(selection, options.rpm, options.tpm, routed, router_config)
-        end.sched = Scheduler(
-            calls, states, writer, concurrency=options.concurrency, retry=retry, max_cost=options.max_cost,
-            spent=0.0, stats=end.stats, scrub=scrub, cache=cache,
-        )  # fmt: skip
-        _run_coro(_execute(end.sched, calls, options, progress))
+        while rows:
+            calls = prepare_calls(rows, selection.study, selection.study.seed, retry, selection.spec_params, routed)
+            writer = Writer(session.store, cache)
+            if cache is None and options.use_cache and any(c.cacheable for c in calls):  # hits: served at once, cost 0
+                cache = writer.cache = ResponseCache(cache_dir)
+            if cache is not None:
+                calls = replay(calls, cache, session.store, end.stats, scrub)
+            end.sched = Scheduler(
+                calls, states, writer, concurrency=options.concurrency, retry=retry, max_cost=options.max_cost,
+                spent=end.stats.cost, stats=end.stats, scrub=scrub, cache=cache,
+            )  # fmt: skip
+            _run_coro(_execute(end.sched, calls, options, progress))
+            if end.sched.stop_reason or end.sched.budget_stop:
+                break
+            rows, waiting = ready_steps(waiting, session.store)
+        end.waiting = len(waiting)
     except (sqlite3.Error, OSError) as exc:  # the replay's store writes (the writer's are caught there)
         end.store_error = exc
     except KeyboardInterrupt:
@@ -185,6 +211,7 @@ def _run_session(
         end.stopped = {n: s.stopped for n, s in states.items() if s.stopped}
         details: dict[str, Any] = {"stopped": end.stopped or None, "budget_stop": end.sched.budget_stop if end.sched else None}
         details["unsaved"] = end.stats.unsaved or None
+        details["sequence_waiting"] = waiting_note(end.waiting) if end.waiting else None
         end.status = session.finish({r["trial_id"] for r in selection.rows}, end.stats.done, end.reason(), details)
 
 
@@ -264,7 +291,8 @@ async def _execute(sched: Scheduler, calls: list[Call], options: Options, progre
 
         sched.writer.on_error = on_store_error
         with _signals(sched, display.message):
-            await sched.run()
+            async with worker_pool(options.workers, calls, sched.models) as sched.pool:
+                await sched.run()
 
 
 def _on_signal(sched: Scheduler, signum: int, say: Callable[[str], None]) -> None:

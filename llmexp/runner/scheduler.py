@@ -177,6 +177,7 @@ class Scheduler:
         self.stop_reason: str | None = None  # why the run stopped starting calls (store, signal)
         self.queue = CallQueue(calls, cache, chunk=max(64, 2 * self.concurrency), on_message=self.on_message)
         self._workers: list[asyncio.Task] = []
+        self.pool: Any = None  # a `workers.WorkerPool`: plain litellm calls made in worker processes
 
     # -- stopping
     def stop(self, reason: str, grace: float | None = None) -> None:
@@ -245,13 +246,19 @@ class Scheduler:
         self.on_message(state.stopped)
 
     # -- one attempt
+    def _dispatch(self, call: Call, state: ModelState) -> Any:
+        """The attempt's coroutine: in a worker process (`--workers N`) or here (`send`)."""
+        if self.pool is not None and self.pool.takes(call, state):
+            return self.pool.send(call)
+        return send(call, state.router)
+
     async def _send(self, call: Call, state: ModelState) -> Any:
         """`send` under the attempt's wall-clock deadline; an answer resets the model's
         timeout count."""
         if call.deadline:
-            resp = await asyncio.wait_for(send(call, state.router), call.deadline + DEADLINE_SLACK)
+            resp = await asyncio.wait_for(self._dispatch(call, state), call.deadline + DEADLINE_SLACK)
         else:
-            resp = await send(call, state.router)
+            resp = await self._dispatch(call, state)
         state.timeouts_in_row = 0
         state.warned = False
         state.last_answer = time.monotonic()

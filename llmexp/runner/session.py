@@ -27,7 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from llmexp.errors import RunError
+from llmexp.runner.batch_ledger import open_trial_ids
 from llmexp.runner.endpoints import without_endpoints
+from llmexp.runner.extend import NotAnExtension, extension, scope_note
 from llmexp.runner.lock import LOCK, RunLock
 from llmexp.runner.plan import Selection, prefix_reusers_in_compile_order
 from llmexp.runner.redaction import redact, redacted_trials
@@ -68,7 +70,7 @@ def default_run_dir(study: Any) -> Path:
 OWN_FILES = frozenset({MANIFEST, STORE, STORE + "-wal", STORE + "-shm", STORE + "-journal", LOCK, MANIFEST + ".tmp"})
 
 
-def _different_study(run_dir: Path, existing: dict, study: Any, study_hash: str) -> RunError:
+def _different_study(run_dir: Path, existing: dict, study: Any, study_hash: str, detail: str = "") -> RunError:
     spec = existing.get("spec")
     if isinstance(spec, dict) and endpoint_free_hash(spec) == endpoint_free_hash(study.model_dump(mode="json")):
         return RunError(
@@ -76,9 +78,11 @@ def _different_study(run_dir: Path, existing: dict, study: Any, study_hash: str)
             "trial's id and cache key, so its answers cannot be resumed with a new one; keep the old api_base "
             "to resume, or run into another --out directory"
         )
+    what = f": {detail}" if detail else ""
     return RunError(
-        f"{run_dir} holds a run of a different study (hash {existing.get('study_hash')}, this one {study_hash}); "
-        "choose another --out directory or delete that one"
+        f"{run_dir} holds a run of a different study (hash {existing.get('study_hash')}, this one {study_hash}){what}; "
+        "a run is extended in place only by a study that keeps every stored trial as it was (more replicates, "
+        "models or designs); choose another --out directory or delete that one"
     )
 
 
@@ -100,16 +104,23 @@ def _half_made(run_dir: Path, trial_ids: set[str]) -> bool:
         store.close()
 
 
-def existing_manifest(run_dir: Path, study: Any, trial_ids: set[str] | None = None) -> dict | None:
+def existing_manifest(run_dir: Path, study: Any, trial_ids: set[str] | None = None, table: dict[str, dict] | None = None) -> dict | None:
     """The manifest of the run to resume in `run_dir`, None for a new run; RunError when
-    the directory holds something else (an archive, another study, foreign files)."""
+    the directory holds something else (an archive, another study, foreign files). Given
+    the new trial table (`table`: trial_id -> row), a study that only adds trials to the
+    stored ones extends the run: its manifest comes back updated (`extend.py`)."""
     study_hash = run_hash(study)
     if (run_dir / ARCHIVE_TABLE).exists() and not (run_dir / STORE).exists():
         raise RunError(f"{run_dir} is an archived run (read-only); run into another --out directory")
     if (run_dir / MANIFEST).exists():
         existing = read_manifest(run_dir)
         if existing.get("study_hash") != study_hash:
-            raise _different_study(run_dir, existing, study, study_hash)
+            if table is None:
+                raise _different_study(run_dir, existing, study, study_hash)
+            try:
+                return extension(run_dir, existing, study, study_hash, table)
+            except NotAnExtension as exc:
+                raise _different_study(run_dir, existing, study, study_hash, str(exc)) from None
         return existing
     if run_dir.exists() and any(run_dir.iterdir()) and not _half_made(run_dir, trial_ids or set()):
         raise RunError(f"{run_dir} exists and is not an llmexp run directory; choose another --out")
@@ -127,6 +138,8 @@ class Options:
     rpm: float | None
     tpm: float | None
     command: Sequence[str] | None
+    pilot: int | None = None  # --pilot N: this session runs a stratified sample of N trials
+    workers: int = 1  # --workers N: processes making litellm calls (runner/workers.py); 1: this one
 
 
 def _manifest(existing: dict | None, study: Any, study_hash: str, options: Options, router_config: dict | None, started: float) -> dict:
@@ -163,9 +176,10 @@ class Session:
         self.manifest_error: str | None = None  # why the final manifest could not be written
 
     def pending(self, selection: Selection) -> list[dict]:
-        """The selected trials without a final answer, each once, in run order (a model
-        that reuses prompt prefixes gets its own in compile order)."""
-        done = self.store.final_ids()
+        """The selected trials without a final answer and not held by an open provider
+        batch (`batch_ledger.py`), each once, in run order (a model that reuses prompt
+        prefixes gets its own in compile order)."""
+        done = self.store.final_ids() | open_trial_ids(self.store)  # a trial in a provider batch waits for it
         seen: set[str] = set()
         rows = []
         for r in selection.rows:
@@ -209,8 +223,10 @@ def _record(selection: Selection, options: Options, routed: frozenset, scrub: Ca
         "command": scrub(" ".join(options.command if options.command is not None else sys.argv)),
         "trials_selected": len(selection.rows),
         "limit": options.limit,
+        "pilot": options.pilot,
         "max_cost": options.max_cost,
         "concurrency": int(options.concurrency),
+        "workers": int(options.workers),
         "cache": bool(options.use_cache),
         "router": sorted(routed) or None,
     }
@@ -228,7 +244,7 @@ def open_session(
     store and store the selected trials: a start killed at any point can be resumed."""
     study = selection.study
     trial_ids = {r["trial_id"] for r in selection.rows}
-    existing_manifest(run_dir, study, trial_ids)  # refuse a foreign directory before touching it
+    existing_manifest(run_dir, study, trial_ids, selection.table)  # refuse a foreign directory before touching it
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -236,11 +252,12 @@ def open_session(
     lock = RunLock(run_dir).acquire()
     store = None
     try:
-        existing = existing_manifest(run_dir, study, trial_ids)  # again, under the lock
+        existing = existing_manifest(run_dir, study, trial_ids, selection.table)  # again, under the lock
         started = time.time()
         manifest = _manifest(existing, study, run_hash(study), options, router_config, started)
         record = _record(selection, options, routed, scrub, started)
         manifest.setdefault("sessions", []).append(record)
+        scope_note(manifest, len(selection.rows), len(selection.table), options.pilot, options.limit)
         manifest["status"] = "running"
         try:
             write_manifest(run_dir, manifest, scrub)

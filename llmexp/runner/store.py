@@ -34,7 +34,7 @@ from typing import Any
 
 from llmexp.errors import RunError
 from llmexp.runner.redaction import redact
-from llmexp.schema import RESPONSE_STORE_COLUMNS, TRIAL_COLUMNS, ResponseRow, create_table_sql
+from llmexp.schema import ADDED_TRIAL_COLUMNS, RESPONSE_STORE_COLUMNS, TRIAL_COLUMNS, ResponseRow, create_table_sql
 
 MANIFEST = "manifest.json"
 STORE = "store.sqlite"
@@ -115,7 +115,8 @@ class RunStore:
         """Insert trial rows (dicts of TRIAL_COLUMNS, JSON columns as strings); idempotent."""
         data = []
         for row in rows:
-            text = json.dumps({k: row.get(k) for k in TRIAL_COLUMNS}, sort_keys=True, separators=(",", ":"), default=str)
+            stored = {k: row.get(k) for k in TRIAL_COLUMNS if not (k in ADDED_TRIAL_COLUMNS and row.get(k) is None)}
+            text = json.dumps(stored, sort_keys=True, separators=(",", ":"), default=str)
             key = hashlib.sha256(text.encode()).hexdigest()[:32]
             data.append((key, row["trial_id"], row.get("design"), row.get("model"), text))
         return write_many(self.conn, "INSERT OR IGNORE INTO trials(row_key, trial_id, design, model, row) VALUES (?,?,?,?,?)", data)
@@ -131,6 +132,12 @@ class RunStore:
         """trial_ids with a final answer (ok or invalid): never asked again."""
         q = "SELECT trial_id FROM responses WHERE status IN ('ok', 'invalid')"
         return {r[0] for r in self.conn.execute(q)}
+
+    def final_answers(self) -> dict[str, str | None]:
+        """trial_id -> stored raw answer text, for trials with a final answer (what a later
+        question of a sequence is asked after)."""
+        q = "SELECT trial_id, raw_text FROM responses WHERE status IN ('ok', 'invalid')"
+        return dict(self.conn.execute(q))
 
     def write_responses(self, rows: Sequence[ResponseRow]) -> None:
         """Insert response rows in one transaction (a final row is never replaced)."""

@@ -137,3 +137,13 @@ def test_one_unit_gives_a_missing_interval_and_a_ranking_warning():
     assert "ONE unit" in rank["warning"]
     _, res6 = _summary(n_units=6)
     assert res6["design_ranking"].iloc[0]["warning"] == ""
+
+
+def test_the_reference_design_has_no_difference_to_itself():
+    # the committed replication printed `blind 0.000 [0.000, 0.000]` against itself: a
+    # zero-width interval that is not a measurement
+    _, res = _summary(n_units=6)
+    rank = res["design_ranking"]
+    ref = rank[rank["design"] == rank["reference"]].iloc[0]
+    assert np.isnan(ref["mae_minus_reference"]) and np.isnan(ref["diff_ci_low"]) and np.isnan(ref["diff_ci_high"])
+    assert "reference design" in ref["diff_ci_note"]

@@ -119,7 +119,8 @@ def certainty_violations(name: str, df: pd.DataFrame) -> list[str]:
     for lo, hi in _interval_pairs(df):
         pre = _pair_prefix(lo)
         a, b = _num(df, lo), _num(df, hi)
-        zero = np.isfinite(a) & np.isfinite(b) & (a == b)
+        # zero width up to round-off: [0.040, 0.040] with p = 2e-24 came from an SE of 1e-17
+        zero = np.isfinite(a) & np.isfinite(b) & ((b - a).abs() <= 1e-9 * np.maximum(1.0, a.abs()))
         claim = pd.Series(False, index=df.index)
         if pre in pcols:
             claim |= _num(df, pcols[pre]) < 1
@@ -220,6 +221,22 @@ def _cases():
     yield "two_levels_one_unit", _study(1, levels=(1.0, 2.0)), lambda s: make_responses(
         s, Truth(draws=1), seed=7)
     yield "all_invalid", _study(6), lambda s: _invalid(make_responses(s, Truth(draws=2), seed=8))
+    yield "sparse_pilot", _study(6), lambda s: _sparse(make_responses(
+        s, Truth(draws=1, logprobs=True), seed=9))
+
+
+def _sparse(df: pd.DataFrame, n: int = 20) -> pd.DataFrame:
+    """A 20-trial pilot: a few answers scattered over designs, units and levels (most units
+    seen at one level in a design), as `llmexp run --limit 20` leaves them."""
+    return df.sample(n=min(n, len(df)), random_state=20).sort_index()
+
+
+NAN_NUMBER = re.compile(r"(?<![a-z])nan(?![a-z])|(?<![a-z])inf(?![a-z])", re.I)
+
+
+def nan_lines(lines: list[str]) -> list[str]:
+    """Summary lines that print a missing number as "nan" (or "inf") instead of a reason."""
+    return [x for x in lines if NAN_NUMBER.search(x)]
 
 
 CASES = {name: (study, build) for name, study, build in _cases()}
@@ -237,6 +254,16 @@ def test_no_false_certainty_in_any_analysis(case):
     for tname, table in res.tables.items():
         bad += certainty_violations(tname, table)
     assert not bad, f"{case}: " + "; ".join(bad[:12])
+    assert not nan_lines(res.summary().splitlines()), f"{case}: " + "\n".join(
+        nan_lines(res.summary().splitlines())[:8])
+    assert not any("ZeroDivisionError" in why for why in res.not_run.values())
+
+
+def test_the_nan_rule_can_fail():
+    assert nan_lines(["effect slope: 0.031 [nan, nan] p=nan", "power nan for a 0.2 step",
+                      "x: 1.0 [-inf, 2]"]) == ["effect slope: 0.031 [nan, nan] p=nan",
+                                               "power nan for a 0.2 step", "x: 1.0 [-inf, 2]"]
+    assert nan_lines(["point elasticity 0.06 (no interval: one unit)", "financial info"]) == []
 
 
 def test_the_rules_can_fail():
@@ -250,6 +277,9 @@ def test_the_rules_can_fail():
                          "loglog_ci_high": [0.0], "quad_p": [0.3], "quad_se": [0.1]})
     assert certainty_violations("t", wide)
     assert certainty_violations("t", wide.assign(loglog_ci_high=0.1, loglog_se=0.05)) == []
+    round_off = pd.DataFrame({"estimate": [0.04], "ci_low": [0.04 - 1e-16], "ci_high": [0.04 + 1e-16],
+                              "p_value": [2e-24]})
+    assert certainty_violations("t", round_off)
     zero_se = pd.DataFrame({"estimate": [0.2], "se": [0.0], "p_value": [0.0]})
     assert certainty_violations("t", zero_se)
     inf_z = pd.DataFrame({"estimate": [0.2], "z": [np.inf]})

@@ -61,3 +61,16 @@ def test_without_a_noise_floor_there_is_no_test_and_no_flag():
     # answers at the shared level (two parts + the full design) can be shuffled
     shifted = _run(0, slope_shift=0.05, draws=1, noise=0.0)
     assert shifted["flagged"] and shifted["range_p"] < 0.025
+
+
+def test_cells_with_one_answer_per_arm_are_not_their_own_noise_floor():
+    # one sampled answer per cell and arm: a within-cell shuffle only swaps the two answers, so
+    # |split - full| is unchanged and a "floor" computed there equals the observed value (the
+    # committed aggregate_split run showed boundary gap 0.488, floor 0.488). Only the shared
+    # level (two parts + the full design: 3 answers) can be tested.
+    r = _run(3, draws=1, noise=0.04)
+    assert r["n_test_cells"] == 6 < r["n_cells"]
+    assert np.isnan(r["noise_floor"]) and np.isnan(r["boundary_floor"])
+    assert np.isfinite(r["range_p"]) and np.isfinite(r["boundary_p"])  # sign flips still test the mean
+    rates = [_run(s, draws=1, noise=0.04)["flagged"] for s in range(40)]
+    assert np.mean(rates) <= 0.05 + 2.5 * 0.035, np.mean(rates)

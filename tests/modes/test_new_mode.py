@@ -102,7 +102,7 @@ def test_a_mode_defined_in_a_test_runs_end_to_end(pairwise, tmp_path):
     assert all(len(json.loads(c)) == 2 for c in mine["conditions"])
     assert "Two versions of a situation" in json.loads(mine.iloc[0]["messages"])[1]["content"]
 
-    results = llmexp.run(study, models=["synthetic/respondent"], run_dir=tmp_path / "run", progress=False)
+    results = llmexp.run(study, models=["synthetic/respondent"], replicates=1, run_dir=tmp_path / "run", progress=False)
     responses = results.to_pandas()
     ran = llmexp.compile(results.study)  # the study with the model given (one replicate)
     assert len(responses) == len(ran) == len(trials) // 4 and (responses["status"] == "ok").all()

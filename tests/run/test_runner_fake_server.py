@@ -30,9 +30,12 @@ def _store_rows(run_dir: Path) -> list[dict]:
 
 
 def test_faults_every_trial_answered_or_failed_with_reason(tmp_path):
-    retry = RetryPolicy(max_attempts=4, initial_wait=0.01, max_wait=0.05, jitter=0.5, timeout=0.5, max_retry_after=0.3)
+    # The client's timeout is generous (1.5 s; the injected timeout sleeps 3 s) so that on a loaded
+    # machine an attempt cannot time out before its request reached the server: every attempt
+    # counted must be a request served.
+    retry = RetryPolicy(max_attempts=4, initial_wait=0.01, max_wait=0.05, jitter=0.5, timeout=1.5, max_retry_after=0.3)
     faults = {"429": 0.12, "500": 0.12, "timeout": 0.04, "malformed": 0.06, "truncated": 0.06}
-    with FakeOpenAI(faults=faults, always_fail="p1 for $6.00", retry_after=0.2, timeout_sleep=1.0, seed=3) as server:
+    with FakeOpenAI(faults=faults, always_fail="p1 for $6.00", retry_after=0.2, timeout_sleep=3.0, seed=3) as server:
         study = make_study(params=_params(server), n_units=3, replicates=3)
         trials = make_trials(study)
         res = run_study(study, trials, run_dir=tmp_path / "run", cache_dir=tmp_path / "cache", progress=False, retry=retry, concurrency=6)
@@ -139,7 +142,7 @@ def test_resume_refuses_a_different_study(tmp_path):
     with FakeOpenAI() as server:
         study = make_study(params=_params(server), n_units=1)
         run_study(study, make_trials(study), run_dir=tmp_path / "run", use_cache=False, progress=False)
-        other = make_study(params=_params(server), n_units=2)
+        other = make_study(params=_params(server, temperature=0.5), n_units=1)  # every trial asked differently
         with pytest.raises(RunError, match="different study"):
             run_study(other, make_trials(other), run_dir=tmp_path / "run", use_cache=False, progress=False)
 

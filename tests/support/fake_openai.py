@@ -45,6 +45,10 @@ For benchmarks and drills (issue #6) it also has:
 - `GET /stats`: the counters as JSON (total, paid, faults, rate limited, per-content counts
   with `?keys=1`), so a benchmark can read them from another process.
 
+The OpenAI Files and Batch endpoints (`/v1/files`, `/v1/batches`) are served by
+`tests/support/fake_batches.py` (`server.batches`; options `batch_after`, `batch_item_fail`,
+`batch_end`, `batch_partial`; its counters under "batches" in `GET /stats`).
+
 Run in its own process (so its CPU does not count against a benchmark's client):
 
     python -m tests.support.fake_openai --port 0 --latency-ms 50 --lifetime 600
@@ -113,6 +117,10 @@ class FakeOpenAI:
         rate_limit_burst: float | None = None,
         max_requests: int | None = None,
         trickle_interval: float = 0.5,
+        batch_after: float = 0.0,
+        batch_item_fail: float = 0.0,
+        batch_end: str = "completed",
+        batch_partial: float = 0.5,
     ):
         if latency_dist not in ("fixed", "uniform", "exponential", "lognormal"):
             raise ValueError(f"unknown latency_dist {latency_dist!r}")
@@ -152,6 +160,9 @@ class FakeOpenAI:
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._timer: threading.Timer | None = None
+        from tests.support.fake_batches import FakeBatches  # the Files and Batch endpoints
+
+        self.batches = FakeBatches(self, after=batch_after, item_fail=batch_item_fail, end=batch_end, partial=batch_partial)
 
     # ---------------------------------------------------------------- control
     @property
@@ -195,7 +206,8 @@ class FakeOpenAI:
                 out["counts"] = dict(self.counts)
                 out["paid"] = dict(self.paid)
                 out["fault_counts"] = {k: dict(v) for k, v in self.fault_counts.items()}
-            return out
+        out["batches"] = self.batches.stats(keys)
+        return out
 
     def start(self) -> FakeOpenAI:
         fake = self
@@ -210,6 +222,8 @@ class FakeOpenAI:
                 pass
 
             def do_GET(self):
+                if fake.batches.handle(self, "GET", self.path, b""):
+                    return
                 if self.path.split("?")[0].rstrip("/").endswith("/stats"):
                     self._json(200, fake.stats(keys="keys=1" in self.path))
                 elif self.path.rstrip("/").endswith("/models"):
@@ -220,7 +234,8 @@ class FakeOpenAI:
             def do_POST(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
-                fake._handle(self, raw)
+                if not fake.batches.handle(self, "POST", self.path, raw):
+                    fake._handle(self, raw)
 
             def _json(self, code, obj, headers=None):
                 body = json.dumps(obj).encode()
@@ -524,6 +539,10 @@ def main(argv=None) -> None:  # pragma: no cover - exercised through ServerProce
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--lifetime", type=float, default=600.0, help="hard limit: exit after this many seconds")
     parser.add_argument("--max-requests", type=int, default=None, help="exit after this many requests")
+    parser.add_argument("--batch-after", type=float, default=0.0, help="seconds a batch takes to end")
+    parser.add_argument("--batch-item-fail", type=float, default=0.0, help="fraction of batch lines that fail")
+    parser.add_argument("--batch-end", default="completed", choices=["completed", "expired", "cancelled", "failed"])
+    parser.add_argument("--batch-partial", type=float, default=0.5, help="expired/cancelled: fraction of lines answered")
     args = parser.parse_args(argv)
     faults = {}
     for item in args.fault:
@@ -540,6 +559,8 @@ def main(argv=None) -> None:  # pragma: no cover - exercised through ServerProce
         rate_limit_rps=args.rate_limit_rps, rate_limit_burst=args.rate_limit_burst, retry_after=args.retry_after,
         timeout_sleep=args.timeout_sleep, seed=args.seed, lifetime=args.lifetime, port=args.port,
         max_requests=args.max_requests, trickle_interval=args.trickle_interval, fail_first=fail_first,
+        batch_after=args.batch_after, batch_item_fail=args.batch_item_fail, batch_end=args.batch_end,
+        batch_partial=args.batch_partial,
     ).start()  # fmt: skip
     # hard limit, whatever the serving threads do
     killer = threading.Timer(args.lifetime + 2.0, lambda: os._exit(0))
