@@ -2,7 +2,7 @@
 compile, run on the synthetic respondent, analyse and report, and their prompts never show a
 condition label, a treatment identifier or a validation range.
 
-tests/golden pins the eight older studies only; these are new and are not pinned there.
+tests/golden pins every shipped study (these three included).
 """
 
 from __future__ import annotations
