@@ -101,11 +101,16 @@ def index_variants(gc: pd.DataFrame, clusters: np.ndarray, alpha: float = 0.05, 
     lg = lg - lg.groupby(ne["unit_id"]).transform("mean")
     log = slope_test(x[keep], lg.to_numpy(float), clusters[keep], alpha, n_boot, seed)
     r, rp = safe_corr(x, gc["v_norm"].to_numpy(float))
+    return _index_row(full, no_echo, log, (r, rp), float(echo.mean()) if len(echo) else np.nan, alpha)
+
+
+def _index_row(full: dict, no_echo: dict, log: dict, corr: tuple[float, float], echo_share: float, alpha: float) -> dict:
+    """One leakage row from the three slope tests (all answers, without echoes, log scale);
+    the same on answer rows and on cells. The flag is the echo-free test's."""
     p_ne = no_echo["p_value"]
     return dict(leakage_index=full["estimate"], se=full["se"], ci_low=full["ci_low"],
-                ci_high=full["ci_high"], p_value=full["p_value"], correlation=r, correlation_p=rp,
-                echo_share=float(echo.mean()) if len(echo) else np.nan,
-                index_no_echo=no_echo["estimate"], ci_no_echo_low=no_echo["ci_low"],
+                ci_high=full["ci_high"], p_value=full["p_value"], correlation=corr[0], correlation_p=corr[1],
+                echo_share=echo_share, index_no_echo=no_echo["estimate"], ci_no_echo_low=no_echo["ci_low"],
                 ci_no_echo_high=no_echo["ci_high"], p_no_echo=p_ne,
                 log_index=log["estimate"], log_ci_low=log["ci_low"], log_ci_high=log["ci_high"],
                 log_p=log["p_value"], n_clusters=full["n_clusters"],
@@ -241,17 +246,8 @@ def cell_index_variants(gc: pd.DataFrame, clusters: np.ndarray, cluster: str, al
     unit_log = (ne["slog"].groupby(units).transform("sum")
                 / ne["n_pos"].groupby(units).transform("sum").replace(0, np.nan)).to_numpy(float)
     log = _cell_slope(x[~echo], lg - unit_log, npos, clusters[~echo], alpha, n_boot, seed)
-    r, rp = _cell_corr(x, gc["v_norm"].to_numpy(float), gc["v_m2"].to_numpy(float), n)
-    p_ne = no_echo["p_value"]
-    return dict(leakage_index=full["estimate"], se=full["se"], ci_low=full["ci_low"],
-                ci_high=full["ci_high"], p_value=full["p_value"], correlation=r, correlation_p=rp,
-                echo_share=float(n[echo].sum() / n.sum()) if n.sum() else np.nan,
-                index_no_echo=no_echo["estimate"], ci_no_echo_low=no_echo["ci_low"],
-                ci_no_echo_high=no_echo["ci_high"], p_no_echo=p_ne,
-                log_index=log["estimate"], log_ci_low=log["ci_low"], log_ci_high=log["ci_high"],
-                log_p=log["p_value"], n_clusters=full["n_clusters"],
-                flagged=bool(np.isfinite(p_ne) and p_ne < alpha),
-                note=no_echo["note"] or full["note"])
+    corr = _cell_corr(x, gc["v_norm"].to_numpy(float), gc["v_m2"].to_numpy(float), n)
+    return _index_row(full, no_echo, log, corr, float(n[echo].sum() / n.sum()) if n.sum() else np.nan, alpha)
 
 
 def _fmt(v: float) -> str:

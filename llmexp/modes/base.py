@@ -84,6 +84,22 @@ class Condition:
         return {"cell": self.cell, "levels": self.levels, "values": self.values}
 
 
+@dataclass(frozen=True)
+class Respondent:
+    """One simulated respondent of a multi-condition mode (`Mode.shuffled_respondents`)."""
+
+    unit: dict
+    conditions: list
+    pinned: dict
+    persona_id: str | None
+    persona: dict | None
+    persona_text: str
+    replicate: int
+    order_seed: int
+    shown: list  # the conditions in the order shown
+    draw: int
+
+
 def cell_id(levels: dict[str, Any]) -> str:
     return ",".join(f"{k}={ex.format_number(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v}" for k, v in levels.items())
 
@@ -361,6 +377,23 @@ class Mode:
 
     def persona_count(self) -> int:
         return self.persona.count if self.persona else 1
+
+    def shuffled_respondents(self, model: ModelSpec) -> Iterator[Respondent]:
+        """Every unit x persona draw x replicate with all its conditions in a seeded order
+        (the seed recorded as `order_seed`): for modes that show one respondent (or one
+        prompt) several conditions."""
+        for unit in self.units.rows:
+            unit_id = str(unit[self.units.key])
+            conditions = self.conditions(unit)
+            pinned = self.pinned_values(unit)
+            for index in range(self.persona_count()):
+                persona_id, persona = self.persona_draw(unit_id, {}, index)
+                persona_text = self.describe_persona(unit, persona) if persona else ""
+                for replicate in range(model.replicates):
+                    order_seed = stable_int(self.study.seed, self.design.name, "order", unit_id, index, replicate) % (2**31)
+                    shown = [conditions[i] for i in np.random.default_rng(order_seed).permutation(len(conditions))]
+                    yield Respondent(unit, conditions, pinned, persona_id, persona, persona_text, replicate, order_seed,
+                                     shown, draw=index * model.replicates + replicate)
 
     # ---------------------------------------------------------------- rows
     def row(

@@ -15,11 +15,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import numpy as np
-
 from llmexp.modes.base import Condition, Mode, join, register
 from llmexp.modes.blind import ROLE
-from llmexp.seeding import stable_int
 from llmexp.spec import Check, ModelSpec, Outcome
 
 NEXT_SITUATION = "Now imagine the situation is different."
@@ -45,18 +42,9 @@ class SequentialMode(Mode):
         return len(self.units.rows) * self.persona_count() * model.replicates * len(self.level_cells) * per_exposure
 
     def trials(self, model: ModelSpec) -> Iterator[dict]:
-        for unit in self.units.rows:
-            unit_id = str(unit[self.units.key])
-            conditions = self.conditions(unit)
-            pinned = self.pinned_values(unit)
-            for index in range(self.persona_count()):
-                persona_id, persona = self.persona_draw(unit_id, {}, index)
-                persona_text = self.describe_persona(unit, persona) if persona else ""
-                for replicate in range(model.replicates):
-                    order_seed = stable_int(self.study.seed, self.design.name, "order", unit_id, index, replicate) % (2**31)
-                    shown = [conditions[i] for i in np.random.default_rng(order_seed).permutation(len(conditions))]
-                    respondent = (model, replicate, unit, persona_id, persona, persona_text, pinned, order_seed)
-                    yield from self.respondent_rows(shown, respondent, draw=index * model.replicates + replicate)
+        for r in self.shuffled_respondents(model):
+            respondent = (model, r.replicate, r.unit, r.persona_id, r.persona, r.persona_text, r.pinned, r.order_seed)
+            yield from self.respondent_rows(r.shown, respondent, draw=r.draw)
 
     def respondent_rows(self, shown: list[Condition], respondent: tuple, draw: int) -> Iterator[dict]:
         """One respondent's conversation: every question at every exposure, each step

@@ -4,11 +4,8 @@ prompt with a recorded seed (the trial's `order_seed`), so order effects can be 
 
 from __future__ import annotations
 
-import numpy as np
-
 from llmexp import answers
 from llmexp.modes.base import EXPERT, MultiConditionMode, join, register
-from llmexp.seeding import stable_int
 
 
 @register
@@ -20,25 +17,15 @@ class WithinMode(MultiConditionMode):
         return len(self.units.rows) * self.persona_count() * model.replicates * len(self.study.outcomes)
 
     def trials(self, model):
-        for unit in self.units.rows:
-            unit_id = str(unit[self.units.key])
-            conditions = self.conditions(unit)
-            pinned = self.pinned_values(unit)
-            for index in range(self.persona_count()):
-                persona_id, persona = self.persona_draw(unit_id, {}, index)
-                persona_text = self.describe_persona(unit, persona) if persona else ""
-                for replicate in range(model.replicates):
-                    order_seed = stable_int(self.study.seed, self.design.name, "order", unit_id, index, replicate) % (2**31)
-                    order = np.random.default_rng(order_seed).permutation(len(conditions))
-                    shown = [conditions[i] for i in order]
-                    for outcome in self.study.outcomes:
-                        outcome = self.shown_outcome(outcome, unit, conditions, pinned)  # noqa: PLW2901
-                        yield self.row(
-                            model, replicate, "outcome", outcome.name, unit, persona_id, persona, shown, pinned,
-                            self.answer_json(outcome.answer, per_condition=True),
-                            self.messages(unit, conditions, shown, pinned, persona_text, outcome),
-                            order_seed=order_seed, draw=index * model.replicates + replicate,
-                        )
+        for r in self.shuffled_respondents(model):
+            for outcome in self.study.outcomes:
+                outcome = self.shown_outcome(outcome, r.unit, r.conditions, r.pinned)  # noqa: PLW2901
+                yield self.row(
+                    model, r.replicate, "outcome", outcome.name, r.unit, r.persona_id, r.persona, r.shown, r.pinned,
+                    self.answer_json(outcome.answer, per_condition=True),
+                    self.messages(r.unit, r.conditions, r.shown, r.pinned, r.persona_text, outcome),
+                    order_seed=r.order_seed, draw=r.draw,
+                )
 
     def messages(self, unit, conditions, shown, pinned, persona_text, outcome):
         about = self.about(unit, conditions)  # the design in natural order; the list below is shuffled
