@@ -19,6 +19,7 @@ from benchmarks.validity import SCENARIOS, Outcome, scenario
 from llmexp.analysis.focalism import difference_in_jumps
 from llmexp.analysis.leakage import index_variants
 from llmexp.analysis.refute import fe_slope, loo_check, placebo_check, sensitivity_check
+from tests.support.synthetic_responses import unit_effect_data
 
 __all__ = ["SCENARIOS"]
 
@@ -130,24 +131,10 @@ scenario(name="focalism null, log-prob answers (identical curves), 40 units", gr
 
 # ---------------------------------------------------------------- refute checks
 
-LEVELS = np.round(np.arange(0, 2.01, 0.25), 2)
-
-
-def effect_data(rng, n_units=10, slope=-0.3, unit_slope_sd=0.02, reps=3, noise=0.3, one_unit=None):
-    u = np.repeat(np.arange(n_units), len(LEVELS) * reps)
-    x = np.tile(np.repeat(LEVELS, reps), n_units)
-    b = slope + rng.normal(0, unit_slope_sd, n_units)
-    if one_unit is not None:
-        b = np.zeros(n_units)
-        b[0] = one_unit
-    y = rng.normal(0, 0.2, n_units)[u] + b[u] * x + rng.normal(0, noise, len(x))
-    return x, y, u.astype(str)
-
-
 def _refute_run(check: str, **kw):
     def run(seed: int) -> Outcome:
         rng = np.random.default_rng(seed)
-        x, y, u = effect_data(rng, **kw)
+        x, y, u = unit_effect_data(rng, **kw)  # unit slopes N(-0.3, 0.02) unless told otherwise
         full = fe_slope(x, y, u, seed=seed)
         if check == "sensitivity":
             r = sensitivity_check(full, 0.05)

@@ -22,21 +22,11 @@ from llmexp.analysis.refute import (
     sensitivity_check,
 )
 from llmexp.spec import Design
-from tests.support.synthetic_responses import Truth, make_responses, make_study
-
-LEVELS = np.round(np.arange(0, 2.01, 0.25), 2)
+from tests.support.synthetic_responses import Truth, make_responses, make_study, unit_effect_data
 
 
-def _data(seed, n_units=10, slope=-0.3, unit_slope_sd=0.0, reps=3, noise=0.3, one_unit=None):
-    rng = np.random.default_rng(seed)
-    u = np.repeat(np.arange(n_units), len(LEVELS) * reps)
-    x = np.tile(np.repeat(LEVELS, reps), n_units)
-    b = slope + rng.normal(0, unit_slope_sd, n_units)
-    if one_unit is not None:
-        b = np.zeros(n_units)
-        b[0] = one_unit
-    y = rng.normal(0, 0.2, n_units)[u] + b[u] * x + rng.normal(0, noise, len(x))
-    return x, y, u.astype(str)
+def _data(seed, unit_slope_sd=0.0, **kw):
+    return unit_effect_data(np.random.default_rng(seed), unit_slope_sd=unit_slope_sd, **kw)
 
 
 def _verdicts(study, truth, seeds, check):

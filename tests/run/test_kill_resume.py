@@ -9,12 +9,12 @@ import sqlite3
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 from runhelpers import make_study, make_trials
 
 from tests.support.fake_openai import FakeOpenAI, content_key
+from tests.support.runstore import final_trial_ids
 
 CHILD = r"""
 import os, sys, pandas as pd
@@ -25,19 +25,6 @@ study = Study.model_validate_json(open(sys.argv[1]).read())
 trials = pd.read_json(sys.argv[2], orient="records", lines=True, dtype=False)
 run_study(study, trials, run_dir=sys.argv[3], use_cache=False, progress=False, concurrency=4)
 """
-
-
-def _final_ids(run_dir: Path) -> set[str]:
-    path = run_dir / "store.sqlite"
-    if not path.exists():
-        return set()
-    con = sqlite3.connect(path, timeout=10)
-    try:
-        return {r[0] for r in con.execute("SELECT trial_id FROM responses WHERE status IN ('ok','invalid')")}
-    except sqlite3.OperationalError:
-        return set()
-    finally:
-        con.close()
 
 
 @pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
@@ -57,7 +44,7 @@ def test_sigkill_then_resume(tmp_path):
         proc = subprocess.Popen([sys.executable, str(script), str(spec), str(table), str(run_dir)], env=env)
         try:
             deadline = time.monotonic() + 60
-            while len(_final_ids(run_dir)) < 30:
+            while len(final_trial_ids(run_dir)) < 30:
                 assert proc.poll() is None, "the run ended before it could be killed"
                 assert time.monotonic() < deadline, "the run made no progress"
                 time.sleep(0.05)
@@ -66,7 +53,7 @@ def test_sigkill_then_resume(tmp_path):
             proc.wait(timeout=30)
         assert proc.returncode == -signal.SIGKILL
 
-        saved = _final_ids(run_dir)
+        saved = final_trial_ids(run_dir)
         assert 30 <= len(saved) < len(trials)
         before = server.snapshot()
         by_id = {r["trial_id"]: content_key(json.loads(r["messages"])) for r in trials.to_dict("records")}

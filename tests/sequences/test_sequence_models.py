@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import importlib.util
 import random
-import sqlite3
 
 import pytest
 
@@ -14,6 +13,7 @@ from llmexp import check_text
 from llmexp.providers import respondent
 from llmexp.providers.local.prompt import render_prompt
 from llmexp.runner import run_study
+from tests.support.runstore import response_rows
 
 STUDY = """study "anchoring" seed 5
 units items
@@ -56,19 +56,11 @@ def test_the_synthetic_respondent_answers_a_check_with_its_attention():
     assert respondent._check_answer(spec, 1.0, random.Random(0)) == "blue"  # default attention: always passes
 
 
-def _responses(run_dir) -> list[tuple]:
-    con = sqlite3.connect(run_dir / "store.sqlite")
-    try:
-        return con.execute("SELECT trial_id, status, raw_text FROM responses").fetchall()
-    finally:
-        con.close()
-
-
 def test_a_sequence_runs_on_the_synthetic_respondent(tmp_path):
     study, _ = check_text(STUDY.replace("MODEL", "synthetic/r"), "t.study")
     results = run_study(study, run_dir=tmp_path / "run", progress=False)
     assert results.status.status == "complete"
-    rows = _responses(tmp_path / "run")
+    rows = response_rows(tmp_path / "run")
     assert len(rows) == 6 and {s for _, s, _ in rows} == {"ok"}
 
 
@@ -80,5 +72,5 @@ def test_a_sequence_runs_on_the_embedded_model(tmp_path):
     study, _ = check_text(text, "t.study")
     results = run_study(study, run_dir=tmp_path / "run", progress=False)
     assert results.status.status == "complete"
-    rows = _responses(tmp_path / "run")
+    rows = response_rows(tmp_path / "run")
     assert len(rows) == 3 and all(s in ("ok", "invalid") and raw for _, s, raw in rows)

@@ -22,6 +22,7 @@ from llmexp.runner.sequences import ready_steps
 from llmexp.runner.status import PARTIAL
 from llmexp.runner.store import RunStore
 from tests.support.fake_openai import FakeOpenAI, content_key
+from tests.support.runstore import final_trial_ids, response_rows
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
@@ -74,14 +75,6 @@ def sent(server: FakeOpenAI) -> list[list[dict]]:
     return [json.loads(b)["messages"] for b in server.bodies]
 
 
-def responses(run_dir: Path) -> list[tuple]:
-    con = sqlite3.connect(run_dir / "store.sqlite")
-    try:
-        return con.execute("SELECT trial_id, status, raw_text FROM responses").fetchall()
-    finally:
-        con.close()
-
-
 def test_each_step_is_sent_after_the_earlier_turns_golden(tmp_path):
     with FakeOpenAI(responder=respond) as server:
         study = load(write_study(tmp_path, server))
@@ -128,7 +121,7 @@ def test_a_failed_step_makes_the_next_wait_then_resume_asks_each_once(tmp_path):
     assert len(firsts) == 4 and all(after[content_key(m)] == before[content_key(m)] == 1 for m in firsts)
     thirds = [m for m in sent(server) if len(m) == 6]
     assert len(thirds) == 4 and all(after[content_key(m)] == 1 for m in thirds)
-    rows = responses(run_dir)
+    rows = response_rows(run_dir)
     assert len(rows) == 12 and {s for _, s, _ in rows} == {"ok"}
 
 
@@ -164,7 +157,7 @@ def test_a_cached_sequence_is_replayed_without_calls(tmp_path):
         n = server.total
         again = run_study(study, run_dir=tmp_path / "b", cache_dir=tmp_path / "cache", progress=False)
         assert server.total == n == 12
-    assert again.status.status == "complete" and len(responses(tmp_path / "b")) == 12
+    assert again.status.status == "complete" and len(response_rows(tmp_path / "b")) == 12
 
 
 CHILD = r"""
@@ -174,19 +167,6 @@ from llmexp import load
 from llmexp.runner import run_study
 run_study(load(sys.argv[1]), run_dir=sys.argv[2], use_cache=False, progress=False, concurrency=2)
 """
-
-
-def _final(run_dir: Path) -> set[str]:
-    path = run_dir / "store.sqlite"
-    if not path.exists():
-        return set()
-    con = sqlite3.connect(path, timeout=10)
-    try:
-        return {r[0] for r in con.execute("SELECT trial_id FROM responses WHERE status IN ('ok','invalid')")}
-    except sqlite3.OperationalError:
-        return set()
-    finally:
-        con.close()
 
 
 def _targets(run_dir: Path) -> dict[str, str]:
@@ -209,7 +189,7 @@ def test_sigkill_mid_sequence_then_resume(tmp_path):
         try:
             deadline = time.monotonic() + 120
             while True:  # kill once the second step is under way
-                if len(_final(run_dir)) >= 20:
+                if len(final_trial_ids(run_dir)) >= 20:
                     break
                 assert proc.poll() is None, "the run ended before it could be killed"
                 assert time.monotonic() < deadline, "the run made no progress"
@@ -218,7 +198,7 @@ def test_sigkill_mid_sequence_then_resume(tmp_path):
         finally:
             proc.wait(timeout=30)
         targets = _targets(run_dir)
-        saved = _final(run_dir)
+        saved = final_trial_ids(run_dir)
         assert 16 < len(saved) < 48
         assert {targets[t] for t in saved} >= {"higher", "estimate"}
         before = server.snapshot()
@@ -227,7 +207,7 @@ def test_sigkill_mid_sequence_then_resume(tmp_path):
         assert done.returncode == 0
         after = server.snapshot()
         resumed = [json.loads(b)["messages"] for b in server.bodies[bodies:]]
-    rows = responses(run_dir)
+    rows = response_rows(run_dir)
     assert len(rows) == 48 and len({t for t, _, _ in rows}) == 48 and {s for _, s, _ in rows} == {"ok"}
     # no answered step was asked again: every call of the resume is a conversation not
     # completed before the kill (first asked now, or in flight when the process died)
@@ -250,5 +230,5 @@ def test_a_sequence_through_the_batch_api_asks_each_step_in_a_later_run(tmp_path
     requests = [json.loads(line)["body"]["messages"] for text in uploads for line in text.splitlines() if line.strip()]
     assert sorted(len(m) for m in requests) == [2] * 4 + [4] * 4 + [6] * 4  # each step once, after the earlier turns
     assert all(m[2] == {"role": "assistant", "content": "higher"} for m in requests if len(m) > 2)
-    rows = responses(tmp_path / "run")
+    rows = response_rows(tmp_path / "run")
     assert len(rows) == 12 and {s for _, s, _ in rows} == {"ok"}

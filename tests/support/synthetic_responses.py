@@ -402,3 +402,22 @@ def human_baseline_rows(study: Study, truth: Truth, n_per_cell: int = 30, seed: 
                              "price_level": float(x), "buy": y, "buy_retest": r, "wave": 3})
                 pid += 1
     return tuple(rows)
+
+
+EFFECT_LEVELS = np.round(np.arange(0, 2.01, 0.25), 2)
+
+
+def unit_effect_data(rng: np.random.Generator, n_units: int = 10, slope: float = -0.3, unit_slope_sd: float = 0.02,
+                     reps: int = 3, noise: float = 0.3, one_unit: float | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(level, answer, unit) rows with a known effect: unit slopes N(slope, unit_slope_sd), unit
+    intercepts N(0, 0.2), answer noise N(0, noise); `one_unit`: only unit 0 has an effect, of
+    that size. The refuters' tests and their validity scenarios draw from here."""
+    u = np.repeat(np.arange(n_units), len(EFFECT_LEVELS) * reps)
+    x = np.tile(np.repeat(EFFECT_LEVELS, reps), n_units)
+    b = slope + rng.normal(0, unit_slope_sd, n_units)
+    if one_unit is not None:
+        b = np.zeros(n_units)
+        b[0] = one_unit
+    y = rng.normal(0, 0.2, n_units)[u] + b[u] * x + rng.normal(0, noise, len(x))
+    return x, y, u.astype(str)
+
