@@ -106,22 +106,26 @@ def _split_vs_full(g: pd.DataFrame, f: pd.DataFrame, n_perm: int, rng) -> dict:
     shared = counts[(counts["min"] == 0) & (counts["max"] == 1)].index
     both = both.set_index(["unit_id", "level"]).loc[shared].reset_index()
     cell = both.groupby(["unit_id", "level"], sort=False).ngroup().to_numpy()
-    keep = _movable(cell)  # d^2 and |d| are unchanged by swapping one answer for one answer
+    keep, sub = _movable(cell)  # d^2 and |d| are unchanged by swapping one answer for one answer
     nan = float("nan")
     if not keep.any():
         return dict(range_stat=nan, range_stat_floor=nan, noise_floor=nan, range_p=nan, n_test_cells=0)
-    cell, y, lab = np.unique(cell[keep], return_inverse=True)[1], both["y"].to_numpy(float)[keep], both["_lab"].to_numpy(float)[keep]
-    t, floor_sq, p = _perm(cell, y, lab, lambda d: np.mean(d ** 2, axis=1), n_perm, rng)
-    _, floor_abs, _ = _perm(cell, y, lab, lambda d: np.mean(np.abs(d), axis=1), max(n_perm // 5, 50), rng)
-    return dict(range_stat=t, range_stat_floor=floor_sq, noise_floor=floor_abs, range_p=p, n_test_cells=int(cell.max()) + 1)
+    y, lab = both["y"].to_numpy(float)[keep], both["_lab"].to_numpy(float)[keep]
+    t, floor_sq, p = _perm(sub, y, lab, lambda d: np.mean(d ** 2, axis=1), n_perm, rng)
+    _, floor_abs, _ = _perm(sub, y, lab, lambda d: np.mean(np.abs(d), axis=1), max(n_perm // 5, 50), rng)
+    # the floor of the all-cell mean |diff| needs every compared cell replicated
+    return dict(range_stat=t, range_stat_floor=floor_sq, noise_floor=floor_abs if keep.all() else nan, range_p=p,
+                n_test_cells=int(sub.max()) + 1)
 
 
-def _movable(cell: np.ndarray) -> np.ndarray:
+def _movable(cell: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Rows of cells holding 3 or more answers: only there can a within-cell shuffle change a
     sign-free statistic (|d|, d^2) of the cell's difference. A cell with one answer per arm only
     swaps the sign, so its |d| would be its own 'noise floor' and the test would pass by
-    construction (the committed aggregate_split run: 400 of 440 cells were such cells)."""
-    return np.bincount(cell)[cell] >= 3
+    construction (the committed aggregate_split run: 400 of 440 cells were such cells).
+    Returns (rows kept, their cells renumbered 0..k-1 for `_perm`)."""
+    keep = np.bincount(cell)[cell] >= 3
+    return keep, np.unique(cell[keep], return_inverse=True)[1]
 
 
 def _boundary(g: pd.DataFrame, alpha: float, n_boot: int, rng) -> dict:
@@ -146,10 +150,9 @@ def _boundary(g: pd.DataFrame, alpha: float, n_boot: int, rng) -> dict:
     cell = b.groupby(["unit_id", "level"], sort=False).ngroup().to_numpy()
     yv, lab = b["y"].to_numpy(float), b["_lab"].to_numpy(float)
     _, _, p = _perm(cell, yv, lab, lambda d: np.abs(np.mean(d, axis=1)), n_boot, rng)
-    keep = _movable(cell)
+    keep, sub = _movable(cell)
     floor = float("nan")
     if keep.any():  # the sign-flip test above is informative with one answer per part; |d| is not
-        sub = np.unique(cell[keep], return_inverse=True)[1]
         _, floor, _ = _perm(sub, yv[keep], lab[keep], lambda d: np.mean(np.abs(d), axis=1), max(n_boot // 5, 50), rng)
     out.update(boundary_gap=float(cd["gap"].mean()), boundary_gap_ci_low=gl,
                boundary_gap_ci_high=gh, boundary_floor=floor,
@@ -182,8 +185,6 @@ def _compare(d, full, model, target, g: pd.DataFrame, f: pd.DataFrame, alpha: fl
                mean_diff=float(m["diff"].mean()), slope_split=_slope(m, "y_split"),
                slope_full=_slope(m, "y_full"))
     row.update(_split_vs_full(g, f, n_boot, rng))
-    if row["n_test_cells"] < row["n_cells"]:  # the floor of an all-cell mean |diff| needs every cell replicated
-        row["noise_floor"] = float("nan")
     row.update(_boundary(g, alpha, n_boot, rng))
     row.update(_flag(row, alpha))
     return row, m.assign(design=d.name, full_design=full.name, model=model, outcome=target)
