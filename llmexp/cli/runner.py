@@ -34,6 +34,17 @@ OUT_HELP = (
     "only adds trials (more replicates, a model, a design): stored answers are reused, only new trials are called"
 )
 LIMIT_HELP = "only N trials, sampled across every model x design x cell (spread over the levels, seeded by the study's seed)"
+WORKERS_HELP = (
+    "processes making the litellm calls (0: one per core); past ~300 calls/s one process is the limit "
+    "(see docs/scale.md); the store, cache and rate limits stay in this process"
+)
+MAX_COST_HELP = (
+    "dollars this invocation may spend: no call starts that could exceed it (in-flight calls are reserved at their estimated cost)"
+)
+ROUTER_HELP = "litellm Router config (JSON/YAML): spread the calls of the models it names over its deployments (see docs/scale.md)"
+ALLOW_ENDPOINT_HELP = (
+    "a host (or host:port) the study's api_base may send calls to, with your API key (repeatable); loopback is always allowed"
+)
 PILOT_HELP = (
     "a pilot of N trials sampled like --limit (every design, levels spread from lowest to highest), recorded as a "
     "pilot in the manifest; running the full study later into the same --out reuses its answers"
@@ -47,20 +58,11 @@ def run_command(
     limit: int | None = typer.Option(None, "--limit", help=LIMIT_HELP),
     pilot: int | None = typer.Option(None, "--pilot", help=PILOT_HELP),
     concurrency: int = typer.Option(8, "--concurrency", help="calls in flight at once"),
-    workers: int = typer.Option(
-        1,
-        "--workers",
-        help="processes making the litellm calls (0: one per core); past ~300 calls/s one process is the limit "
-        "(see docs/scale.md); the store, cache and rate limits stay in this process",
-    ),
+    workers: int = typer.Option(1, "--workers", help=WORKERS_HELP),
     rpm: float | None = typer.Option(None, "--rpm", help="requests per minute per model"),
     tpm: float | None = typer.Option(None, "--tpm", help="tokens per minute per model"),
     dry_run: bool = typer.Option(False, "--dry-run", help="show the plan and cost estimate; make no calls"),
-    max_cost: float | None = typer.Option(
-        None,
-        "--max-cost",
-        help="dollars this invocation may spend: no call starts that could exceed it (in-flight calls are reserved at their estimated cost)",
-    ),
+    max_cost: float | None = typer.Option(None, "--max-cost", help=MAX_COST_HELP),
     replicates: int | None = typer.Option(None, "--replicates", help="override every model's replicates"),
     param: list[str] | None = typer.Option(
         None, "--param", help="set a model param for every model run, name=value, e.g. --param temperature=0 (repeatable)"
@@ -68,16 +70,8 @@ def run_command(
     no_cache: bool = typer.Option(False, "--no-cache", help="do not read or write the shared response cache"),
     cache_dir: Path | None = typer.Option(None, "--cache-dir", help="response cache directory (default $LLMEXP_CACHE_DIR or ~/.cache/llmexp)"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress display"),
-    router: Path | None = typer.Option(
-        None,
-        "--router",
-        help="litellm Router config (JSON/YAML): spread the calls of the models it names over its deployments (see docs/scale.md)",
-    ),
-    allow_endpoint: list[str] | None = typer.Option(
-        None,
-        "--allow-endpoint",
-        help="a host (or host:port) the study's api_base may send calls to, with your API key (repeatable); loopback is always allowed",
-    ),
+    router: Path | None = typer.Option(None, "--router", help=ROUTER_HELP),
+    allow_endpoint: list[str] | None = typer.Option(None, "--allow-endpoint", help=ALLOW_ENDPOINT_HELP),
     trust_endpoints: bool = typer.Option(False, "--trust-endpoints", help="let the study send calls (and your API keys) to any api_base it names"),
     batch: bool = typer.Option(False, "--batch", help=BATCH_HELP),
     no_wait: bool = typer.Option(False, "--no-wait", help="with --batch: submit and exit (status stopped); run the same command later to collect"),
@@ -135,6 +129,12 @@ def run_command(
     if isinstance(result, RunPlan):  # --dry-run: the plan, no calls made
         _echo(str(result))
         return
+    _finished(result)
+
+
+def _finished(result) -> None:
+    """A run that ended on its own: the summary, where the results are, and the exit status
+    that tells complete (0) from partial (3) and stopped by --max-cost (4)."""
     _summary_or_note(result)
     if result.budget_stop:
         _echo(result.budget_stop)

@@ -196,71 +196,115 @@ class Validator:
 
     # ------------------------------------------------------------------ units
     def units(self) -> spec.Units | None:
+        """The units table (from its CSV or its inline rows) with a unique key. None, with
+        `units_failed` set, when the table is unusable: later checks that need it stay quiet
+        instead of reporting follow-on errors."""
         decl = self.one(ast.UnitsDecl, "units", 'units products from "data/products.csv"')
         if decl is None:
             self.units_failed = True
             return None
-        if decl.source is not None:
-            declared = {}
-            for column in decl.columns:
-                if column.name in declared:
-                    self.error(f"column '{column.name}' is typed twice", column.pos)
-                declared[column.name] = column.type
-            try:
-                path = resolve_path(decl.source.value, self.study_dir)
-                types, rows = read_table(path, decl.source.value, declared, decimal=units_decimal(self, decl))
-            except DataError as exc:
-                self.error(str(exc), decl.source.pos)
-                self.units_failed = True
-                return None
-            columns = types
-        else:
-            rows, columns = [], {}
-            errors_before = len(self.problems)
-            first_fields = [n.name for n, _ in decl.rows[0]]
-            for index, row in enumerate(decl.rows, start=1):
-                names = [n.name for n, _ in row]
-                dupes = [n for n, c in Counter(names).items() if c > 1]
-                if dupes:
-                    self.error(f"row {index} sets '{dupes[0]}' twice", row[0][0].pos)
-                elif sorted(names) != sorted(first_fields):
-                    self.error(
-                        f"row {index} has fields {', '.join(names)} but row 1 has {', '.join(first_fields)}",
-                        row[0][0].pos,
-                    )
-                rows.append({n.name: lit.value for n, lit in row})
-            if len(self.problems) > errors_before:  # rows do not agree: the table is unusable
-                self.units_failed = True
-                return None
-            for name in first_fields:
-                values = [r.get(name) for r in rows]
-                if all(isinstance(v, str) for v in values):
-                    columns[name] = "text"
-                elif all(isinstance(v, bool) for v in values):
-                    columns[name] = "boolean"
-                elif all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
-                    columns[name] = "integer" if all(float(cast(float, v)).is_integer() for v in values) else "number"
-                else:
-                    self.error(f"column '{name}' mixes text and numbers across rows", decl.pos)
-                    columns[name] = "text"
-            typed = set()
-            for column in decl.columns:  # `columns price: money` types inline fields too
-                if column.name in typed:
-                    self.error(f"column '{column.name}' is typed twice", column.pos)
-                typed.add(column.name)
-                if column.name not in columns:
-                    self.error(f"no column '{column.name}' in the rows", column.pos, suggest(column.name, columns))
-                elif not _fits(columns[column.name], column.type, [r[column.name] for r in rows]):
-                    self.error(f"column '{column.name}' holds {columns[column.name]} values; it cannot be {column.type}", column.pos)
-                else:
-                    columns[column.name] = column.type
-            if len(self.problems) > errors_before:  # rows do not agree: the table is unusable
-                self.units_failed = True
-                return None
-            for row in rows:  # whole numbers as int, as a CSV's integer column reads
-                for name, coltype in columns.items():
-                    if coltype == "integer":
-                        row[name] = int(row[name])
+        table = self._csv_units(decl) if decl.source is not None else self._inline_units(decl)
+        if table is None:
+            self.units_failed = True
+            return None
+        rows, columns = table
+        key = self._units_key(decl, rows, columns)
+        if key is None:
+            return None
+        if decl.source is None:
+            units_decimal(self, decl)  # (only a CSV has a decimal mark to declare)
+            inline_negative_money(self, decl, columns)
+        return spec.Units(
+            name=decl.name,
+            key=key,
+            columns=cast(dict[str, spec.ColumnType], columns),
+            rows=tuple(rows),
+            source=decl.source.value if decl.source else None,
+            money_formats=column_formats(self, decl),
+            decimal=decl.decimal.value if decl.decimal is not None and decl.decimal.value in DECIMAL_MARKS else ".",
+        )
+
+    def _csv_units(self, decl: ast.UnitsDecl) -> tuple[list[dict], dict[str, str]] | None:
+        """Rows and column types of a units CSV, read with the declared column types."""
+        assert decl.source is not None
+        declared = {}
+        for column in decl.columns:
+            if column.name in declared:
+                self.error(f"column '{column.name}' is typed twice", column.pos)
+            declared[column.name] = column.type
+        try:
+            path = resolve_path(decl.source.value, self.study_dir)
+            types, rows = read_table(path, decl.source.value, declared, decimal=units_decimal(self, decl))
+        except DataError as exc:
+            self.error(str(exc), decl.source.pos)
+            return None
+        return rows, types
+
+    def _inline_units(self, decl: ast.UnitsDecl) -> tuple[list[dict], dict[str, str]] | None:
+        """Rows and column types of a table written in the study (`row product "A", price 2`):
+        every row must set the same fields once; types are inferred, then `columns` may
+        narrow them (e.g. a number to money). None when the rows do not agree."""
+        errors_before = len(self.problems)
+        rows = self._inline_rows(decl)
+        if len(self.problems) > errors_before:  # rows do not agree: the table is unusable
+            return None
+        columns = self._inline_column_types(decl, rows)
+        self._type_inline_columns(decl, rows, columns)
+        if len(self.problems) > errors_before:
+            return None
+        for row in rows:  # whole numbers as int, as a CSV's integer column reads
+            for name, coltype in columns.items():
+                if coltype == "integer":
+                    row[name] = int(row[name])
+        return rows, columns
+
+    def _inline_rows(self, decl: ast.UnitsDecl) -> list[dict]:
+        rows = []
+        first_fields = [n.name for n, _ in decl.rows[0]]
+        for index, row in enumerate(decl.rows, start=1):
+            names = [n.name for n, _ in row]
+            dupes = [n for n, c in Counter(names).items() if c > 1]
+            if dupes:
+                self.error(f"row {index} sets '{dupes[0]}' twice", row[0][0].pos)
+            elif sorted(names) != sorted(first_fields):
+                self.error(
+                    f"row {index} has fields {', '.join(names)} but row 1 has {', '.join(first_fields)}",
+                    row[0][0].pos,
+                )
+            rows.append({n.name: lit.value for n, lit in row})
+        return rows
+
+    def _inline_column_types(self, decl: ast.UnitsDecl, rows: list[dict]) -> dict[str, str]:
+        columns: dict[str, str] = {}
+        for name in (n.name for n, _ in decl.rows[0]):
+            values = [r.get(name) for r in rows]
+            if all(isinstance(v, str) for v in values):
+                columns[name] = "text"
+            elif all(isinstance(v, bool) for v in values):
+                columns[name] = "boolean"
+            elif all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+                columns[name] = "integer" if all(float(cast(float, v)).is_integer() for v in values) else "number"
+            else:
+                self.error(f"column '{name}' mixes text and numbers across rows", decl.pos)
+                columns[name] = "text"
+        return columns
+
+    def _type_inline_columns(self, decl: ast.UnitsDecl, rows: list[dict], columns: dict[str, str]) -> None:
+        """`columns price: money` types inline fields too, when their values fit the type."""
+        typed = set()
+        for column in decl.columns:
+            if column.name in typed:
+                self.error(f"column '{column.name}' is typed twice", column.pos)
+            typed.add(column.name)
+            if column.name not in columns:
+                self.error(f"no column '{column.name}' in the rows", column.pos, suggest(column.name, columns))
+            elif not _fits(columns[column.name], column.type, [r[column.name] for r in rows]):
+                self.error(f"column '{column.name}' holds {columns[column.name]} values; it cannot be {column.type}", column.pos)
+            else:
+                columns[column.name] = column.type
+
+    def _units_key(self, decl: ast.UnitsDecl, rows: list[dict], columns: dict[str, str]) -> str | None:
+        """The key column (declared, else the first), checked to exist and be unique."""
         key = decl.key.name if decl.key else next(iter(columns), None)
         if decl.key and key not in columns:
             self.error(f"key column '{key}' is not in the table", decl.key.pos, suggest(str(key), columns))
@@ -279,18 +323,7 @@ class Validator:
                 )
                 break
             seen[value] = index
-        if decl.source is None:
-            units_decimal(self, decl)  # (only a CSV has a decimal mark to declare)
-            inline_negative_money(self, decl, columns)
-        return spec.Units(
-            name=decl.name,
-            key=key,
-            columns=cast(dict[str, spec.ColumnType], columns),
-            rows=tuple(rows),
-            source=decl.source.value if decl.source else None,
-            money_formats=column_formats(self, decl),
-            decimal=decl.decimal.value if decl.decimal is not None and decl.decimal.value in DECIMAL_MARKS else ".",
-        )
+        return key
 
     # ------------------------------------------------------------------ personas
     def personas(self, units: spec.Units | None) -> dict[str, spec.Persona]:

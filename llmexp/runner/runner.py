@@ -109,6 +109,7 @@ def run_study(
     run store that cannot be written; everything that could be saved is saved.
     """
     check_arguments(study, concurrency, limit, max_cost)
+    n_workers = resolve_workers(workers)  # before a dry run too: it promises what a real run does
     retry = retry or RetryPolicy()
     selection = select_trials(study, trials, models, pilot_limit(pilot, limit))
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(selection.study)
@@ -122,7 +123,7 @@ def run_study(
     preflight([m for m in selection.model_names if m not in routed], _first_params(selection))
     batch_opts = batch_options(batch, _first_params(selection), routed) if batch else None
     scrub = _scrub_for(selection, router_config)
-    options = Options(limit, max_cost, int(concurrency), bool(use_cache), rpm, tpm, command, pilot=pilot, workers=resolve_workers(workers))
+    options = Options(limit, max_cost, int(concurrency), bool(use_cache), rpm, tpm, command, pilot=pilot, workers=n_workers)
     with _sigterm_as_interrupt():
         session = open_session(run_dir, selection, options, routed, router_config, scrub)
         end = _End(stats=Stats())

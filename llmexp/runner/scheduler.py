@@ -37,20 +37,14 @@ from llmexp.runner.limits import RateLimiter, Throttle
 from llmexp.runner.outcome import Outcome, build_row, cached_outcome, is_blank
 from llmexp.runner.queue import CallQueue
 from llmexp.runner.retry import DEADLINE_SLACK, EmptyAnswer, ModelStopped, RetryPolicy, classify, raw_body
+from llmexp.runner.transport import complete
 from llmexp.runner.writer import Writer
 from llmexp.schema import ResponseRow
 
 
 async def send(call: Call, router: Any = None) -> Any:
-    """The one place llmexp calls a model: `litellm.acompletion`, or for a model routed
-    over several deployments its litellm Router's `acompletion` (same arguments)."""
-    if router is not None:
-        complete = router.acompletion
-    else:
-        import litellm  # lazy: importing litellm takes seconds; reading a run never needs it
-
-        complete = litellm.acompletion
-    return await complete(model=call.target, messages=call.messages, **call.kwargs)
+    """A `Call` sent through `transport.complete` (the one place llmexp calls a model)."""
+    return await complete(call.target, call.messages, call.kwargs, router)
 
 
 @dataclass

@@ -264,10 +264,10 @@ def _reply_failure(key: int, exc: BaseException) -> tuple:
 
 
 async def _one(key: int, model: str, messages: list, kwargs: dict, out: Any) -> None:
-    import litellm  # already imported by _serve
+    from llmexp.runner.transport import complete  # the same call site as the run's own process
 
     try:
-        resp = await litellm.acompletion(model=model, messages=messages, **kwargs)
+        resp = await complete(model, messages, kwargs)
         msg = resp.choices[0].message
         fields = getattr(msg, "provider_specific_fields", None)
         usage = getattr(resp, "usage", None)

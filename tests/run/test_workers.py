@@ -161,6 +161,16 @@ def test_workers_argument():
     assert str(err.value) == "--workers must be 0 (one per core) or more, not -2"
 
 
+def test_a_dry_run_refuses_the_workers_a_real_run_refuses(tmp_path):
+    """A dry run promises what the real run will do, so it checks --workers too (it used to
+    print a plan for `--workers -1`)."""
+    study, trials = workload(5, params={"api_base": "http://127.0.0.1:9/v1", "api_key": "sk-fake"})
+    with pytest.raises(RunError, match="--workers must be 0"):
+        run_study(study, trials, run_dir=tmp_path / "r", dry_run=True, workers=-1, progress=False)
+    assert run_study(study, trials, run_dir=tmp_path / "r", dry_run=True, workers=2, progress=False).pending == 5
+    assert not (tmp_path / "r").exists()
+
+
 def test_a_worker_that_cannot_start_is_one_clear_error(monkeypatch):
     monkeypatch.setattr(sys, "executable", "/bin/false")  # exits at once, says nothing
 
