@@ -133,17 +133,33 @@ def test_an_unregistered_mode_is_unknown_again():
         modes.get("pairwise")
 
 
+def mode_name_literals(source: str, names: set[str]) -> list[int]:
+    """Lines of `source` holding a string literal that is exactly a mode's name (the
+    treatment assignment keyword `within` on an `assignment` line is not the mode)."""
+    lines = source.splitlines()
+    return sorted(
+        node.lineno
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Constant) and node.value in names and "assignment" not in lines[node.lineno - 1].lower()
+    )
+
+
 def test_no_module_outside_the_modes_package_names_a_mode():
     names = set(modes.names())
     found = []
     for path in sorted(PACKAGE.rglob("*.py")):
         relative = path.relative_to(PACKAGE).as_posix()
-        if relative.startswith(("modes/", "cli/")):  # cli: help text may name modes
+        if relative.startswith("modes/"):  # (help text naming a mode is a longer string, not the bare name)
             continue
-        lines = path.read_text(encoding="utf-8").splitlines()
-        for node in ast.walk(ast.parse("\n".join(lines), str(path))):
-            if isinstance(node, ast.Constant) and node.value in names:
-                if "assignment" in lines[node.lineno - 1].lower():
-                    continue  # the treatment assignment keyword `within`, not the mode
-                found.append(f"llmexp/{relative}:{node.lineno}: {node.value!r}")
+        found += [f"llmexp/{relative}:{line}" for line in mode_name_literals(path.read_text(encoding="utf-8"), names)]
     assert not found, "mode names compared outside llmexp/modes/ (ask llmexp.modes.get(name).<capability>):\n" + "\n".join(found)
+
+
+def test_the_scan_sees_a_mode_tested_by_name():
+    """Guards against a vacuous pass: the code the issue found (`mode in ("within", "aggregate")`)
+    is caught; help text naming a mode and the assignment keyword are not."""
+    names = set(modes.names())
+    caught = 'def f(mode):\n    return mode in ("within", "aggregate")\n'
+    assert mode_name_literals(caught, names) == [2, 2]
+    fine = 'HELP = "blind: nothing but the product"\nASSIGNMENT = ("assignment", "within")\n'
+    assert mode_name_literals(fine, names) == []
