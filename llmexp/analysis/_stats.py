@@ -120,8 +120,21 @@ def fit_kwargs(groups: np.ndarray | None) -> dict:
     return {"cov_type": "cluster", "cov_kwds": {"groups": groups}, "use_t": True}
 
 
+# a variable whose centred values are this small next to its mean is constant up to rounding
+# (scipy.stats.pearsonr's own "nearly constant" rule): its correlation is rounding noise
+NEAR_CONSTANT = float(np.finfo(float).eps ** 0.75)
+
+
+def nearly_constant(centred_norm: float, mean: float) -> bool:
+    """Whether a variable with this norm of centred values and this mean does not vary
+    (exactly, or up to floating-point rounding of its mean)."""
+    return not centred_norm > NEAR_CONSTANT * abs(mean)
+
+
 def safe_corr(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    if len(x) < 3 or np.std(x) == 0 or np.std(y) == 0:
+    """Pearson r and its two-sided p; both missing (nan) with fewer than 3 pairs or when
+    either variable does not vary, not a correlation of rounding errors with p = 1."""
+    if len(x) < 3 or any(nearly_constant(float(np.linalg.norm(a - a.mean())), float(a.mean())) for a in (x, y)):
         return float("nan"), float("nan")
     from scipy import stats  # lazy: see the module docstring
 

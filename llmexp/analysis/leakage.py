@@ -42,7 +42,7 @@ import pandas as pd
 
 from llmexp import modes
 from llmexp.analysis._honest import interval, reason_text
-from llmexp.analysis._stats import choose_cluster, safe_corr
+from llmexp.analysis._stats import choose_cluster, nearly_constant, safe_corr
 from llmexp.analysis._wild import missing, wild_test
 from llmexp.analysis.base import Analysis, Context, register
 from llmexp.analysis.grouped import is_cells, n_obs
@@ -220,7 +220,7 @@ def _cell_corr(x: np.ndarray, v: np.ndarray, v_m2: np.ndarray, n: np.ndarray) ->
     mx, mv = float(n @ x) / total, float(n @ v) / total
     sxx = float(n @ (x - mx) ** 2)
     svv = float(v_m2.sum() + n @ (v - mv) ** 2)
-    if total < 3 or sxx <= 0 or svv <= 0:
+    if total < 3 or nearly_constant(np.sqrt(sxx), mx) or nearly_constant(np.sqrt(svv), mv):
         return float("nan"), float("nan")
     r = float(np.clip(n @ ((x - mx) * (v - mv)) / np.sqrt(sxx * svv), -1.0, 1.0))
     ab = total / 2 - 1

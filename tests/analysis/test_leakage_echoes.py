@@ -7,11 +7,15 @@ normalised price level 0..2, shown price = regular_u * x. The population leakage
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
-from llmexp.analysis.leakage import index_variants, is_echo
+from llmexp.analysis._stats import safe_corr
+from llmexp.analysis.leakage import _cell_corr, index_variants, is_echo
 
 LEVELS = np.round(np.arange(0.2, 2.01, 0.2), 1)
 
@@ -92,3 +96,31 @@ def test_missing_estimates_are_never_flagged():
     one_level = one_level[one_level["level"] == 1.0]
     r = _run(one_level)
     assert not r["flagged"] and np.isnan(r["leakage_index"])
+
+
+def test_answers_that_do_not_vary_have_no_correlation():
+    """Identical answers at every level: their normalised values differ only by rounding, and
+    the correlation used to be reported as r = -6e-17 with p = 1.0 (scipy warned that the
+    input was nearly constant). Now it is missing, on answer rows and on cells, silently."""
+    flat = _probes(0, 6, 0.0, noise=0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        r = _run(flat)
+        cells = flat.groupby(["level", "unit_id"])["v_norm"].agg(["mean", "count", "var"]).reset_index()
+        m2 = (cells["var"].fillna(0) * (cells["count"] - 1)).to_numpy(float)
+        cell_r = _cell_corr(cells["level"].to_numpy(float), cells["mean"].to_numpy(float), m2, cells["count"].to_numpy(float))
+    assert np.isnan(r["correlation"]) and np.isnan(r["correlation_p"])
+    assert np.isnan(cell_r[0]) and np.isnan(cell_r[1])
+
+
+def test_safe_corr_is_scipys_pearson_r_where_it_is_defined():
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=50)
+    y = 0.3 * x + rng.normal(size=50)
+    assert safe_corr(x, y) == pytest.approx(tuple(stats.pearsonr(x, y)), rel=1e-12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert np.isnan(safe_corr(x, np.full(50, 7.0))).all()  # constant
+        assert np.isnan(safe_corr(x, 1.0 + 1e-15 * rng.normal(size=50))).all()  # constant up to rounding
+        assert np.isnan(safe_corr(x[:2], y[:2])).all()  # too few pairs
+        assert not np.isnan(safe_corr(x, 1.0 + 1e-6 * y)).any()  # small but real variation counts
