@@ -30,6 +30,12 @@ def text_int(text: str) -> int:
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big")
 
 
+def text_hash(text: str, length: int = 16) -> str:
+    """The first `length` hex digits of the SHA-256 of `text`: every id llmexp derives from
+    content (trial ids, cache keys, study hashes, stored trial rows) is one of these."""
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
 def short_hash(obj: Any) -> str:
     """A 16-hex-digit id of any JSON-able value (trial ids, cache keys)."""
-    return hashlib.sha256(canonical(obj).encode()).hexdigest()[:16]
+    return text_hash(canonical(obj))

@@ -7,15 +7,13 @@ diffed and a run can record exactly what it ran.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
-from llmexp.seeding import canonical  # noqa: F401  (re-exported: many callers import it from here)
+from llmexp.seeding import canonical, text_hash  # noqa: F401  (canonical re-exported: many callers import it from here)
 
 ColumnType = Literal["text", "number", "integer", "money", "boolean"]
 AnswerType = str  # a registered answer type name (llmexp.answers); the language checks it against the registry
@@ -307,10 +305,10 @@ class Study(Frozen):
     def to_json(self) -> str:
         """Canonical JSON (sorted keys): what the study hash is taken over."""
         data = self.model_dump(mode="json", exclude={"source_file"})
-        return json.dumps(data, sort_keys=True, separators=(",", ":"))
+        return canonical(data)
 
     def hash(self) -> str:
-        return hashlib.sha256(self.to_json().encode()).hexdigest()[:16]
+        return text_hash(self.to_json())
 
     # the study as a value you print and compare (DeclareDesign's design objects)
     def __repr__(self) -> str:

@@ -47,6 +47,7 @@ from llmexp.diagnose.estimators import (
 from llmexp.diagnose.respondent import draw_answers, observation_frame, respondent_params
 from llmexp.providers.respondent import loads
 from llmexp.runner import run_study
+from llmexp.runner.results import RunPlan
 from llmexp.seeding import text_int
 
 MAX_CELLS = 4_000_000  # rows x sims held in memory at once
@@ -144,6 +145,7 @@ def dry_run_estimate(study, trials):
     with tempfile.TemporaryDirectory() as tmp:
         plan = run_study(study, trials=trials, run_dir=Path(tmp) / "never-created", dry_run=True,
                          progress=False)
+    assert isinstance(plan, RunPlan)  # dry_run=True returns the plan
     return plan.estimate
 
 

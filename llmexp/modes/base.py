@@ -21,7 +21,7 @@ from llmexp import expr as ex
 from llmexp.errors import LlmexpError
 from llmexp.fields import Namespace
 from llmexp.seeding import canonical, short_hash, stable_int
-from llmexp.spec import AnswerSpec, Design, ModelSpec, Outcome, Study
+from llmexp.spec import AnswerSpec, Check, Design, ModelSpec, Outcome, Study
 from llmexp.templates import render
 
 MODES: dict[str, type[Mode]] = {}  # name -> mode class; the one list of modes
@@ -563,7 +563,8 @@ class BetweenMode(Mode):
                 messages = self.outcome_messages(unit, condition, conditions, pinned, persona_text, question)
             else:
                 messages = self.followup_messages(unit, condition, pinned, question)
-            answer = self.answer_json(question.answer, expect=question.expect) if is_check else self.answer_json(question.answer)
+            expect = question.expect if isinstance(question, Check) else None
+            answer = self.answer_json(question.answer, expect=expect) if expect is not None else self.answer_json(question.answer)
             row = self.row(
                 model, replicate, "check" if is_check else "outcome", name, unit, persona_id, persona,
                 [condition], pinned, answer, messages, draw=draw_index, follows=follows,

@@ -108,7 +108,7 @@ class RunResults:
     def __init__(self, run_dir: Path | str, manifest: dict | None = None):
         self.run_dir = Path(run_dir)
         self.manifest = manifest if manifest is not None else read_manifest(self.run_dir)
-        self._study = None
+        self._study: Any = None  # the manifest's Study, validated on first use
         self.stopped: dict = {}
         self.budget_stop: str | None = None
         self.stats: Any = None  # the session's scheduler Stats, on the results run_study returns

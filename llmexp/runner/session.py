@@ -14,8 +14,6 @@ manifest that cannot be written (a full disk): the store is the record.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import re
 import sqlite3
@@ -37,10 +35,11 @@ from llmexp.runner.results import ARCHIVE_TABLE
 from llmexp.runner.router import describe as describe_router
 from llmexp.runner.status import RunStatus, judge
 from llmexp.runner.store import MANIFEST, STORE, RunStore, now_iso, package_versions, read_manifest, write_manifest
+from llmexp.seeding import short_hash
 
 
 def _hash(data: dict) -> str:
-    return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
+    return short_hash(data)
 
 
 def run_hash(study: Any) -> str:

@@ -23,7 +23,6 @@ No API key is ever written: params whose name looks like a secret are replaced b
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import sqlite3
@@ -35,6 +34,7 @@ from typing import Any
 from llmexp.errors import RunError
 from llmexp.runner.redaction import redact
 from llmexp.schema import ADDED_TRIAL_COLUMNS, RESPONSE_STORE_COLUMNS, TRIAL_COLUMNS, ResponseRow, create_table_sql
+from llmexp.seeding import canonical, text_hash
 
 MANIFEST = "manifest.json"
 STORE = "store.sqlite"
@@ -116,8 +116,8 @@ class RunStore:
         data = []
         for row in rows:
             stored = {k: row.get(k) for k in TRIAL_COLUMNS if not (k in ADDED_TRIAL_COLUMNS and row.get(k) is None)}
-            text = json.dumps(stored, sort_keys=True, separators=(",", ":"), default=str)
-            key = hashlib.sha256(text.encode()).hexdigest()[:32]
+            text = canonical(stored)
+            key = text_hash(text, 32)
             data.append((key, row["trial_id"], row.get("design"), row.get("model"), text))
         return write_many(self.conn, "INSERT OR IGNORE INTO trials(row_key, trial_id, design, model, row) VALUES (?,?,?,?,?)", data)
 
