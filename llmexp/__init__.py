@@ -35,19 +35,23 @@ def check(path):
     """Parse and validate a `.study` file: (study, warnings); raises `StudyError` with every error.
 
     The composition root of validation: it hands the language layer the analysis catalogue
-    (`llmexp.lang` never imports the analyses itself)."""
+    and the providers' `custom_params` capability (`llmexp.lang` never imports the analyses
+    nor the providers itself)."""
+    from llmexp import providers
     from llmexp.analysis import catalogue
     from llmexp.lang import check_study
 
-    return check_study(path, analyses=catalogue())
+    return check_study(path, analyses=catalogue(), custom_params=lambda m: providers.for_model(m).custom_params)
 
 
 def check_text(text, filename="<study>"):
     """Like `check` for study text in memory (paths resolve from the current folder)."""
+    from llmexp import providers
     from llmexp.analysis import catalogue
     from llmexp.lang import check_text as check_lang_text
 
-    return check_lang_text(text, filename, analyses=catalogue())
+    return check_lang_text(text, filename, analyses=catalogue(),
+                           custom_params=lambda m: providers.for_model(m).custom_params)
 
 
 def compile(study, **kwargs):  # noqa: A001 - mirrors the CLI verb

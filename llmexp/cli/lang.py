@@ -17,12 +17,14 @@ err_console = Console(stderr=True, highlight=False)
 
 
 def check_file(file: Path) -> tuple[Study, list[Problem]]:
-    """(study, warnings) of a study file, validated against every registered analysis: the
-    CLI is a composition root, so it hands the language layer the analysis catalogue."""
+    """(study, warnings) of a study file, validated against every registered analysis and
+    the providers' `custom_params`: the CLI is a composition root, so it hands the language
+    layer the analysis catalogue and that capability."""
+    from llmexp import providers
     from llmexp.analysis import catalogue
     from llmexp.lang import check_study
 
-    return check_study(file, analyses=catalogue())
+    return check_study(file, analyses=catalogue(), custom_params=lambda m: providers.for_model(m).custom_params)
 
 
 def print_problems(problems: list[Problem]) -> None:

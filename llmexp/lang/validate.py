@@ -21,7 +21,7 @@ from llmexp import expr as ex
 from llmexp.data import read_table, resolve_path
 from llmexp.errors import DataError, Problem, StudyError
 from llmexp.fields import Namespace
-from llmexp.lang import AnalysisCatalogue, ast, endpoints
+from llmexp.lang import AnalysisCatalogue, CustomParams, ast, endpoints, no_custom_params
 from llmexp.lang import levels as level_checks
 from llmexp.lang.baseline import check_baseline_cells
 from llmexp.lang.baseline_kinds import check_effect_rows, check_options, effect_comparisons
@@ -58,9 +58,10 @@ def suggest(name: str, options) -> str | None:
 
 
 class Validator:
-    def __init__(self, tree: ast.StudyFile, analyses: AnalysisCatalogue):
+    def __init__(self, tree: ast.StudyFile, analyses: AnalysisCatalogue, custom_params: CustomParams = no_custom_params):
         self.tree = tree
         self.catalogue = analyses  # analysis name -> rule, from the caller (see llmexp.lang)
+        self.custom_params = custom_params  # model name -> takes params beyond litellm's (idem)
         self.file = tree.path
         self.study_dir = Path(tree.path).resolve().parent if tree.path and tree.path != "<study>" else Path.cwd()
         self.problems: list[Problem] = []
@@ -793,7 +794,7 @@ class Validator:
                 self.error("model name is empty", decl.name.pos)
                 continue
             params, rpm, tpm = {}, None, None
-            synthetic = name.startswith("synthetic/")
+            custom = self.custom_params(name)  # its provider takes params beyond litellm's
             for pname, literal in decl.params:
                 if pname.name.lower() in SECRET_PARAMS:
                     self.error(
@@ -803,7 +804,7 @@ class Validator:
                     continue
                 if pname.name in params:
                     self.error(f"model parameter '{pname.name}' is given twice", pname.pos)
-                if pname.name not in KNOWN_PARAMS and not synthetic:
+                if pname.name not in KNOWN_PARAMS and not custom:
                     self.error(
                         f"unknown model parameter '{pname.name}'",
                         pname.pos,
@@ -998,12 +999,13 @@ def _same(a, b) -> bool:
     return str(a) == str(b)
 
 
-def validate(tree: ast.StudyFile, *, analyses: AnalysisCatalogue) -> tuple[spec.Study, list[Problem]]:
+def validate(tree: ast.StudyFile, *, analyses: AnalysisCatalogue,
+             custom_params: CustomParams = no_custom_params) -> tuple[spec.Study, list[Problem]]:
     """Validate an AST; returns (study, warnings) or raises StudyError with every problem.
 
     `analyses` is the catalogue the ``analyze`` names are checked against (required: see
     `llmexp.lang.check_study`)."""
-    study, problems = Validator(tree, analyses).build()
+    study, problems = Validator(tree, analyses, custom_params).build()
     # In file order (statements are checked stage by stage, not top to bottom).
     problems = sorted(problems, key=lambda p: (p.line is None, p.line or 0, p.column or 0))
     errors = [p for p in problems if p.severity == "error"]

@@ -14,8 +14,17 @@ Any other litellm model string (`openai/...`, `anthropic/...`, openai-compatible
 `api_base`) is handled by litellm itself and gets the defaults (`LitellmModel`). Callers ask
 `for_model(name).<capability>`; they never test model-name prefixes. The
 metadata/probability contract shared by the custom providers is documented in `base.py`.
-Every module of this package is imported here, so a new provider is a new module (or
+Every public module of this package is imported here, so a new provider is a new module (or
 package) with a `@register`ed `Provider` subclass.
+
+Importing this package does not import litellm (which takes seconds): declaring providers and
+asking their capabilities (`for_model(name).free`, `.custom_params`, ...) is cheap, so
+`llmexp check` and the cost estimate of free models never load it. Hence a provider module
+declares its `Provider` without importing litellm at its top; the litellm `CustomLLM` handler
+class lives in a private module (`_name.py`, skipped here) that its `handler()` imports (see
+`synthetic.py` / `_synthetic.py`). litellm is imported by `ensure_registered()`, by the first
+`handler()`, and by the litellm-dependent names re-exported here on first use
+(`LlmexpProvider`, `ProviderError`, `make_response`, `register_provider`: `_litellm.py`).
 """
 
 from __future__ import annotations
@@ -23,18 +32,15 @@ from __future__ import annotations
 import importlib
 import os
 import pkgutil
+from typing import TYPE_CHECKING, Any
 
 # litellm fetches its price table from GitHub at import unless told otherwise; we work
 # offline with the bundled copy.
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 from llmexp.providers.base import (  # noqa: E402
-    LlmexpProvider,
-    ProviderError,
     Reply,
     extract_probs,
-    make_response,
-    register_provider,
     trial_from_kwargs,
 )
 from llmexp.providers.registry import (  # noqa: E402
@@ -46,6 +52,9 @@ from llmexp.providers.registry import (  # noqa: E402
     register,
     unregister,
 )
+
+if TYPE_CHECKING:  # litellm-dependent (`_litellm.py`): imported on first use, `__getattr__`
+    from llmexp.providers._litellm import LlmexpProvider, ProviderError, make_response, register_provider
 
 __all__ = [
     "PROVIDERS",
@@ -65,10 +74,24 @@ __all__ = [
 ]
 
 
+_LITELLM_NAMES = frozenset({"LlmexpProvider", "ProviderError", "make_response", "register_provider"})
+
+
+def __getattr__(name: str) -> Any:
+    """The litellm-dependent names (`_litellm.py`), imported on first use."""
+    if name in _LITELLM_NAMES:
+        from llmexp.providers import _litellm
+
+        return getattr(_litellm, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def _load_providers() -> None:
-    """Imports every module of the package (each provider registers itself)."""
+    """Imports every public module of the package (each provider registers itself); private
+    modules (`_name.py`: litellm handlers) are left to the `handler()` that needs them."""
     for info in pkgutil.iter_modules(__path__):
-        importlib.import_module(f"{__name__}.{info.name}")
+        if not info.name.startswith("_"):
+            importlib.import_module(f"{__name__}.{info.name}")
 
 
 _load_providers()

@@ -55,19 +55,26 @@ is treated as transient and retried.
 Subclass `LlmexpProvider` and implement `answer(...)` to get both the sync and async
 litellm entry points; set `blocking = True` when `answer` is CPU-heavy so the async path
 runs it in a worker thread (one at a time per provider instance).
+
+This module does not import litellm (importing litellm takes seconds, and `llmexp check`
+or a provider's declared capabilities need none of it): `LlmexpProvider`, `ProviderError`,
+`make_response`, `set_probs` and `register_provider` live in `_litellm.py` and are imported
+from here on first use.
 """
 
 from __future__ import annotations
 
-import asyncio
-import threading
-import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import litellm
-from litellm import CustomLLM, ModelResponse
-from litellm.llms.custom_llm import CustomLLMError
+if TYPE_CHECKING:  # the litellm-dependent half (`_litellm.py`), imported on first use
+    from llmexp.providers._litellm import (  # noqa: F401 - re-exported (`__getattr__`)
+        LlmexpProvider,
+        ProviderError,
+        make_response,
+        register_provider,
+        set_probs,
+    )
 
 TRIAL_KEY = "llmexp_trial"
 PARAMS_KEY = "llmexp_params"
@@ -94,9 +101,6 @@ STANDARD_PARAMS = frozenset(
         "top_k",
     }
 )
-
-ProviderError = CustomLLMError  # raise ProviderError(status_code, message)
-
 
 def _metadata(kwargs: dict) -> dict:
     lp = kwargs.get("litellm_params") or {}
@@ -162,19 +166,6 @@ def seed_from_kwargs(kwargs: dict) -> int:
         return 0
 
 
-def set_probs(response: ModelResponse, probs: dict | None, prob_mass: float | None) -> None:
-    """Attach label probabilities to a response (custom providers call this)."""
-    if probs is None:
-        return
-    msg = response.choices[0].message
-    fields = dict(getattr(msg, "provider_specific_fields", None) or {})
-    fields[PROBS_FIELD] = {
-        "probs": {str(k): float(v) for k, v in probs.items()},
-        "prob_mass": None if prob_mass is None else float(prob_mass),
-    }
-    msg.provider_specific_fields = fields
-
-
 def extract_probs(response: Any) -> tuple[dict | None, float | None]:
     """(probs, prob_mass) a custom provider attached, or (None, None)."""
     try:
@@ -187,36 +178,6 @@ def extract_probs(response: Any) -> tuple[dict | None, float | None]:
         return None, None
     mass = data.get("prob_mass")
     return dict(data["probs"]), (None if mass is None else float(mass))
-
-
-def make_response(
-    model: str,
-    text: str,
-    prompt_tokens: int = 0,
-    completion_tokens: int = 0,
-    probs: dict | None = None,
-    prob_mass: float | None = None,
-    finish_reason: str = "stop",
-) -> ModelResponse:
-    """A complete litellm ModelResponse with usage and optional label probabilities."""
-    response = ModelResponse(
-        choices=[
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": text},
-                "finish_reason": finish_reason,
-            }
-        ],
-        model=model,
-        usage={
-            "prompt_tokens": int(prompt_tokens),
-            "completion_tokens": int(completion_tokens),
-            "total_tokens": int(prompt_tokens) + int(completion_tokens),
-        },
-        created=int(time.time()),
-    )
-    set_probs(response, probs, prob_mass)
-    return response
 
 
 def approx_tokens(text: str) -> int:
@@ -235,60 +196,13 @@ class Reply:
     completion_tokens: int | None = None
 
 
-class LlmexpProvider(CustomLLM):
-    """Base for llmexp's custom providers: implement `answer`, get litellm's entry points.
-
-    `model` passed to `answer` is the part after the provider prefix (e.g. "gemma3-270m").
-    """
-
-    blocking = False  # True: run `answer` in a worker thread from the async path
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._lock = threading.Lock()
-
-    def answer(self, model: str, messages: list, trial: dict | None, params: dict, seed: int) -> Reply:
-        raise NotImplementedError
-
-    def _respond(self, model: str, messages: list, kwargs: dict) -> ModelResponse:
-        trial = trial_from_kwargs(kwargs)
-        params = params_from_kwargs(kwargs)
-        seed = seed_from_kwargs(kwargs)
-        if self.blocking:
-            with self._lock:
-                reply = self.answer(model, messages, trial, params, seed)
-        else:
-            reply = self.answer(model, messages, trial, params, seed)
-        prompt_tokens = reply.prompt_tokens
-        if prompt_tokens is None:
-            prompt_tokens = sum(approx_tokens(str(m.get("content", ""))) for m in messages)
-        completion_tokens = reply.completion_tokens
-        if completion_tokens is None:
-            completion_tokens = approx_tokens(reply.text)
-        return make_response(
-            model, reply.text, prompt_tokens, completion_tokens, reply.probs, reply.prob_mass
-        )
-
-    def completion(self, model: str, messages: list, *args: Any, **kwargs: Any) -> ModelResponse:
-        return self._respond(model, messages, kwargs)
-
-    async def acompletion(self, model: str, messages: list, *args: Any, **kwargs: Any) -> ModelResponse:
-        if self.blocking:
-            return await asyncio.to_thread(self._respond, model, messages, kwargs)
-        return self._respond(model, messages, kwargs)
+_LITELLM_NAMES = frozenset({"LlmexpProvider", "ProviderError", "make_response", "register_provider", "set_probs"})
 
 
-def register_provider(name: str, handler: CustomLLM) -> None:
-    """Register (or replace) the custom litellm provider `name`; idempotent.
+def __getattr__(name: str) -> Any:
+    """The litellm-dependent names (`_litellm.py`), imported on first use."""
+    if name in _LITELLM_NAMES:
+        from llmexp.providers import _litellm
 
-    `litellm.acompletion(model=f"{name}/...")` then reaches `handler`.
-    """
-    entries = [e for e in litellm.custom_provider_map if e.get("provider") != name]
-    entries.append({"provider": name, "custom_handler": handler})
-    litellm.custom_provider_map = entries
-    try:  # make the provider known right away (litellm also does this lazily per call)
-        from litellm.utils import custom_llm_setup  # litellm internals: may move, hence the guard
-
-        custom_llm_setup()
-    except Exception:  # pragma: no cover - defensive: litellm internals may move
-        pass
+        return getattr(_litellm, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

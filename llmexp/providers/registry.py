@@ -30,17 +30,16 @@ capability                 meaning
 ``batch_api(model, kw)``   its provider batch API (`batching.py`) or why it has none
 =========================  ============================================================
 
-`ensure_registered()` registers every provider's litellm handler once per process.
+`ensure_registered()` registers every provider's litellm handler once per process. This
+module does not import litellm: declaring a provider and asking its capabilities
+(`for_model`) is cheap; litellm is imported by `ensure_registered` / `register_handler`, and a
+provider's handler class by its `handler()`.
 """
 
 from __future__ import annotations
 
 import threading
 from typing import Any, ClassVar, TypeVar
-
-import litellm
-
-from llmexp.providers.base import register_provider
 
 __all__ = ["Provider", "LitellmModel", "PROVIDERS", "register", "unregister", "for_model", "ensure_registered"]
 
@@ -104,7 +103,10 @@ class Provider:
 
     @classmethod
     def handler(cls) -> Any:
-        """The litellm `CustomLLM` that answers this provider's calls (None: litellm's own)."""
+        """The litellm `CustomLLM` that answers this provider's calls (None: litellm's own).
+
+        Import the handler's class here (from a private module, `_name.py`), not at the top
+        of the provider's module, so that declaring the provider imports no litellm."""
         return None
 
     @classmethod
@@ -112,6 +114,8 @@ class Provider:
         """Register `handler()` with litellm under `litellm_provider` (idempotent)."""
         handler = cls.handler()
         if handler is not None:
+            from llmexp.providers._litellm import register_provider
+
             register_provider(cls.litellm_provider, handler)
 
 
@@ -158,6 +162,8 @@ def ensure_registered() -> None:
     with _lock:
         if _registered:
             return
+        import litellm
+
         litellm.suppress_debug_info = True
         for cls in PROVIDERS.values():
             cls.register_handler()

@@ -2,9 +2,10 @@
 
 THIS IS NOT A LANGUAGE MODEL AND ITS OUTPUT IS NOT EVIDENCE ABOUT LLMs. The respondent's
 model (params, outcome probability, leakage, focalism, draws) is `respondent.py`; this
-module answers one trial at a time with it (`SyntheticRespondent`) and declares what the
-runner may assume (`SyntheticModel`: offline, free, never cached since it is free and
-deterministic already, reads the structured trial).
+module declares what the runner may assume (`SyntheticModel`: offline, free, never cached
+since it is free and deterministic already, reads the structured trial, takes custom params);
+its litellm handler, answering one trial at a time with the model (`SyntheticRespondent`),
+is in `_synthetic.py`, imported on first use (declaring the provider imports no litellm).
 
 litellm already has a provider named "synthetic" (an OpenAI-compatible API), so the
 respondent is registered as `llmexp-synthetic` and `synthetic/x` is sent as
@@ -13,8 +14,8 @@ respondent is registered as `llmexp-synthetic` and `synthetic/x` is sent as
 
 from __future__ import annotations
 
-from llmexp.providers import respondent
-from llmexp.providers.base import LlmexpProvider, Reply
+from typing import TYPE_CHECKING, Any
+
 from llmexp.providers.registry import Provider, register
 from llmexp.providers.respondent import DEFAULTS, normalized_level, outcome_probability, probe_value
 
@@ -27,24 +28,8 @@ __all__ = [
     "DEFAULTS",
 ]
 
-
-class SyntheticRespondent(LlmexpProvider):
-    """The `synthetic/...` provider (see the module docstring; NOT evidence about LLMs)."""
-
-    blocking = False
-
-    def answer(self, model: str, messages: list, trial: dict | None, params: dict, seed: int) -> Reply:
-        if trial is None:  # called outside the runner: there is no structure to read
-            return Reply(text="", prompt_tokens=0, completion_tokens=0)
-        text, probs = respondent.answer(trial, params, seed, model)
-        prompt_tokens = sum(max(1, len(str(m.get("content", ""))) // 4) for m in messages)
-        return Reply(
-            text=text,
-            probs=probs,
-            prob_mass=1.0 if probs else None,
-            prompt_tokens=prompt_tokens,
-            completion_tokens=max(1, len(text) // 4),
-        )
+if TYPE_CHECKING:
+    from llmexp.providers._synthetic import SyntheticRespondent
 
 
 @register
@@ -61,5 +46,16 @@ class SyntheticModel(Provider):
     custom_params = True
 
     @classmethod
-    def handler(cls) -> LlmexpProvider:
+    def handler(cls) -> SyntheticRespondent:
+        from llmexp.providers._synthetic import SyntheticRespondent
+
         return SyntheticRespondent()
+
+
+def __getattr__(name: str) -> Any:
+    """`SyntheticRespondent`, the litellm handler (`_synthetic.py`), imported on first use."""
+    if name == "SyntheticRespondent":
+        from llmexp.providers._synthetic import SyntheticRespondent
+
+        return SyntheticRespondent
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -4,7 +4,9 @@
 `litellm.token_counter` on a sample of each model's trials (scaled by characters to all of
 them; chars/4 when no tokenizer is available) and every call is assumed to use its whole
 `max_tokens` (DEFAULT_COMPLETION_TOKENS when the study sets none), so the estimate is an
-upper bound for the completion side. Local (`llmexp/`) and `synthetic/` models cost 0.
+upper bound for the completion side. Models whose provider declares itself `free`
+(`llmexp.providers.for_model(model).free`: the local `llmexp/` and the `synthetic/` models)
+cost 0 and are never looked up in litellm (asking a provider imports no litellm).
 Models missing from the price table are reported as unpriced (cost 0, flagged) unless the
 study gives `input_cost_per_token` / `output_cost_per_token` params.
 """
@@ -22,7 +24,13 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 DEFAULT_COMPLETION_TOKENS = 256
 SAMPLE_PER_MODEL = 200
-FREE_PREFIXES = ("llmexp/", "synthetic/")
+
+
+def is_free(model: str) -> bool:
+    """Whether calls to `model` cost nothing, as its provider declares (`free`)."""
+    from llmexp import providers
+
+    return providers.for_model(model).free
 
 
 @dataclass(frozen=True)
@@ -57,9 +65,9 @@ def _table_price(model: str) -> tuple[float, float] | None:
 
 
 def model_price(model: str, params: Mapping | None = None) -> Price:
-    """Per-token price of `model` (0 for local and synthetic models)."""
+    """Per-token price of `model` (0 for a model whose provider declares it `free`)."""
     params = params or {}
-    if model.startswith(FREE_PREFIXES):
+    if is_free(model):
         return Price(0.0, 0.0, True)
     p_in = _param_float(params, "input_cost_per_token")
     p_out = _param_float(params, "output_cost_per_token")
@@ -108,7 +116,7 @@ def chars_of(messages: Any) -> int:
 
 def count_prompt_tokens(model: str, messages: list) -> int:
     """Prompt tokens by litellm's tokenizer for `model`, chars/4 when that fails."""
-    if not model.startswith(FREE_PREFIXES):
+    if not is_free(model):
         try:
             import litellm
 
@@ -192,7 +200,7 @@ def estimate_cost(study: Any, trials: Any, params_by_model: Mapping[str, Mapping
         price = model_price(model, params)
         completion = completion_budget(params)
         total_chars = sum(chars_of(_loads(r.get("messages"))) for r in rows)
-        if model.startswith(FREE_PREFIXES):
+        if is_free(model):
             prompt_tokens = max(len(rows), total_chars // 4)
         else:
             step = max(1, len(rows) // SAMPLE_PER_MODEL)

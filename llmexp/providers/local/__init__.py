@@ -29,11 +29,15 @@ The chat messages are rendered as plain text ending where the answer starts
 
 Modules: `engine` (llama.cpp loading, KV prefix reuse), `scoring` (log-prob label scoring),
 `grammar` (the number grammar), `sampling` (seeded draws, per-condition lines), `prompt`
-(prompt text, options, seeds), `model` (`LocalModel`, the public API), `provider` (the
-litellm provider and its declared capabilities, `EmbeddedModel`), `gemma` (the weights).
+(prompt text, options, seeds), `model` (`LocalModel`, the public API), `provider` (`respond`
+and the declared capabilities, `EmbeddedModel`), `_handler` (the litellm provider
+`LocalProvider`, imported on first use: importing this package imports no litellm), `gemma`
+(the weights).
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from llmexp.providers.local import gemma
 from llmexp.providers.local.engine import default_threads
@@ -46,12 +50,12 @@ from llmexp.providers.local.provider import (
     MODELS,
     PROVIDER,
     EmbeddedModel,
-    LocalProvider,
-    MissingLocal,
-    get_provider,
     respond,
     unavailable_reason,
 )
+
+if TYPE_CHECKING:  # the litellm handler (`_handler.py`), imported on first use (`__getattr__`)
+    from llmexp.providers.local._handler import LocalProvider, MissingLocal, get_provider
 
 __all__ = [
     "ANSWER_CUE",
@@ -79,3 +83,15 @@ __all__ = [
 def register() -> None:
     """Register `llmexp/...` with litellm (idempotent; loads nothing until the first call)."""
     EmbeddedModel.register_handler()
+
+
+_HANDLER_NAMES = frozenset({"LocalProvider", "MissingLocal", "get_provider"})
+
+
+def __getattr__(name: str) -> Any:
+    """The litellm handler's names (`_handler.py`), imported on first use."""
+    if name in _HANDLER_NAMES:
+        from llmexp.providers.local import _handler
+
+        return getattr(_handler, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -28,6 +28,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
+from typing import BinaryIO
 
 from llmexp.errors import RunError
 
@@ -124,26 +125,29 @@ class _FileLock:
 
     def __init__(self, path: Path):
         self.path = path
-        self._fh = None
+        self._fh: BinaryIO | None = None
 
     def __enter__(self):
-        self._fh = self.path.open("a+b")
+        self._fh = fh = self.path.open("a+b")
         try:
             import fcntl  # POSIX only: imported where it is used so Windows can do without
 
-            fcntl.flock(self._fh.fileno(), fcntl.LOCK_EX)
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
         except ImportError:  # pragma: no cover - Windows
             pass
         return self
 
     def __exit__(self, *exc):
+        fh, self._fh = self._fh, None
+        if fh is None:  # pragma: no cover - __enter__ failed to open the file
+            return
         try:
             import fcntl
 
-            fcntl.flock(self._fh.fileno(), fcntl.LOCK_UN)
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
         except ImportError:  # pragma: no cover
             pass
-        self._fh.close()
+        fh.close()
 
 
 def gguf_path() -> Path:

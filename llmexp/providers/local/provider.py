@@ -1,8 +1,9 @@
 """The `llmexp/...` provider: a trial answered by the embedded model, and its capabilities.
 
-`respond` answers one trial (see the package docstring for the rules); `LocalProvider` is the
-litellm `CustomLLM` around it (`blocking`: the async path runs it in a worker thread, one at
-a time); `EmbeddedModel` declares what the runner may assume (one call at a time, prompts in
+`respond` answers one trial (see the package docstring for the rules); `LocalProvider`
+(`_handler.py`, imported on first use so that declaring the provider imports no litellm) is
+the litellm `CustomLLM` around it (`blocking`: the async path runs it in a worker thread, one
+at a time); `EmbeddedModel` declares what the runner may assume (one call at a time, prompts in
 compile order, cache keys carrying `ANSWER_REVISION`) and checks, without loading anything,
 whether the model can run here (`preflight`).
 """
@@ -10,14 +11,12 @@ whether the model can run here (`preflight`).
 from __future__ import annotations
 
 import importlib.util
-import threading
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from llmexp import answers
-from llmexp.errors import RunError
-from llmexp.providers.base import LlmexpProvider, ProviderError, Reply
+from llmexp.providers.base import Reply
 from llmexp.providers.local import gemma
 from llmexp.providers.local.grammar import plain_number
 from llmexp.providers.local.model import LocalModel
@@ -33,6 +32,9 @@ INSTALL_HINT = gemma.INSTALL_HINT
 # Bump when the embedded model's way of answering changes (label scoring, sampling, prompt
 # rendering): cached answers of an older revision are then not served as current ones.
 ANSWER_REVISION = "local-2026-11-23.1"
+
+if TYPE_CHECKING:
+    from llmexp.providers.local._handler import LocalProvider, MissingLocal
 
 
 def unavailable_reason() -> str | None:
@@ -115,57 +117,6 @@ def respond(lm: LocalModel, messages: list, trial: dict | None, params: dict, se
         return Reply(text=text, prompt_tokens=len(prompt_tokens), completion_tokens=len(drawn))
 
 
-class LocalProvider(LlmexpProvider):
-    """litellm provider `llmexp/...`: the embedded model (see the package docstring)."""
-
-    blocking = True  # CPU-bound: the async path runs it in a worker thread
-
-    def answer(self, model: str, messages: list, trial: dict | None, params: dict, seed: int) -> Reply:
-        name = model.split("/", 1)[1] if model.startswith(PROVIDER + "/") else model
-        if name not in MODELS:
-            raise ProviderError(
-                status_code=404,
-                message=f"unknown embedded model 'llmexp/{name}'; available: "
-                + ", ".join(f"llmexp/{m}" for m in MODELS),
-            )
-        try:
-            lm = LocalModel.get()
-            return respond(lm, messages, trial, params, seed)
-        except RunError as exc:  # missing install, unusable model file, prompt too long
-            raise ProviderError(status_code=400, message=str(exc)) from exc
-
-
-class MissingLocal(LlmexpProvider):
-    """Stand-in for `llmexp/...` when the local model cannot be loaded: every call fails
-    permanently (status 400) with a message naming the install command."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__()
-        self.reason = reason
-
-    def answer(self, model: str, messages: list, trial: dict | None, params: dict, seed: int) -> Reply:
-        raise ProviderError(
-            status_code=400,
-            message=(
-                f"the embedded model 'llmexp/{model}' is not available ({self.reason}); "
-                f"install it with: {INSTALL_HINT}"
-            ),
-        )
-
-
-_provider: LocalProvider | None = None
-_provider_lock = threading.Lock()
-
-
-def get_provider() -> LocalProvider:
-    """The process-wide litellm handler of `llmexp/...`."""
-    global _provider
-    with _provider_lock:
-        if _provider is None:
-            _provider = LocalProvider()
-        return _provider
-
-
 @register
 class EmbeddedModel(Provider):
     """`llmexp/<name>`: the embedded model (Gemma 3 270M on the CPU via llama.cpp)."""
@@ -184,10 +135,13 @@ class EmbeddedModel(Provider):
     problem: ClassVar[str | None] = None  # why it cannot run here (set on registration)
 
     @classmethod
-    def handler(cls) -> LlmexpProvider:
-        """The embedded model's handler; it loads nothing until the first call, so a missing
+    def handler(cls) -> LocalProvider | MissingLocal:
+        """The embedded model's handler (`_handler.py`, imported here: declaring the provider
+        imports no litellm); it loads nothing until the first call, so a missing
         llama-cpp-python shows up as `problem` (checked by `preflight`) and as a permanent
         error of any call that gets through."""
+        from llmexp.providers.local._handler import MissingLocal, get_provider
+
         try:
             cls.problem = unavailable_reason()
             return get_provider()
@@ -204,3 +158,15 @@ class EmbeddedModel(Provider):
             f"model {model!r} needs the embedded model, which is not available here ({cls.problem}); "
             f"install it with: {cls.install_hint}"
         )
+
+
+_HANDLER_NAMES = frozenset({"LocalProvider", "MissingLocal", "get_provider"})
+
+
+def __getattr__(name: str) -> Any:
+    """The litellm handler's names (`_handler.py`), imported on first use."""
+    if name in _HANDLER_NAMES:
+        from llmexp.providers.local import _handler
+
+        return getattr(_handler, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
