@@ -6,6 +6,8 @@ for them.
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 
@@ -83,3 +85,11 @@ class RunError(LlmexpError):
 
 class AnalysisError(LlmexpError):
     """An analysis was requested that the run's data cannot support; says why."""
+
+
+def did_you_mean(name: object, options: Iterable, cutoff: float = 0.6) -> str | None:
+    """The hint for a misspelt name: "did you mean 'x'?" naming the closest option, or None
+    when nothing is close (difflib's ratio >= `cutoff`). Every "did you mean" llmexp prints
+    comes from here, so the rule is the same for a column, a mode, an analysis or a keyword."""
+    close = difflib.get_close_matches(str(name), [str(o) for o in options], n=1, cutoff=cutoff)
+    return f"did you mean '{close[0]}'?" if close else None

@@ -25,7 +25,6 @@ the functions that fit or draw, so asking the catalogue (`llmexp check`) does no
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -34,7 +33,7 @@ import pandas as pd
 
 from llmexp.analysis.observations import Observations
 from llmexp.analysis.summary import records
-from llmexp.errors import AnalysisError
+from llmexp.errors import AnalysisError, did_you_mean
 from llmexp.spec import Study
 
 REGISTRY: dict[str, Analysis] = {}  # name -> the analysis (one instance per class)
@@ -156,6 +155,5 @@ def get(name: str) -> Analysis:
     try:
         return REGISTRY[name]
     except KeyError:
-        close = difflib.get_close_matches(str(name), list(REGISTRY), n=1, cutoff=0.6)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
+        hint = f"; {close}" if (close := did_you_mean(name, REGISTRY)) else ""
         raise AnalysisError(f"unknown analysis {name!r}{hint} (choose from {', '.join(names())})") from None

@@ -13,11 +13,11 @@ value (what the prompt shows), and answer options can be tied to a level's label
 
 from __future__ import annotations
 
-import difflib
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from llmexp import modes, spec
+from llmexp.errors import did_you_mean
 from llmexp.lang import ast
 from llmexp.templates import TemplateError, fields
 
@@ -168,9 +168,7 @@ def _level_equal(value: Any, level: Any) -> bool:
     return isinstance(value, str) and isinstance(level, str) and value == level
 
 
-def _suggest(name: str, options: Any) -> str | None:
-    close = difflib.get_close_matches(name, list(options), n=1, cutoff=0.6)
-    return f"did you mean '{close[0]}'?" if close else None
+_suggest = did_you_mean
 
 
 def lint_descriptions(v: Validator, designs: list[spec.Design]) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ast as pyast
 import dataclasses
-import difflib
 import functools
 import re
 from importlib import resources
@@ -22,7 +21,7 @@ from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
 from llmexp import modes
-from llmexp.errors import MAX_SHOWN_PROBLEMS, Problem, StudyError
+from llmexp.errors import MAX_SHOWN_PROBLEMS, Problem, StudyError, did_you_mean
 from llmexp.lang import ast
 
 # The largest study file read (UTF-8 bytes): parsing is linear, but a study is a text for
@@ -650,9 +649,7 @@ def _syntax_problem(exc: UnexpectedInput, text: str, filename: str, ending: str 
         else:
             message = f"unexpected {_token_text(token)}; expected {expected}"
         if token.type == "NAME" and keywords:
-            close = difflib.get_close_matches(str(token), keywords, n=1, cutoff=0.7)
-            if close:
-                hint = f"did you mean '{close[0]}'?"
+            hint = did_you_mean(token, keywords, cutoff=0.7) or hint
     return Problem(message, filename, line, column, hint)
 
 

@@ -10,10 +10,10 @@ calls `range_fields` for every answer it builds (outcomes, probes, checks).
 
 from __future__ import annotations
 
-import difflib
 from typing import TYPE_CHECKING, Any
 
 from llmexp.answers import AnswerType
+from llmexp.errors import did_you_mean
 from llmexp.lang import ast
 from llmexp.spec import format_number
 
@@ -58,11 +58,10 @@ def _bound_column(v: Validator, ref: ast.Named, where: str) -> str | None:
         return None  # most likely a column of the unreadable units table (reported)
     if target is None or target.kind != "unit":
         columns = [f"{v.namespace.units_name}.{c}" for c in v.namespace.unit_columns]
-        close = difflib.get_close_matches(ref.name, columns, n=1, cutoff=0.6)
         v.error(
             f"{where}: '{ref.name}' is not a unit column; a range bound is a number or a numeric unit column",
             ref.pos,
-            f"did you mean '{close[0]}'?" if close else None,
+            did_you_mean(ref.name, columns),
         )
         return None
     units = v.units_value

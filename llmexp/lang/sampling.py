@@ -12,10 +12,10 @@ rows (or, with a quota, a value's rows); a quota splits each cell's count by the
 
 from __future__ import annotations
 
-import difflib
 from typing import TYPE_CHECKING, Any
 
 from llmexp import spec
+from llmexp.errors import did_you_mean
 from llmexp.lang import ast
 
 if TYPE_CHECKING:  # the validator imports this module
@@ -50,11 +50,10 @@ def _quota(v: Validator, decl: ast.PersonaDecl, rows: tuple[dict, ...], count: i
     assert decl.quota is not None
     column, shares = decl.quota
     if column.name not in rows[0]:
-        close = difflib.get_close_matches(column.name, list(rows[0]), n=1, cutoff=0.6)
         v.error(
             f"persona '{decl.name}': quota column '{column.name}' is not a column of {source}",
             column.pos,
-            f"did you mean '{close[0]}'?" if close else None,
+            did_you_mean(column.name, rows[0]),
         )
         return None
     probe = spec.Persona(name=decl.name, rows=rows, quota_column=column.name)

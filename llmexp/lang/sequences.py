@@ -8,10 +8,10 @@ check's expected answer is one of its options.
 
 from __future__ import annotations
 
-import difflib
 from typing import TYPE_CHECKING
 
 from llmexp import modes, spec
+from llmexp.errors import did_you_mean
 from llmexp.lang import ast
 
 if TYPE_CHECKING:  # the validator imports this module
@@ -38,8 +38,7 @@ def _steps(v: Validator, decl: ast.SequenceDecl, known: set[str], asked: dict[st
     steps = []
     for step in decl.steps:
         if step.name not in known:
-            close = difflib.get_close_matches(step.name, sorted(known), n=1, cutoff=0.6)
-            hint = f"did you mean '{close[0]}'?" if close else None
+            hint = did_you_mean(step.name, sorted(known))
             v.error(f"sequence '{decl.name}': '{step.name}' is not an outcome or a check", step.pos, hint)
         elif step.name in asked:
             v.error(f"sequence '{decl.name}': '{step.name}' is already asked in sequence '{asked[step.name]}'", step.pos)

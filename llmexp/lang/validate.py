@@ -8,9 +8,7 @@ study file and never outside its folder tree.
 from __future__ import annotations
 
 import contextlib
-import difflib
 import re
-from collections import Counter
 from pathlib import Path
 from typing import Any, cast
 
@@ -19,42 +17,27 @@ from pydantic import ValidationError
 from llmexp import answers, modes, spec
 from llmexp import expr as ex
 from llmexp.data import read_table, resolve_path
-from llmexp.errors import DataError, Problem, StudyError
+from llmexp.errors import DataError, Problem, StudyError, did_you_mean
 from llmexp.fields import Namespace
-from llmexp.lang import AnalysisCatalogue, CustomParams, ast, endpoints, no_custom_params
+from llmexp.lang import AnalysisCatalogue, CustomParams, ast, no_custom_params
 from llmexp.lang import levels as level_checks
 from llmexp.lang.baseline import check_baseline_cells
 from llmexp.lang.baseline_kinds import check_effect_rows, check_options, effect_comparisons
-from llmexp.lang.money import DECIMAL_MARKS, column_formats, inline_negative_money, treatment_format, units_decimal
+from llmexp.lang.models import model_specs
+from llmexp.lang.money import treatment_format
 from llmexp.lang.ranges import range_fields
 from llmexp.lang.sampling import sampling_fields
 from llmexp.lang.sequences import sequences_and_checks, sequential_mode
-from llmexp.lang.tokens import mode_max_tokens
+from llmexp.lang.units import units_table
 from llmexp.templates import TemplateError, fields
 
-KNOWN_PARAMS = {
-    "temperature",
-    "max_tokens",
-    "top_p",
-    "top_k",
-    "seed",
-    "frequency_penalty",
-    "presence_penalty",
-    "api_base",
-    "timeout",
-    "rpm",
-    "tpm",
-}
-SECRET_PARAMS = {"api_key", "key", "token", "secret", "password"}
 LEAKY_WORDS = re.compile(
     r"\b(treatment|control group|condition \d+|conditions?|randomi[sz]\w*|experiment\w*|levels?)\b",
     re.IGNORECASE,
 )
 
 
-def suggest(name: str, options) -> str | None:
-    close = difflib.get_close_matches(name, list(options), n=1, cutoff=0.6)
-    return f"did you mean '{close[0]}'?" if close else None
+suggest = did_you_mean  # the validator's name for it (other lang modules import it from here)
 
 
 class Validator:
@@ -197,134 +180,7 @@ class Validator:
 
     # ------------------------------------------------------------------ units
     def units(self) -> spec.Units | None:
-        """The units table (from its CSV or its inline rows) with a unique key. None, with
-        `units_failed` set, when the table is unusable: later checks that need it stay quiet
-        instead of reporting follow-on errors."""
-        decl = self.one(ast.UnitsDecl, "units", 'units products from "data/products.csv"')
-        if decl is None:
-            self.units_failed = True
-            return None
-        table = self._csv_units(decl) if decl.source is not None else self._inline_units(decl)
-        if table is None:
-            self.units_failed = True
-            return None
-        rows, columns = table
-        key = self._units_key(decl, rows, columns)
-        if key is None:
-            return None
-        if decl.source is None:
-            units_decimal(self, decl)  # (only a CSV has a decimal mark to declare)
-            inline_negative_money(self, decl, columns)
-        return spec.Units(
-            name=decl.name,
-            key=key,
-            columns=cast(dict[str, spec.ColumnType], columns),
-            rows=tuple(rows),
-            source=decl.source.value if decl.source else None,
-            money_formats=column_formats(self, decl),
-            decimal=decl.decimal.value if decl.decimal is not None and decl.decimal.value in DECIMAL_MARKS else ".",
-        )
-
-    def _csv_units(self, decl: ast.UnitsDecl) -> tuple[list[dict], dict[str, str]] | None:
-        """Rows and column types of a units CSV, read with the declared column types."""
-        assert decl.source is not None
-        declared = {}
-        for column in decl.columns:
-            if column.name in declared:
-                self.error(f"column '{column.name}' is typed twice", column.pos)
-            declared[column.name] = column.type
-        try:
-            path = resolve_path(decl.source.value, self.study_dir)
-            types, rows = read_table(path, decl.source.value, declared, decimal=units_decimal(self, decl))
-        except DataError as exc:
-            self.error(str(exc), decl.source.pos)
-            return None
-        return rows, types
-
-    def _inline_units(self, decl: ast.UnitsDecl) -> tuple[list[dict], dict[str, str]] | None:
-        """Rows and column types of a table written in the study (`row product "A", price 2`):
-        every row must set the same fields once; types are inferred, then `columns` may
-        narrow them (e.g. a number to money). None when the rows do not agree."""
-        errors_before = len(self.problems)
-        rows = self._inline_rows(decl)
-        if len(self.problems) > errors_before:  # rows do not agree: the table is unusable
-            return None
-        columns = self._inline_column_types(decl, rows)
-        self._type_inline_columns(decl, rows, columns)
-        if len(self.problems) > errors_before:
-            return None
-        for row in rows:  # whole numbers as int, as a CSV's integer column reads
-            for name, coltype in columns.items():
-                if coltype == "integer":
-                    row[name] = int(row[name])
-        return rows, columns
-
-    def _inline_rows(self, decl: ast.UnitsDecl) -> list[dict]:
-        rows = []
-        first_fields = [n.name for n, _ in decl.rows[0]]
-        for index, row in enumerate(decl.rows, start=1):
-            names = [n.name for n, _ in row]
-            dupes = [n for n, c in Counter(names).items() if c > 1]
-            if dupes:
-                self.error(f"row {index} sets '{dupes[0]}' twice", row[0][0].pos)
-            elif sorted(names) != sorted(first_fields):
-                self.error(
-                    f"row {index} has fields {', '.join(names)} but row 1 has {', '.join(first_fields)}",
-                    row[0][0].pos,
-                )
-            rows.append({n.name: lit.value for n, lit in row})
-        return rows
-
-    def _inline_column_types(self, decl: ast.UnitsDecl, rows: list[dict]) -> dict[str, str]:
-        columns: dict[str, str] = {}
-        for name in (n.name for n, _ in decl.rows[0]):
-            values = [r.get(name) for r in rows]
-            if all(isinstance(v, str) for v in values):
-                columns[name] = "text"
-            elif all(isinstance(v, bool) for v in values):
-                columns[name] = "boolean"
-            elif all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
-                columns[name] = "integer" if all(float(cast(float, v)).is_integer() for v in values) else "number"
-            else:
-                self.error(f"column '{name}' mixes text and numbers across rows", decl.pos)
-                columns[name] = "text"
-        return columns
-
-    def _type_inline_columns(self, decl: ast.UnitsDecl, rows: list[dict], columns: dict[str, str]) -> None:
-        """`columns price: money` types inline fields too, when their values fit the type."""
-        typed = set()
-        for column in decl.columns:
-            if column.name in typed:
-                self.error(f"column '{column.name}' is typed twice", column.pos)
-            typed.add(column.name)
-            if column.name not in columns:
-                self.error(f"no column '{column.name}' in the rows", column.pos, suggest(column.name, columns))
-            elif not _fits(columns[column.name], column.type, [r[column.name] for r in rows]):
-                self.error(f"column '{column.name}' holds {columns[column.name]} values; it cannot be {column.type}", column.pos)
-            else:
-                columns[column.name] = column.type
-
-    def _units_key(self, decl: ast.UnitsDecl, rows: list[dict], columns: dict[str, str]) -> str | None:
-        """The key column (declared, else the first), checked to exist and be unique."""
-        key = decl.key.name if decl.key else next(iter(columns), None)
-        if decl.key and key not in columns:
-            self.error(f"key column '{key}' is not in the table", decl.key.pos, suggest(str(key), columns))
-            self.units_failed = True
-            return None
-        if key is None:
-            self.error("the units table has no columns", decl.pos)
-            return None
-        seen: dict[Any, int] = {}
-        for index, row in enumerate(rows, start=1):
-            value = row.get(key)
-            if value in seen:
-                self.error(
-                    f"units key '{key}' repeats value {value!r} (rows {seen[value]} and {index}); keys must be unique",
-                    decl.pos,
-                )
-                break
-            seen[value] = index
-        return key
+        return units_table(self)  # llmexp/lang/units.py
 
     # ------------------------------------------------------------------ personas
     def personas(self, units: spec.Units | None) -> dict[str, spec.Persona]:
@@ -764,8 +620,8 @@ class Validator:
         if named.name in modes.MODES:
             return modes.get(named.name)
         expected = ", ".join(f'"{name}"' for name in modes.names())
-        close = difflib.get_close_matches(named.name, list(modes.names()), n=1, cutoff=0.7)  # as the parser's keyword hint
-        self.error(f"unexpected name '{named.name}'; expected {expected}", named.pos, f"did you mean '{close[0]}'?" if close else None)
+        hint = did_you_mean(named.name, modes.names(), cutoff=0.7)  # as the parser's keyword hint
+        self.error(f"unexpected name '{named.name}'; expected {expected}", named.pos, hint)
         return None
 
     def design_split(self, decl: ast.DesignDecl, mode: type[modes.Mode], treatments, item: dict[str, Any]) -> None:
@@ -786,69 +642,7 @@ class Validator:
 
     # ------------------------------------------------------------------ models
     def models(self) -> list[spec.ModelSpec]:
-        decls = self.all(ast.ModelDecl)
-        result, seen = [], {}
-        for decl in decls:
-            name = decl.name.value
-            if not name.strip():
-                self.error("model name is empty", decl.name.pos)
-                continue
-            params, rpm, tpm = {}, None, None
-            custom = self.custom_params(name)  # its provider takes params beyond litellm's
-            for pname, literal in decl.params:
-                if pname.name.lower() in SECRET_PARAMS:
-                    self.error(
-                        "never put API keys in a study file; set the provider's environment variable (e.g. OPENAI_API_KEY)",
-                        pname.pos,
-                    )
-                    continue
-                if pname.name in params:
-                    self.error(f"model parameter '{pname.name}' is given twice", pname.pos)
-                if pname.name not in KNOWN_PARAMS and not custom:
-                    self.error(
-                        f"unknown model parameter '{pname.name}'",
-                        pname.pos,
-                        suggest(pname.name, KNOWN_PARAMS) or f"known: {', '.join(sorted(KNOWN_PARAMS))}",
-                    )
-                    continue
-                self.warn_endpoint(pname.name, literal)
-                if pname.name == "rpm":
-                    rpm = float(literal.value)
-                elif pname.name == "tpm":
-                    tpm = float(literal.value)
-                else:
-                    value = literal.value
-                    if isinstance(value, float) and value.is_integer() and pname.name in ("max_tokens", "seed", "top_k"):
-                        value = int(value)
-                    params[pname.name] = value
-            replicates = int(decl.replicates.value) if decl.replicates else 1
-            if replicates < 1:
-                self.error("replicates must be at least 1", decl.replicates.pos)
-                continue
-            key = (name, tuple(sorted(params.items())))
-            if key in seen:
-                self.error(f"model {name!r} with these parameters is listed twice", decl.pos)
-                continue
-            seen[key] = decl.pos
-            per_mode = mode_max_tokens(self, decl)  # `max_tokens aggregate 40` (llmexp.lang.tokens)
-            result.append(spec.ModelSpec(name=name, params=params, replicates=replicates, rpm=rpm, tpm=tpm, mode_max_tokens=per_mode))
-        if not result and not decls:
-            result.append(spec.ModelSpec(name=spec.DEFAULT_MODEL, params={"temperature": 1.0}, replicates=1))
-        return result
-
-    def warn_endpoint(self, name: str, literal: ast.Literal) -> None:
-        """A study is shared: an endpoint that is not loopback would receive the user's keys."""
-        if not endpoints.is_endpoint(name, literal.value):
-            return
-        host = endpoints.host_of(literal.value)
-        if endpoints.is_loopback(host):
-            return
-        shown = host or literal.value
-        self.warn(
-            f"{name} {literal.value!r}: your API keys for this provider would be sent to {shown}; "
-            f"`llmexp run` refuses it unless you pass --allow-endpoint {shown}",
-            literal.pos,
-        )
+        return model_specs(self)  # llmexp/lang/models.py
 
     # ------------------------------------------------------------------ baseline
     def baseline(self, units, treatments, outcomes) -> spec.Baseline | None:
@@ -966,17 +760,6 @@ class Validator:
                         text.offset_pos(match.start()),
                         "blind prompts should read like a real situation; unblinded designs state the design for you",
                     )
-
-
-def _fits(inferred: str, declared: str, values: list) -> bool:
-    """Whether inline values of an inferred type can be typed as declared."""
-    if declared == inferred:
-        return True
-    if declared in ("number", "money"):
-        return inferred in ("number", "integer", "money")
-    if declared == "integer":
-        return inferred in ("number", "integer") and all(float(v).is_integer() for v in values)
-    return False
 
 
 def _level_equal(value, level) -> bool:

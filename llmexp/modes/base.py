@@ -8,7 +8,6 @@ mode names, so a new mode is a new file: nothing else has to learn its name.
 
 from __future__ import annotations
 
-import difflib
 import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ import numpy as np
 
 from llmexp import answers
 from llmexp import expr as ex
-from llmexp.errors import LlmexpError
+from llmexp.errors import LlmexpError, did_you_mean
 from llmexp.fields import Namespace
 from llmexp.seeding import canonical, short_hash, stable_int
 from llmexp.spec import AnswerSpec, Check, Design, ModelSpec, Outcome, Study
@@ -57,8 +56,7 @@ def get(name: str) -> type[Mode]:
     try:
         return MODES[name]
     except KeyError:
-        close = difflib.get_close_matches(str(name), list(MODES), n=1, cutoff=0.6)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
+        hint = f"; {close}" if (close := did_you_mean(name, MODES)) else ""
         raise LlmexpError(f"unknown mode {name!r}{hint} (modes: {', '.join(names())})") from None
 
 
