@@ -42,7 +42,7 @@ def option_shares(data: pd.DataFrame, out, alpha: float) -> pd.DataFrame:
         units = pd.factorize(g["unit_id"].astype(str))[0]
         lv = {c: g[c].iloc[0] for c in g.columns if c.startswith("lvl__")}
         for k, lab in enumerate(labels):
-            if not _offered(out, k, lv):  # `"C" if decoy = "present"`: no share where it was not an option
+            if not option_offered(out, k, lv):  # `"C" if decoy = "present"`: no share where it was not an option
                 rows.append(dict(outcome=out.name, **dict(zip(keys, key)), **lv, option=lab, n=len(g),
                                  n_units=int(units.max()) + 1 if len(units) else 0, se=NAN, ci_low=NAN,
                                  ci_high=NAN, estimand="", inference="", share=NAN,
@@ -54,7 +54,7 @@ def option_shares(data: pd.DataFrame, out, alpha: float) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _offered(out, k: int, lv: dict) -> bool:
+def option_offered(out, k: int, lv: dict) -> bool:
     """Whether option `k` was an option in the cell with levels `lv` (`lvl__<treatment>`)."""
     shown_if = getattr(out.answer, "shown_if", ()) or ()
     condition = shown_if[k] if k < len(shown_if) else {}
@@ -118,13 +118,13 @@ def mean_interval(y: np.ndarray, units: np.ndarray, alpha: float, zero_one: bool
 
 def share_difference_rows(study, data: pd.DataFrame, out, cluster: str, alpha: float) -> list[dict]:
     """`effects` rows: per option, the change in its share between conditions."""
-    from llmexp.analysis.effects import _design_rows  # the one estimator of `effects`
+    from llmexp.analysis.effects import design_rows  # the one estimator of `effects`
 
     rows: list[dict] = []
     for k, lab in enumerate(_labels(out)):
         ind = data.assign(y=(data["y"] == k).astype(float))
         for (model, design), g in ind.groupby(["model", "design"], sort=False):
-            for r in _design_rows(study, _Binary(out.name), model, design, g, ("ols",), cluster, alpha):
+            for r in design_rows(study, _Binary(out.name), model, design, g, ("ols",), cluster, alpha):
                 r.update(option=lab, term=f"{r['term']} (share choosing {lab!r})")
                 rows.append(r)
     return rows
@@ -142,7 +142,7 @@ class _Binary:
 def independence(study, data: pd.DataFrame, out, alpha: float) -> pd.DataFrame:
     from scipy import stats
 
-    from llmexp.analysis.effects import _work_frame
+    from llmexp.analysis.effects import work_frame
 
     labels = _labels(out)
     rows = []
@@ -155,7 +155,7 @@ def independence(study, data: pd.DataFrame, out, alpha: float) -> pd.DataFrame:
                     n_units=g["unit_id"].nunique(), n_options=len(labels),
                     n_conditions=g["cell"].nunique(), chi2=float(chi2), chi2_df=float(dof),
                     chi2_p=float(p_chi), chi2_note="Pearson on pooled counts: not cluster-aware")
-        w, rhs, _ = _work_frame(study, g)
+        w, rhs, _ = work_frame(study, g)
         rows.append(dict(base, **_wald(w, rhs, len(labels))))
     return pd.DataFrame(rows)
 

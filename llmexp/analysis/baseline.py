@@ -100,7 +100,7 @@ def _contrast(study: Study, df: pd.DataFrame, col: str) -> float:
     return float(m[last] - m[first])
 
 
-def _slope(df: pd.DataFrame, col: str) -> float:
+def cell_slope(df: pd.DataFrame, col: str) -> float:
     """OLS slope of col on level with unit fixed effects (within-unit demeaning)."""
     d = df[["unit_id", "level", col]].dropna()
     if d["level"].nunique() < 2:
@@ -191,7 +191,7 @@ def _human_sd(m: pd.DataFrame, individual: pd.DataFrame | None, out: str) -> pd.
                      index=m.index)
 
 
-def _perfect_abs_error(p: float, n: float) -> float:
+def perfect_abs_error(p: float, n: float) -> float:
     """E|Binomial(n, p)/n - p|: the expected error of a simulator answering the true share."""
     from scipy import stats  # lazy: see analysis/base.py
 
@@ -210,7 +210,7 @@ def _noise_columns(m: pd.DataFrame, individual: pd.DataFrame | None, out: str,
     if _is_share(m, individual):
         ci = [wilson(hi * ni, ni, alpha) if ni >= 1 else (np.nan, np.nan) for hi, ni in zip(h, n)]
         m["human_interval"] = "wilson"
-        m["floor"] = [_perfect_abs_error(hi, ni) for hi, ni in zip(h, n)]
+        m["floor"] = [perfect_abs_error(hi, ni) for hi, ni in zip(h, n)]
         m["var_h"] = np.where(n > 1, h * (1 - h) / np.maximum(n - 1, 1), np.nan)
     else:
         from scipy import stats  # lazy: see analysis/base.py
@@ -227,7 +227,7 @@ def _noise_columns(m: pd.DataFrame, individual: pd.DataFrame | None, out: str,
     return m
 
 
-def _wmean(x: pd.Series | np.ndarray, w: np.ndarray) -> float:
+def weighted_mean(x: pd.Series | np.ndarray, w: np.ndarray) -> float:
     x = np.asarray(x, float)
     ok = np.isfinite(x) & np.isfinite(w) & (w > 0)
     return float(np.sum(x[ok] * w[ok]) / np.sum(w[ok])) if ok.any() else float("nan")
@@ -237,12 +237,12 @@ def _reference_maes(m: pd.DataFrame) -> dict:
     """Fidelity MAE with its reference points (cells weighted by their human n)."""
     w = m["n_human"].to_numpy(float)
     err = (m["sim"] - m["human"]).to_numpy(float)
-    hbar = _wmean(m["human"], w)
-    mw, perfect = _wmean(np.abs(err), w), _wmean(m["floor"], w)
-    mse_c = _wmean(err ** 2 - m["var_h"].to_numpy(float), w)
+    hbar = weighted_mean(m["human"], w)
+    mw, perfect = weighted_mean(np.abs(err), w), weighted_mean(m["floor"], w)
+    mse_c = weighted_mean(err ** 2 - m["var_h"].to_numpy(float), w)
     return dict(mae_weighted=mw, mae_perfect=perfect, mae_corrected=mw - perfect,
-                mae_coin=_wmean((m["human"] - 0.5).abs(), w) if _in01(m) else np.nan,
-                mae_constant=_wmean((m["human"] - hbar).abs(), w),
+                mae_coin=weighted_mean((m["human"] - 0.5).abs(), w) if _in01(m) else np.nan,
+                mae_constant=weighted_mean((m["human"] - hbar).abs(), w),
                 rmse_corrected=float(np.sqrt(max(mse_c, 0.0))) if np.isfinite(mse_c) else np.nan,
                 mae_perfect_unweighted=float(m["floor"].mean()))
 
@@ -292,7 +292,7 @@ def _cluster_t(x: np.ndarray, w: np.ndarray, codes: np.ndarray, g: int,
     return m - q * se, m + q * se
 
 
-def _unit_boot_mae(m: pd.DataFrame, alpha: float, n_boot: int, rng) -> dict:
+def unit_bootstrap_mae(m: pd.DataFrame, alpha: float, n_boot: int, rng) -> dict:
     """Intervals over units of the MAE (equal cell weights) and the corrected MAE (cells
     weighted by their human n): cluster-robust by unit with t(G-1) (a percentile bootstrap
     over 6 units covered 86%); missing with a reason when there is one unit. `n_boot` and
@@ -316,7 +316,7 @@ def _unit_boot_mae(m: pd.DataFrame, alpha: float, n_boot: int, rng) -> dict:
 def _shape_row(study: Study, m: pd.DataFrame, numeric: bool) -> dict:
     row: dict = {}
     if numeric:
-        es, eh = _slope(m, "sim"), _slope(m, "human")
+        es, eh = cell_slope(m, "sim"), cell_slope(m, "human")
         asim, ahum = _pooled_arc(m, "sim"), _pooled_arc(m, "human")
         row.update(arc_sim=asim, arc_human=ahum, arc_diff=asim - ahum,
                    arc_ratio=asim / ahum if ahum else np.nan)
@@ -348,7 +348,7 @@ def _summary_row(study: Study, bd, m: pd.DataFrame, out: str, numeric: bool, alp
             m[["unit_id", "key", "sim"]], on=["unit_id", "key"])
         if len(ind) and set(ind["y"].unique()) <= {0.0, 1.0}:
             row.update(_accuracy(ind))
-    row.update(_unit_boot_mae(m, alpha, n_boot, rng))
+    row.update(unit_bootstrap_mae(m, alpha, n_boot, rng))
     return row
 
 

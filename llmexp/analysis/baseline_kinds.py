@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from llmexp import answers
-from llmexp.analysis._categorical import _offered, mean_interval
+from llmexp.analysis._categorical import mean_interval, option_offered
 from llmexp.analysis._stats import wilson, z_for
 from llmexp.analysis.humans import cell_key, level_text
 from llmexp.analysis.observations import primary_treatment, to_float
@@ -75,7 +75,7 @@ def human_options(study: Study, out, alpha: float = 0.05) -> pd.DataFrame:
             f"baseline {b.source}: row {i + 1} holds share {share.iloc[i]!r} with n {n.iloc[i]!r}; "
             "a share of an option must lie in [0, 1] and its count be positive"
         )
-    offered = [_offered(out, labels.index(str(r[b.option_column])), _lv(r, dict(b.treatments))) for _, r in df.iterrows()]
+    offered = [option_offered(out, labels.index(str(r[b.option_column])), _lv(r, dict(b.treatments))) for _, r in df.iterrows()]
     frame = pd.DataFrame(
         {"unit_id": df["unit_id"], "key": cell_key(df, dict(b.treatments)), "option": df[b.option_column].astype(str), "n": n, "_w": share * n}
     )[offered]
@@ -101,7 +101,7 @@ def sim_options(study: Study, obs_table: pd.DataFrame, out, alpha: float) -> pd.
         clusters = pd.factorize(g["_unit"])[0]
         lv = {c: g[c].iloc[0] for c in g.columns if c.startswith("lvl__") and g[c].nunique() == 1}
         for k, lab in enumerate(labels):
-            if not _offered(out, k, lv):
+            if not option_offered(out, k, lv):
                 continue
             s = mean_interval((g["y"].to_numpy() == k).astype(float), clusters, alpha, zero_one=True)
             rows.append(
@@ -143,7 +143,7 @@ OPTION_COLUMNS = [
 
 def option_cells(study: Study, obs_table: pd.DataFrame, alpha: float) -> pd.DataFrame:
     """``baseline_options``: simulated beside human per design x unit x cell x offered option."""
-    from llmexp.analysis.baseline import _perfect_abs_error
+    from llmexp.analysis.baseline import perfect_abs_error
 
     b = study.baseline
     assert b is not None
@@ -161,7 +161,7 @@ def option_cells(study: Study, obs_table: pd.DataFrame, alpha: float) -> pd.Data
                 "level and option (check the baseline's unit, level and option columns)"
             )
         m["abs_error"] = (m["sim"] - m["human"]).abs()
-        m["floor"] = [_perfect_abs_error(h, n) for h, n in zip(m["human"], m["n_human"])]
+        m["floor"] = [perfect_abs_error(h, n) for h, n in zip(m["human"], m["n_human"])]
         m["condition"] = m["key"].str.replace("|", ", ", regex=False)
         parts.append(m.assign(outcome=out.name)[OPTION_COLUMNS])
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=OPTION_COLUMNS)
@@ -170,13 +170,13 @@ def option_cells(study: Study, obs_table: pd.DataFrame, alpha: float) -> pd.Data
 def option_summary(cells: pd.DataFrame, effects: pd.DataFrame, alpha: float) -> list[dict]:
     """Summary rows (one per design x model x outcome) for `baseline_summary`."""
     from llmexp.analysis._stats import safe_corr
-    from llmexp.analysis.baseline import _unit_boot_mae, _wmean
+    from llmexp.analysis.baseline import unit_bootstrap_mae, weighted_mean
 
     rows = []
     for (design, mode, model, outcome), m in cells.groupby(["design", "mode", "model", "outcome"], sort=False):
         err, w = (m["sim"] - m["human"]).to_numpy(float), m["n_human"].to_numpy(float)
         r, _ = safe_corr(m["sim"].to_numpy(float), m["human"].to_numpy(float))
-        mw, perfect = _wmean(np.abs(err), w), _wmean(m["floor"], w)
+        mw, perfect = weighted_mean(np.abs(err), w), weighted_mean(m["floor"], w)
         e = effects[(effects["design"] == design) & (effects["model"] == model) & (effects["outcome"] == outcome)]
         e = e[np.isfinite(e["effect_sim"]) & np.isfinite(e["effect_human"])]
         row = dict(
@@ -197,7 +197,7 @@ def option_summary(cells: pd.DataFrame, effects: pd.DataFrame, alpha: float) -> 
             effect_kind="per-option share: last - first level",
             sign_agreement=float((np.sign(e["effect_sim"]) == np.sign(e["effect_human"])).mean()) if len(e) else NAN,
         )
-        row.update(_unit_boot_mae(m, alpha, 0, None))
+        row.update(unit_bootstrap_mae(m, alpha, 0, None))
         rows.append(row)
     return rows
 
@@ -263,7 +263,7 @@ def cohen_d(first: np.ndarray, last: np.ndarray, sd: float, alpha: float) -> dic
 
 def effect_sizes(study: Study, obs_table: pd.DataFrame, alpha: float) -> pd.DataFrame:
     """``baseline_effect_sizes``: simulated vs human Cohen's d per design x model x unit."""
-    from llmexp.analysis.effects import _pooled_sd  # the `effects` table's denominator
+    from llmexp.analysis.effects import cohens_d_sd  # the `effects` table's denominator
 
     b = study.baseline
     assert b is not None
@@ -288,7 +288,7 @@ def effect_sizes(study: Study, obs_table: pd.DataFrame, alpha: float) -> pd.Data
                 outcome=out,
                 unit_id=unit,
                 contrast=f"{hi} - {lo}",
-                **cohen_d(g.loc[g["_t"] == lo, "y"].to_numpy(float), g.loc[g["_t"] == hi, "y"].to_numpy(float), _pooled_sd(g[[*lv, "y"]]), alpha),
+                **cohen_d(g.loc[g["_t"] == lo, "y"].to_numpy(float), g.loc[g["_t"] == hi, "y"].to_numpy(float), cohens_d_sd(g[[*lv, "y"]]), alpha),
             )
             h = human[unit]
             rows.append(

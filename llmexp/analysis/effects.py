@@ -58,7 +58,7 @@ from llmexp.errors import AnalysisError
 from llmexp.spec import Study
 
 
-def _work_frame(study: Study, df: pd.DataFrame) -> tuple[pd.DataFrame, list[str], dict]:
+def work_frame(study: Study, df: pd.DataFrame) -> tuple[pd.DataFrame, list[str], dict]:
     """Copy with safe treatment columns t0, t1...; returns (frame, rhs terms, term->name).
 
     Categorical levels are recoded L0, L1, ... (study order; L0 = reference) so any level text
@@ -91,11 +91,11 @@ def _short(text: str, n: int = 40) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
-def _pretty(term: str, names: dict) -> tuple[str, str]:
+def pretty_term(term: str, names: dict) -> tuple[str, str]:
     """(treatment, contrast label) for a statsmodels term name; a product of treatment terms
     (a factorial interaction) gives ("A x B", "interaction: (a1 vs a0) x (b1 vs b0)")."""
     if ":" in term and "C(design" not in term and "C(unit_id" not in term:
-        parts = [_pretty(p, names) for p in term.split(":")]
+        parts = [pretty_term(p, names) for p in term.split(":")]
         return (" x ".join(t for t, _ in parts),
                 "interaction: " + " x ".join(f"({c})" for _, c in parts))
     for col, tname in names.items():
@@ -187,7 +187,7 @@ def _rows(res, names: dict, meta: dict, alpha: float, keep, how: str = "statsmod
     for j, term in enumerate(idx):
         if not keep(term):
             continue
-        tname, contrast = _pretty(str(term), names)
+        tname, contrast = pretty_term(str(term), names)
         row = dict(meta, _term=str(term), treatment=tname, term=contrast, estimate=float(params[j]), se=float(se[j]),
                    ci_low=float(lo[j]), ci_high=float(hi[j]), p_value=float(p[j]), df=float(dfs[j]),
                    se_cr1=float(se1[j]))
@@ -217,7 +217,7 @@ def _honest(row: dict) -> dict:
     return row
 
 
-def _is_treatment_term(names: dict):
+def is_treatment_term(names: dict):
     def keep(term: str) -> bool:
         return ":" not in term and any(term == c or term.startswith(f"C({c},")
                                        for c in names if not c.endswith(":levels"))
@@ -445,11 +445,11 @@ def _applicable(m: str, w: pd.DataFrame, rhs: list[str]) -> bool:
     return True
 
 
-def _design_rows(study, out, model, design, g, mlist, cluster, alpha) -> list[dict]:
+def design_rows(study, out, model, design, g, mlist, cluster, alpha) -> list[dict]:
     g = _as_cells(g, answers.get(out.answer).share, cluster)
     meta0 = dict(outcome=out.name, model=model, design=design, mode=g["mode"].iloc[0],
                  scope="design", n_obs=n_obs(g), n_units=g["unit_id"].nunique())
-    w, rhs, names = _work_frame(study, g)
+    w, rhs, names = work_frame(study, g)
     why = _degenerate(g, w, rhs)
     if why:
         return [_missing_row(meta0, study, why)]
@@ -467,7 +467,7 @@ def _design_rows(study, out, model, design, g, mlist, cluster, alpha) -> list[di
         if not _applicable(m, w, rhs):
             continue
         try:
-            new = _fit_rows(w, formula, rhs, names, meta0, m, cluster, alpha, _is_treatment_term(names))
+            new = _fit_rows(w, formula, rhs, names, meta0, m, cluster, alpha, is_treatment_term(names))
         except (np.linalg.LinAlgError, ValueError) as exc:
             rows.append(dict(meta0, method=m, **MISSING, note=f"fit failed: {exc}"))
             continue
@@ -510,7 +510,7 @@ def _standardised_rows(w, formula, rhs, names, meta0, out, study, cluster, alpha
         return [_missing_row(dict(meta0), study, "no unit varies: no standardised effect",
                              method="ols_unit_std")]
     new = _fit_rows(ws, formula, rhs, names, dict(meta0, n_obs=len(ws)), "ols", cluster, alpha,
-                    _is_treatment_term(names))
+                    is_treatment_term(names))
     for r in new:
         r.update(method="ols_unit_std", effect_size_type="per-unit standardised (unit SDs)",
                  effect_size=r["estimate"], es_ci_low=r["ci_low"], es_ci_high=r["ci_high"])
@@ -556,7 +556,7 @@ def estimate_effects(
             continue
         mlist = methods or answers.get(out.answer).effect_methods
         for (model, design), g in data.groupby(["model", "design"], sort=False):
-            rows.extend(_design_rows(study, out, model, design, g, mlist, cluster, alpha))
+            rows.extend(design_rows(study, out, model, design, g, mlist, cluster, alpha))
         if interaction:
             rows.extend(_interactions(study, data, design_order, cluster, alpha, out.name,
                                   answers.get(out.answer).share))
@@ -574,10 +574,10 @@ def _interactions(study, data, design_order, cluster, alpha, outcome, share=Fals
         present = [d for d in design_order if d in set(g["design"])]
         if len(present) < 2:
             continue
-        w, rhs, names = _work_frame(study, g)
+        w, rhs, names = work_frame(study, g)
         meta = dict(outcome=outcome, model=model, design=None, mode=None, scope="interaction",
                     reference=present[0], n_obs=n_obs(g), n_units=g["unit_id"].nunique())
-        varies = [d for d, gd in g.groupby("design") if _work_frame(study, gd)[1]]
+        varies = [d for d, gd in g.groupby("design") if work_frame(study, gd)[1]]
         if _all_identical(g):
             rows.append(_missing_row(meta, study, "all answers are identical: no variation to "
                                      "estimate a difference from"))
@@ -603,8 +603,8 @@ def _interactions(study, data, design_order, cluster, alpha, outcome, share=Fals
         for r in new:
             main_term, dpart = r["_term"].rsplit(":C(design", 1)  # the model's own term name
             dname = dpart.split("[T.", 1)[1][:-1]
-            _, contrast = _pretty(main_term, names)
-            r.update(design=dname, treatment=_pretty(main_term, names)[0],
+            _, contrast = pretty_term(main_term, names)
+            r.update(design=dname, treatment=pretty_term(main_term, names)[0],
                      term=f"{contrast}: {dname} - {ref}")
             if cluster == "auto":
                 _refuse_difference(r, w, (ref, dname))
@@ -625,7 +625,7 @@ def _refuse_difference(row: dict, w: pd.DataFrame, designs: tuple[str, str]) -> 
             return
 
 
-def _pooled_sd(w: pd.DataFrame) -> float:
+def cohens_d_sd(w: pd.DataFrame) -> float:
     """Pooled within-condition SD of the answers (the denominator of Cohen's d)."""
     keys = [c for c in w.columns if c.startswith("lvl__")]
     if is_cells(w):
@@ -638,7 +638,7 @@ def _pooled_sd(w: pd.DataFrame) -> float:
     return float(np.sqrt(((n - 1) * v.fillna(0)).sum() / dof)) if dof > 0 else float("nan")
 
 
-def _two_level(w: pd.DataFrame, names: dict, tname: str) -> tuple[float, str] | None:
+def two_level_contrast(w: pd.DataFrame, names: dict, tname: str) -> tuple[float, str] | None:
     """(B - A on the coded scale, "B vs A") when a numeric treatment has two levels here."""
     col = next((c for c, n in names.items() if not c.endswith(":levels") and n == tname), None)
     if col is None or col not in w or not pd.api.types.is_numeric_dtype(w[col]):
@@ -657,10 +657,10 @@ def add_effect_sizes(rows: list[dict], w: pd.DataFrame, out, study: Study, names
     probability) or odds ratio (logit) for binary outcomes, Cohen's d otherwise (the
     estimate over the pooled within-condition SD, treated as known)."""
     binary = answers.get(out.answer).first_label_share
-    sd = _pooled_sd(w)
+    sd = cohens_d_sd(w)
     for r in rows:
         if r.get("term") == "slope":
-            two = _two_level(w, names, r["treatment"])
+            two = two_level_contrast(w, names, r["treatment"])
             if two is not None:
                 k, label = two
                 for c in ("estimate", "se", "ci_low", "ci_high", "se_cr1"):

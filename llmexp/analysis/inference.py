@@ -37,7 +37,7 @@ class ClusterInference:
     n_clusters: int
 
 
-def _inv_sqrt_psd(m: np.ndarray, tol: float = 1e-10) -> np.ndarray:
+def inv_sqrt_psd(m: np.ndarray, tol: float = 1e-10) -> np.ndarray:
     """Symmetric pseudo-inverse square root of a PSD matrix."""
     vals, vecs = np.linalg.eigh((m + m.T) / 2)
     keep = vals > tol * max(1.0, float(vals.max(initial=0.0)))
@@ -93,7 +93,7 @@ def cr2(X: np.ndarray, resid: np.ndarray, groups: np.ndarray,
     for idx in members:
         Xg = X[idx]
         Hgg = Xg @ M @ Xg.T
-        A = _inv_sqrt_psd(np.eye(len(idx)) - Hgg)
+        A = inv_sqrt_psd(np.eye(len(idx)) - Hgg)
         u2 = Xg.T @ (A @ e[idx])
         u1 = Xg.T @ e[idx]
         meat2 += np.outer(u2, u2)
@@ -105,7 +105,7 @@ def cr2(X: np.ndarray, resid: np.ndarray, groups: np.ndarray,
     n = n if n_obs is None else n_obs
     factor = (G / (G - 1) if G > 1 else np.nan) * ((n - 1) / (n - k_eff) if n > k_eff else np.nan)
     vcov1 = factor * (M @ meat1 @ M)
-    df = _bm_df(X, M, members, P, range(k) if which is None else which)
+    df = bell_mccaffrey_df(X, M, members, P, range(k) if which is None else which)
     return ClusterInference(vcov=vcov, df=df, vcov_cr1=vcov1, n_clusters=G)
 
 
@@ -131,7 +131,7 @@ def _hc2(X: np.ndarray, e: np.ndarray, M: np.ndarray, which) -> ClusterInference
     return ClusterInference(vcov=vcov, df=df, vcov_cr1=factor * vcov1, n_clusters=n)
 
 
-def _bm_df(X: np.ndarray, M: np.ndarray, members: list[np.ndarray], P: list[np.ndarray],
+def bell_mccaffrey_df(X: np.ndarray, M: np.ndarray, members: list[np.ndarray], P: list[np.ndarray],
            which) -> np.ndarray:
     """Imbens-Kolesar df per coefficient j: with G_col(g) = (I - H)[g rows]' p_gj, where
     p_gj = A_g X_g M e_j, df = (sum eig)^2 / sum eig^2 of the G x G matrix Gm'Gm."""

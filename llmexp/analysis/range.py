@@ -40,7 +40,7 @@ import pandas as pd
 from llmexp import modes
 from llmexp.analysis._honest import interval, num
 from llmexp.analysis.base import Analysis, Context, register
-from llmexp.analysis.baseline import _slope
+from llmexp.analysis.baseline import cell_slope
 from llmexp.analysis.observations import Observations
 from llmexp.errors import AnalysisError
 from llmexp.spec import Study
@@ -182,8 +182,8 @@ def _compare(d, full, model, target, g: pd.DataFrame, f: pd.DataFrame, alpha: fl
     row = dict(design=d.name, full_design=full.name, model=model, outcome=target,
                parts=str([list(p) for p in d.split]), n_cells=len(m),
                mean_abs_diff=float(m["diff"].abs().mean()), mad_ci_low=lo, mad_ci_high=hi,
-               mean_diff=float(m["diff"].mean()), slope_split=_slope(m, "y_split"),
-               slope_full=_slope(m, "y_full"))
+               mean_diff=float(m["diff"].mean()), slope_split=cell_slope(m, "y_split"),
+               slope_full=cell_slope(m, "y_full"))
     row.update(_split_vs_full(g, f, n_boot, rng))
     row.update(_boundary(g, alpha, n_boot, rng))
     row.update(_flag(row, alpha))

@@ -14,7 +14,7 @@ with A = pinv(X) and k = rank(X): statsmodels' own formulas (`OLSResults.get_rob
 `use_correction=True`), so the estimates, SEs, p-values and intervals equal the analysis's
 (tests/diagnose/test_estimators.py checks them against statsmodels and against `analyze` on
 a real run). X is built by patsy from the same formula and the same working frame
-(`llmexp.analysis.effects._work_frame`) the analysis uses.
+(`llmexp.analysis.effects.work_frame`) the analysis uses.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from scipy import sparse, stats
 
 from llmexp.analysis._stats import choose_cluster
 from llmexp.analysis._wild import WildPlan
-from llmexp.analysis.effects import _is_treatment_term, _pretty, _two_level, _work_frame
+from llmexp.analysis.effects import is_treatment_term, pretty_term, two_level_contrast, work_frame
 from llmexp.analysis.focalism import dij_matrix, pinned_step, step_frame
 from llmexp.analysis.leakage import cluster_codes
 from llmexp.analysis.observations import to_float
@@ -81,7 +81,7 @@ class OLSPlan:
         """Per reported coefficient j, the vector c_j with CR2 score_g = c_g' e_g (c_g =
         A_g X_g M e_j, A_g = (I - H_gg)^(-1/2)) and its Bell-McCaffrey df: both depend on X
         only (`llmexp.analysis.inference.cr2`, whose formulas these are)."""
-        from llmexp.analysis.inference import _bm_df, _inv_sqrt_psd
+        from llmexp.analysis.inference import bell_mccaffrey_df, inv_sqrt_psd
 
         X, M = self.X, self.xtx_pinv
         codes = pd.factorize(np.asarray(self.groups))[0]
@@ -89,8 +89,8 @@ class OLSPlan:
         P = []
         for idx in members:
             Xg = X[idx]
-            P.append(_inv_sqrt_psd(np.eye(len(idx)) - Xg @ M @ Xg.T) @ Xg @ M)
-        df = _bm_df(X, M, members, P, self.keep)
+            P.append(inv_sqrt_psd(np.eye(len(idx)) - Xg @ M @ Xg.T) @ Xg @ M)
+        df = bell_mccaffrey_df(X, M, members, P, self.keep)
         self._cr2_rows = {}
         for j in self.keep:
             c = np.zeros(self.n)
@@ -184,22 +184,22 @@ def effects_plans(study, frame: pd.DataFrame, cluster: str = "auto") -> list[tup
     `frame` holds one outcome's observation rows of one (model, design), as built by
     `build_observations`. Returns [(meta, plan)], meta with treatment/term/se_type/n_obs/n_units.
     """
-    w, rhs, names = _work_frame(study, frame)
+    w, rhs, names = work_frame(study, frame)
     if not rhs:
         return []
     fe = " + C(unit_id)" if w["unit_id"].nunique() > 1 else ""
     X = patsy.dmatrix(" + ".join(rhs) + fe, w, return_type="dataframe")
     if len(X) != len(w):
         raise ValueError("diagnose: the design matrix dropped rows (missing treatment levels)")
-    keep_fn = _is_treatment_term(names)
+    keep_fn = is_treatment_term(names)
     keep = [j for j, c in enumerate(X.columns) if keep_fn(c)]
     groups, se_type, cr2 = _effects_groups(w, cluster)
     plan = OLSPlan(X.to_numpy(), list(X.columns), keep, groups, se_type, cr2)
     out = []
     for j in keep:
-        treatment, term = _pretty(str(X.columns[j]), names)
+        treatment, term = pretty_term(str(X.columns[j]), names)
         sub = plan.select(j)
-        two = _two_level(w, names, treatment) if term == "slope" else None
+        two = two_level_contrast(w, names, treatment) if term == "slope" else None
         if two is not None:  # the analysis reports B - A, not a slope per 1.0
             sub.scale, term = two
         out.append((dict(treatment=treatment, term=term, se_type=se_type,
@@ -284,7 +284,7 @@ def interaction_plans(study, frame: pd.DataFrame, cluster: str = "auto") -> list
     present = [d for d in design_order if d in set(frame["design"])]
     if len(present) < 2:
         return []
-    w, rhs, names = _work_frame(study, frame)
+    w, rhs, names = work_frame(study, frame)
     if not rhs:
         return []
     ref = present[0]
@@ -301,7 +301,7 @@ def interaction_plans(study, frame: pd.DataFrame, cluster: str = "auto") -> list
             continue
         main_term, dpart = term.rsplit(":C(design", 1)
         dname = dpart.split("[T.", 1)[1][:-1]
-        treatment, contrast = _pretty(main_term, names)
+        treatment, contrast = pretty_term(main_term, names)
         out.append((dict(design=dname, reference=ref, treatment=treatment,
                          term=f"{contrast}: {dname} - {ref}", se_type=se_type, n_obs=len(w),
                          n_units=int(w["unit_id"].nunique()), n_clusters=plan.n_clusters),

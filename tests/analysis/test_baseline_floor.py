@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from llmexp.analysis.baseline import _perfect_abs_error, compare_baseline
+from llmexp.analysis.baseline import compare_baseline, perfect_abs_error
 from llmexp.spec import Baseline, Design
 from tests.support.synthetic_responses import Truth, human_baseline_rows, make_study
 
@@ -54,7 +54,7 @@ def test_perfect_abs_error_matches_simulation():
     rng = np.random.default_rng(0)
     for p, n in ((0.3, 14), (0.5, 41), (0.9, 20)):
         sim = np.mean(np.abs(rng.binomial(n, p, 200_000) / n - p))
-        assert _perfect_abs_error(p, n) == pytest.approx(sim, abs=2e-3)
+        assert perfect_abs_error(p, n) == pytest.approx(sim, abs=2e-3)
 
 
 def test_perfect_simulator_sits_at_the_floor_and_a_biased_one_does_not():

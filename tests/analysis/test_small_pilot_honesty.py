@@ -16,7 +16,7 @@ from llmexp.analysis._categorical import TRUNCATED, mean_interval
 from llmexp.analysis._elasticity import ONE_VARIED, point_elasticities, ppml_from_cells
 from llmexp.analysis._honest import interval, num, within_rank
 from llmexp.analysis._wild import NOT_IDENTIFIED, wild_test
-from llmexp.analysis.baseline import _cluster_t, _unit_boot_mae
+from llmexp.analysis.baseline import _cluster_t, unit_bootstrap_mae
 from llmexp.analysis.effects import add_effect_sizes
 from llmexp.analysis.focalism import _line
 from tests.support.synthetic_responses import Truth, make_responses, make_study
@@ -205,10 +205,10 @@ def test_mae_interval_of_shares_stays_inside_0_1_and_gives_a_reason_when_missing
             "sim": [1.0, 1.0, 0.95, 0.95],
         }
     )
-    out = _unit_boot_mae(m, 0.05, 0, None)
+    out = unit_bootstrap_mae(m, 0.05, 0, None)
     assert out["mae_ci_low"] > 0 and out["mae_ci_high"] == 1.0
     same = m.assign(abs_error=[0.2, 0.2, 0.2, 0.2])
-    out = _unit_boot_mae(same, 0.05, 0, None)
+    out = unit_bootstrap_mae(same, 0.05, 0, None)
     assert np.isnan(out["mae_ci_low"]) and out["mae_ci_note"] == "no spread of the errors over units"
 
 
