@@ -7,7 +7,9 @@ and batch imports all go through `build_row`, so a response means the same where
 came from. Every text written is scrubbed of known secrets, the answer text too (a model
 may echo a key it was shown). A failed call whose body could not be decoded keeps that
 raw body (first 20 kB) in `raw_text`; an answer that stayed empty after its retries is
-kept as `invalid` (error kind `empty`) and never cached.
+kept as it came but `failed` (error kind `empty`): a blank body is a provider's glitch, not
+the respondent's answer, so it is never final, never cached, and the next run of the same
+command asks it again (as the batch path does).
 """
 
 from __future__ import annotations
@@ -80,7 +82,7 @@ def build_row(call: Call, out: Outcome, scrub: Callable[[str], str]) -> Response
         return ResponseRow(
             trial_id=call.trial_id, model=call.model, valid=False, value=None, label=None, probs=None,
             prob_mass=None, condition_values=None, raw_text=text, error=f"empty answer after {out.attempts} attempts",
-            status="invalid", prompt_tokens=out.prompt_tokens, completion_tokens=out.completion_tokens,
+            status="failed", prompt_tokens=out.prompt_tokens, completion_tokens=out.completion_tokens,
             cost=out.cost, latency=out.latency, cache_hit=out.cache_hit, attempts=out.attempts,
             error_kind="empty", finished_at=time.time(),
         )  # fmt: skip

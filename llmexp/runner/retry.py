@@ -10,7 +10,7 @@ Budgets, per call: `max_attempts` requests that failed or came back empty (a 429
 one of them); 429s have their own budget, `max_rate_limit_wait` seconds of waiting in
 all, each wait the server's Retry-After (capped by `max_retry_after`) or a short backoff;
 an empty or blank answer is asked again up to `empty_attempts` times before it is kept
-(as `invalid`, never cached). Every attempt has a wall-clock deadline, `timeout` (or the
+(as `failed`, kind `empty`: never cached, asked again by the next run). Every attempt has a wall-clock deadline, `timeout` (or the
 model's own `timeout` param) plus `DEADLINE_SLACK`: a server that sends headers and then
 trickles its body cannot hold it longer. A model whose attempts keep timing out with no answer in between
 (`hang_timeouts` in a row, or 3 in a row and no answer for `hang_seconds`) is stopped as
@@ -38,7 +38,7 @@ class RetryPolicy:
     timeout: float = 120.0  # per-attempt request timeout (seconds)
     max_consecutive_failures: int = 20  # stop a model after this many failed calls in a row
     max_rate_limit_wait: float = 900.0  # seconds one call may wait on 429s in all (429s are not attempts)
-    empty_attempts: int = 3  # an empty/blank answer is asked this many times before it is kept
+    empty_attempts: int = 3  # an empty/blank answer is asked this many times before it is kept as failed
     hang_timeouts: int = 8  # attempts in a row timing out (no answer between): the model is not answering
     hang_seconds: float = 300.0  # ... or 3 in a row and no answer from the model for this long
 

@@ -332,7 +332,7 @@ class Scheduler:
         tried = _Try()
         try:
             resp, text = await self._answer(call, state, tried)
-        except EmptyAnswer as empty:  # still empty after its retries: kept as it came
+        except EmptyAnswer as empty:  # still empty after its retries: kept raw, failed (asked again next run)
             if tried.empties < self.retry.empty_attempts and (state.stopped or self._stopping()):
                 return self._failure(empty, state, tried)  # cut short by a stop: asked again on resume
             return self._outcome(call, state, tried, empty.response, empty.text, empty=True)
@@ -356,6 +356,7 @@ class Scheduler:
             latency=time.monotonic() - tried.started,
             attempts=tried.attempts,
             empty=empty,
+            error_kind="empty" if empty else None,
         )
 
     def _failure(self, exc: BaseException, state: ModelState, tried: _Try) -> Outcome:

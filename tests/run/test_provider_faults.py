@@ -94,6 +94,27 @@ def test_the_wait_on_429s_is_capped(tmp_path):
 # ------------------------------------------------------------ empty, malformed, echoed
 
 
+def test_the_same_command_asks_answers_that_stayed_empty_again(tmp_path):
+    """A provider glitch that outlasted the retries leaves the run partial, and the hint
+    "run the same command" works: the next run asks exactly those trials again (they used
+    to be kept as final `invalid` answers, so the run stayed partial for good)."""
+    with FakeOpenAI(fail_first={"empty": 3}) as server:  # every prompt: 3 empty answers, then a real one
+        study = make_study(params=_params(server), n_units=2, levels=(1.0, 2.0), name="glitch")
+        trials = make_trials(study)
+        run = dict(run_dir=tmp_path / "r", cache_dir=tmp_path / "cache", progress=False, retry=_policy())
+        first = run_study(study, trials, **run)
+        calls_first = server.total
+        second = run_study(study, trials, **run)
+        calls_second = server.total - calls_first
+        third = run_study(study, trials, **run)
+        calls_third = server.total - calls_first - calls_second
+    assert first.run_status().status == "partial" and first.run_status().counts["failed"] == len(trials)
+    assert calls_first == 3 * len(trials)
+    assert second.run_status().status == "complete" and calls_second == len(trials)  # each asked once more
+    assert second.to_pandas()["raw_text"].isin(["yes", "no"]).all()
+    assert third.run_status().status == "complete" and calls_third == 0  # nothing left to ask
+
+
 def test_an_empty_answer_is_asked_again_and_never_cached(tmp_path):
     with FakeOpenAI(fail_first={"empty": 1}) as server:  # a transient glitch: the second answer is real
         study = make_study(params=_params(server), n_units=1, levels=(1.0, 2.0))
@@ -102,7 +123,7 @@ def test_an_empty_answer_is_asked_again_and_never_cached(tmp_path):
     df = res.to_pandas()
     assert (df["status"] == "ok").all() and (df["attempts"] == 2).all() and df["raw_text"].isin(["yes", "no"]).all()
 
-    with FakeOpenAI(faults={"empty": 1.0}) as server:  # always empty: kept as invalid, not cached
+    with FakeOpenAI(faults={"empty": 1.0}) as server:  # always empty: kept raw as failed, not cached
         study = make_study(params=_params(server), n_units=1, levels=(1.0, 2.0), name="empty")
         trials = make_trials(study)
         res = run_study(study, trials, run_dir=tmp_path / "b", cache_dir=tmp_path / "cache2", progress=False, retry=_policy())
@@ -110,8 +131,9 @@ def test_an_empty_answer_is_asked_again_and_never_cached(tmp_path):
         run_study(study, trials, run_dir=tmp_path / "c", cache_dir=tmp_path / "cache2", progress=False, retry=_policy())
         second = server.total - first
     df = res.to_pandas()
-    assert (df["status"] == "invalid").all() and (df["attempts"] == 3).all()
-    assert df["error"].str.contains("empty answer").all()
+    assert (df["status"] == "failed").all() and (df["attempts"] == 3).all()
+    assert df["error"].str.contains("empty answer").all() and (df["raw_text"] == "").all()
+    assert res.run_status().status == "partial" and res.stats.errors == {"empty": 3 * len(trials)}  # every attempt
     assert second == first  # nothing was served from the cache: asked again
     con = sqlite3.connect(tmp_path / "cache2" / "cache.sqlite")
     assert con.execute("SELECT COUNT(*) FROM responses").fetchone()[0] == 0
