@@ -8,7 +8,8 @@ capped error list is ready) and the number of problems; then, each in a fresh su
 the peak resident memory (getrusage) of parsing one long string literal, valid or
 unterminated, both at the size limit and at 50 MB (refused by the limit; then again with
 the limit lifted, to measure the lexer alone); then the CSV duplicate-header check on
-40,000 columns. Also times `llmexp check` itself on a 1.4 MB file of random tokens.
+40,000 columns; then validation of one string holding up to 100,000 unknown `{field}`s
+(each a located error). Also times `llmexp check` itself on a 1.4 MB file of random tokens.
 Exits 1 if a 1.4 MB file of random tokens takes 5 s or more, or a string
 parse peaks over 1 GB.
 """
@@ -106,6 +107,20 @@ def csv_row(columns: int) -> float:
         return time.perf_counter() - start
 
 
+def field_errors_row(fields: int, quoted: str) -> tuple[int, float]:
+    """Seconds `check_text` takes on a study whose context holds `fields` unknown `{field}`s
+    (every one an error located by line and column): linear in the number of errors."""
+    from langhelp import BASE
+
+    from llmexp import check_text
+
+    text = BASE.replace('context "You see {id} for {x}."', f"context {quoted}" + "a b {x} {nope} " * fields + quoted)
+    start = time.perf_counter()
+    with contextlib.suppress(StudyError):
+        check_text(text, "bench.study")
+    return len(text), time.perf_counter() - start
+
+
 def main() -> None:
     args = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     args.add_argument("--quick", action="store_true")
@@ -133,6 +148,12 @@ def main() -> None:
         limit = "lifted" if lift else "5 MB"
         print(f"| {kind} | {size:,} | {limit} | {row['before_mb']:.0f} | {row['peak_mb']:.0f} | {row['outcome']} |", flush=True)
     print(f"\nCSV duplicate-header check, 40,000 columns: {csv_row(40_000):.2f} s")
+    print("\n| unknown fields in one string | quotes | characters | seconds |\n| ---: | --- | ---: | ---: |")
+    for fields in [5_000, 20_000] if quick else [5_000, 20_000, 100_000]:
+        for quoted in ('"', '"""'):
+            size, seconds = field_errors_row(fields, quoted)
+            failed |= size >= 1_400_000 and seconds >= 5
+            print(f"| {fields:,} | {quoted} | {size:,} | {seconds:.2f} |", flush=True)
     sys.exit(1 if failed else 0)
 
 

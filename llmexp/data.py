@@ -142,7 +142,7 @@ def read_table(
     header = [h.strip() for h in header]
     duplicates = sorted(name for name, times in Counter(header).items() if times > 1)  # linear in columns
     if duplicates:
-        raise DataError(f"{shown_as}: duplicate column(s) in header: {', '.join(duplicates)}")
+        raise DataError(f"{shown_as}: duplicate column(s) in header: {_first_names(duplicates)}")
     columns = dict(columns or {})
     header_names = set(header)
     for name in list(columns) + list(required):
@@ -176,3 +176,13 @@ def read_table(
                 raise DataError(f"{shown_as}: row {index} (line {lines[index - 1]}), column '{name}': {exc}") from None
         rows.append(typed)
     return types, rows
+
+
+NAMES_SHOWN = 20  # names listed in one error line before "and N more"
+
+
+def _first_names(names: list[str]) -> str:
+    """The first NAMES_SHOWN names, then how many more: an error line stays readable even
+    for a header with thousands of repeated names."""
+    shown = ", ".join(names[:NAMES_SHOWN])
+    return shown if len(names) <= NAMES_SHOWN else f"{shown} and {len(names) - NAMES_SHOWN:,} more"

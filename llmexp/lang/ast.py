@@ -6,6 +6,8 @@ Every node keeps the line and column it came from so errors can point at it.
 
 from __future__ import annotations
 
+import bisect
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,32 +27,47 @@ class Str:
     pos: Pos
 
     def offset_pos(self, index: int) -> Pos:
-        """Position of character `index` of `value` in the file (approximate if escapes)."""
+        """Position of character `index` of `value` in the file (approximate if escapes).
+        The index tables are built once per string, so locating every one of many field
+        errors in one long string costs a lookup each, not a rescan (which was quadratic)."""
         if self.raw.startswith('"""'):
             return self._long_offset_pos(index)
-        quote = 1
-        # Map value index to raw index: unescape changes lengths, so walk the raw text.
-        raw_index, value_index = quote, 0
-        raw = self.raw
-        while value_index < index and raw_index < len(raw):
-            raw_index += 2 if raw[raw_index] == "\\" and quote == 1 else 1
-            value_index += 1
-        prefix = raw[:raw_index]
-        newlines = prefix.count("\n")
+        starts = self._raw_starts
+        raw_index = starts[min(index, len(starts) - 1)]
+        newlines = bisect.bisect_left(self._raw_newlines, raw_index)  # newlines before raw_index
         if newlines:
-            return Pos(self.pos.line + newlines, raw_index - prefix.rfind("\n"))
+            return Pos(self.pos.line + newlines, raw_index - self._raw_newlines[newlines - 1])
         return Pos(self.pos.line, self.pos.column + raw_index)
+
+    @functools.cached_property
+    def _raw_starts(self) -> list[int]:
+        """Where each character of `value` starts in `raw` (escapes take two), and the end."""
+        raw, i, starts = self.raw, 1, [1]
+        while i < len(raw):
+            i += 2 if raw[i] == "\\" else 1
+            starts.append(i)
+        return starts
+
+    @functools.cached_property
+    def _raw_newlines(self) -> list[int]:
+        return [i for i, ch in enumerate(self.raw) if ch == "\n"]
+
+    @functools.cached_property
+    def _long_lines(self) -> tuple[int, list[str], list[str], list[int]]:
+        """(skipped first newline, raw lines, value lines, value newline offsets)."""
+        inner = self.raw[3:-3]
+        skipped = 1 if inner.startswith("\n") else 0
+        newlines = [i for i, ch in enumerate(self.value) if ch == "\n"]
+        return skipped, inner[skipped:].split("\n"), self.value.split("\n"), newlines
 
     def _long_offset_pos(self, index: int) -> Pos:
         """A triple-quoted value lost its first newline and its common indent (dedent):
         map the value's line and column back to the file's."""
-        inner = self.raw[3:-3]
-        skipped = 1 if inner.startswith("\n") else 0
-        raw_lines = inner[skipped:].split("\n")
-        value_line = self.value[:index].count("\n")
-        value_column = index - (self.value.rfind("\n", 0, index) + 1)
+        skipped, raw_lines, value_lines, newlines = self._long_lines
+        value_line = bisect.bisect_left(newlines, index)  # newlines before index
+        value_column = index - (newlines[value_line - 1] + 1 if value_line else 0)
         raw_line = raw_lines[min(value_line, len(raw_lines) - 1)]
-        dedented = self.value.split("\n")[min(value_line, len(self.value.split("\n")) - 1)]
+        dedented = value_lines[min(value_line, len(value_lines) - 1)]
         margin = len(raw_line) - len(raw_line.lstrip()) - (len(dedented) - len(dedented.lstrip()))
         line = self.pos.line + skipped + value_line
         if skipped == 0 and value_line == 0:  # on the line of the opening quotes
