@@ -45,6 +45,7 @@ from llmexp.diagnose.estimators import (
     normalise_by_unit,
 )
 from llmexp.diagnose.respondent import draw_answers, observation_frame, respondent_params
+from llmexp.export import csv_safe
 from llmexp.providers.respondent import loads
 from llmexp.runner import run_study
 from llmexp.runner.results import RunPlan
@@ -102,7 +103,7 @@ class Diagnosis:
         if suffix == ".json":
             path.write_text(json.dumps(self.to_dict(), indent=2))
         elif suffix == ".csv":
-            self.table.to_csv(path, index=False)
+            csv_safe(self.table).to_csv(path, index=False)  # no formula injection (llmexp/export.py)
         elif suffix == ".parquet":
             self.table.to_parquet(path, index=False)
         else:
