@@ -30,7 +30,7 @@ class DesignCounts(Analysis):
     title = "Observations per design"
     description = "How many valid outcome observations each design produced."
     report_tables = ("design_counts",)
-    order = 80
+    order = 10_080  # test analyses sort after every built-in one, whatever a contributor adds
 
     def unsupported(self, study):
         return None if len(study.designs) >= 2 else "it compares designs, and the study has one"
@@ -50,7 +50,7 @@ class Unfit(Analysis):
     title = "Unfit"
     description = "Never runs."
     report_tables = ("unfit",)
-    order = 90
+    order = 10_090
     error: Exception = AnalysisError("unfit needs a run this study never makes")
 
     def run(self, ctx: Context) -> dict[str, pd.DataFrame]:
@@ -163,8 +163,13 @@ def test_a_bug_in_an_analysis_is_not_hidden(registered, monkeypatch):
         analyze(study, make_responses(study, Truth(draws=2), seed=1))
 
 
+BUILTIN_IN_REPORT_ORDER = ("demand_curve", "effects", "leakage", "focalism", "baseline", "range", "refute")
+
+
 def test_builtin_analyses_in_report_order():
-    assert names() == ("demand_curve", "effects", "leakage", "focalism", "baseline", "range", "refute")
+    """The report's section order, pinned: a new built-in analysis is added here at the place
+    its `order` gives it (docs/ARCHITECTURE.md, 'Add an analysis')."""
+    assert names() == BUILTIN_IN_REPORT_ORDER, "a new analysis? add its name to BUILTIN_IN_REPORT_ORDER in report order"
 
 
 def test_catalogue_loads_no_statistics_or_plotting_library():
