@@ -220,15 +220,17 @@ class Scheduler:
 
     def _timed_out(self, state: ModelState, deadline: float) -> None:
         """An attempt timed out. A model whose attempts keep timing out with no answer in
-        between is not answering: say so once a whole deadline passed in silence, and stop
-        it after `hang_timeouts` in a row and two deadlines of silence (or 3 in a row and
+        between is not answering: say so once (nearly) a whole request timeout passed in
+        silence -- litellm's own timeout fires at the timeout, before the hard deadline's
+        slack, so the first round of timeouts already says it -- and stop it after
+        `hang_timeouts` in a row and two deadlines of silence (or 3 in a row and
         `hang_seconds` of silence, for a run with few calls in flight)."""
         state.timeouts_in_row += 1
         n = state.timeouts_in_row
         silent = time.monotonic() - state.last_answer
         if state.stopped or n < 3:
             return
-        if not state.warned and silent >= deadline:
+        if not state.warned and silent >= 0.9 * (deadline - DEADLINE_SLACK):
             state.warned = True
             self.on_message(f"model {state.name} is not answering: {n} attempts in a row timed out, no answer for {silent:.0f} s")
         if not ((n >= self.retry.hang_timeouts and silent >= 2 * deadline) or silent >= self.retry.hang_seconds):

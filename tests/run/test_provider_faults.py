@@ -50,6 +50,20 @@ def test_a_trickling_body_cannot_hold_an_attempt_past_its_deadline(tmp_path):
     assert res.stats.errors.get("timeout") == len(trials)
 
 
+def test_a_provider_that_never_answers_is_reported_at_the_first_round_of_timeouts(tmp_path, capsys):
+    """The warning comes when the first attempts time out (litellm's timeout fires at the
+    timeout, a second before the hard deadline): it used to wait for the next round, so with
+    the default 120 s timeout a hanging provider showed nothing for 4 minutes."""
+    with FakeOpenAI(faults={"hang": 1.0}) as server:
+        study = make_study(params=_params(server), n_units=2)
+        trials = make_trials(study)
+        with pytest.raises(RunStopped, match="not answering"):
+            run_study(study, trials, run_dir=tmp_path / "run", use_cache=False, progress=False, concurrency=3,
+                      retry=_policy(timeout=0.5, hang_timeouts=100, hang_seconds=2.5, max_attempts=50))  # fmt: skip
+    said = [line for line in capsys.readouterr().err.splitlines() if "is not answering" in line]
+    assert len(said) == 1 and ": 3 attempts in a row timed out" in said[0], said
+
+
 def test_a_provider_that_never_answers_is_stopped_in_seconds_of_its_deadline(tmp_path, capsys):
     with FakeOpenAI(faults={"hang": 1.0}) as server:
         study = make_study(params=_params(server), n_units=4, replicates=2)
