@@ -180,9 +180,15 @@ def results_command(
     archive: Path | None = typer.Option(
         None, "--archive", help="write a compact read-only copy (manifest + parquet) to this folder; analyze/report read it"
     ),
+    check: bool = typer.Option(
+        False, "--check", help="exit with the run's status, for scripts: 0 complete, 3 partial, 4 stopped, 5 running"
+    ),
 ) -> None:
     """Summarise a run: its status first (complete, partial, stopped, or running while a
-    process holds it), then calls by status/model/design, tokens, cost, invalid answers."""
+    process holds it), then calls by status/model/design, tokens, cost, invalid answers.
+
+    Exit status 0 (the summary was printed) unless --check: then the status `llmexp run`
+    ended with (0 complete, 3 partial, 4 stopped), or 5 while another process runs it."""
     from llmexp.runner.results import open_run
 
     results = open_run(run_dir)
@@ -193,6 +199,8 @@ def results_command(
     if archive is not None:
         path = results.archive(archive)
         _echo(f"archived {run_dir} to {path} (read it with llmexp results/analyze/report)")
+    if check and (code := results.run_status().exit_code):
+        raise typer.Exit(code)
 
 
 def register(app: typer.Typer) -> None:

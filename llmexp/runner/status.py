@@ -29,7 +29,7 @@ from llmexp.errors import RunError
 
 COMPLETE, PARTIAL, STOPPED, RUNNING = "complete", "partial", "stopped", "running"
 INVALID_LIMIT = 0.05  # share of invalid answers above which a run is partial
-EXIT_CODES = {COMPLETE: 0, PARTIAL: 3, STOPPED: 4}
+EXIT_CODES = {COMPLETE: 0, PARTIAL: 3, STOPPED: 4, RUNNING: 5}  # running: `llmexp results --check` only
 _LEGACY = {"incomplete": STOPPED, "interrupted": STOPPED}
 
 

@@ -129,6 +129,21 @@ def test_the_same_command_asks_answers_that_stayed_empty_again(tmp_path):
     assert third.run_status().status == "complete" and calls_third == 0  # nothing left to ask
 
 
+def test_results_check_exits_with_the_runs_status(tmp_path, capsys):
+    """Scripts can ask a run how it ended: `results --check` exits as `llmexp run` did
+    (plain `results` exits 0 once it printed the summary, whatever the status)."""
+    with FakeOpenAI(fail_first={"empty": 3}) as server:
+        study = make_study(params=_params(server), n_units=1, levels=(1.0, 2.0), name="check")
+        trials = make_trials(study)
+        run = dict(run_dir=tmp_path / "r", cache_dir=tmp_path / "cache", progress=False, retry=_policy())
+        run_study(study, trials, **run)  # every answer stayed empty: partial
+        partial = (cli(["results", tmp_path / "r"]), cli(["results", tmp_path / "r", "--check"]))
+        run_study(study, trials, **run)  # asked again: complete
+        complete = cli(["results", tmp_path / "r", "--check"])
+    assert partial == (0, 3) and complete == 0
+    assert capsys.readouterr().out.startswith("run status: partial")
+
+
 def test_an_empty_answer_is_asked_again_and_never_cached(tmp_path):
     with FakeOpenAI(fail_first={"empty": 1}) as server:  # a transient glitch: the second answer is real
         study = make_study(params=_params(server), n_units=1, levels=(1.0, 2.0))
