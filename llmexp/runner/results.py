@@ -16,6 +16,7 @@ from typing import Any
 
 from llmexp.errors import RunError
 from llmexp.export import csv_safe
+from llmexp.runner import stop_record
 from llmexp.runner.extend import scope_lines
 from llmexp.runner.lock import holder
 from llmexp.runner.status import RunStatus, recorded
@@ -118,7 +119,7 @@ class RunResults:
         """How the run ended (or that it is running now), as its manifest records it."""
         if self.status is not None:
             return self.status
-        return recorded(self.manifest, running_elsewhere=holder(self.run_dir) is not None)
+        return recorded(self.manifest, running_elsewhere=holder(self.run_dir) is not None, stop=stop_record.read(self.run_dir))
 
     def __repr__(self) -> str:
         return f"RunResults({str(self.run_dir)!r})"

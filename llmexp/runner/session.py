@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from llmexp.errors import RunError
+from llmexp.runner import stop_record
 from llmexp.runner.batch_ledger import open_trial_ids
 from llmexp.runner.endpoints import without_endpoints
 from llmexp.runner.extend import NotAnExtension, extension, scope_note
@@ -66,7 +67,7 @@ def default_run_dir(study: Any) -> Path:
 
 
 # what a run (or a start killed half-way, by this llmexp or an older one) leaves in its directory
-OWN_FILES = frozenset({MANIFEST, STORE, STORE + "-wal", STORE + "-shm", STORE + "-journal", LOCK, MANIFEST + ".tmp"})
+OWN_FILES = frozenset({MANIFEST, STORE, STORE + "-wal", STORE + "-shm", STORE + "-journal", LOCK, MANIFEST + ".tmp", stop_record.STOP_RECORD})
 
 
 def _different_study(run_dir: Path, existing: dict, study: Any, study_hash: str, detail: str = "") -> RunError:
@@ -204,7 +205,9 @@ class Session:
         try:
             write_manifest(self.run_dir, self.manifest, self.scrub)
         except Exception as exc:  # noqa: BLE001 - the store is the record; say so, do not crash
-            self.manifest_error = f"the manifest could not be updated ({getattr(exc, 'strerror', None) or exc})"
+            kept = stop_record.write(self.run_dir, status.status, self.scrub(status.reason), self.record["started"])
+            where = f"; its status is kept in {stop_record.STOP_RECORD}" if kept else ""
+            self.manifest_error = f"the manifest could not be updated ({getattr(exc, 'strerror', None) or exc}){where}"
         return status
 
     def close(self) -> None:
@@ -262,6 +265,7 @@ def open_session(
             write_manifest(run_dir, manifest, scrub)
             store = RunStore(run_dir, create=True)
             store.add_trials(redacted_trials(selection.rows))
+            stop_record.reserve(run_dir)  # room for how this session ends, should the disk fill
         except (OSError, sqlite3.Error) as exc:
             raise _start_error(run_dir, "write the run store or manifest", exc) from None
     except BaseException:

@@ -69,13 +69,18 @@ def judge(selected: Iterable[str], stored: dict[str, str], stop_reason: str | No
     return RunStatus(COMPLETE, f"{total} trials answered", counts)
 
 
-def recorded(manifest: dict, running_elsewhere: bool) -> RunStatus:
-    """The status a manifest records (for `llmexp results`), old manifests included."""
+def recorded(manifest: dict, running_elsewhere: bool, stop: dict | None = None) -> RunStatus:
+    """The status a manifest records (for `llmexp results`), old manifests included. `stop`:
+    the stop record (`stop_record.read`), used when the manifest still says running because
+    the session that ended could not rewrite it (a full disk)."""
     status = manifest.get("status") or STOPPED
     reason = manifest.get("status_reason") or ""
     if status == RUNNING:
         if running_elsewhere:
             return RunStatus(RUNNING, "a process is running it now")
+        sessions = manifest.get("sessions") or [{}]
+        if stop is not None and stop.get("session_started") == sessions[-1].get("started") and stop.get("status") in (COMPLETE, PARTIAL, STOPPED):
+            return RunStatus(stop["status"], stop.get("reason") or "")
         return RunStatus(STOPPED, "the run process ended without recording how (killed?); run the same command to resume")
     if status in _LEGACY:
         return RunStatus(_LEGACY[status], reason or status)
