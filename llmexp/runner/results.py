@@ -248,7 +248,11 @@ class RunResults:
         """
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "manifest.json").write_text(json.dumps(self.manifest, indent=2, sort_keys=True) + "\n")
+        manifest = dict(self.manifest)
+        if manifest.get("status") == "running":  # how it ended, if the run could only say so in its stop record
+            status = self.run_status()
+            manifest.update(status=status.status, status_reason=status.reason)
+        (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
         self.to_pandas(include_pending=True).to_parquet(out_dir / ARCHIVE_TABLE, index=False)
         return out_dir
 

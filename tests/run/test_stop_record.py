@@ -33,6 +33,8 @@ def test_results_read_how_a_session_ended_when_its_manifest_could_not_be_written
     status = open_run(tmp_path / "r").run_status()
     assert (status.status, status.reason) == (res.run_status().status, res.run_status().reason) == ("complete", f"{len(trials)} trials answered")
     assert (tmp_path / "r" / stop_record.STOP_RECORD).stat().st_size == stop_record.STOP_RECORD_SIZE  # written in place
+    archived = open_run(open_run(tmp_path / "r").archive(tmp_path / "archive")).run_status()  # the archive says it too
+    assert (archived.status, archived.reason) == (status.status, status.reason)
 
 
 def test_a_record_of_another_session_is_not_trusted(tmp_path, monkeypatch):
