@@ -23,12 +23,18 @@ def wilson(k: float, n: float, alpha: float = 0.05) -> tuple[float, float]:
     """Wilson score interval for k successes in n trials."""
     if n <= 0:
         return float("nan"), float("nan")
+    lo, hi = wilson_many(np.float64(k), np.float64(n), alpha)
+    return float(lo), float(hi)
+
+
+def wilson_many(k, n, alpha: float = 0.05):
+    """`wilson` for arrays of cells (n > 0), element by element."""
     z = z_for(alpha)
     p = k / n
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
+    return np.maximum(0.0, centre - half), np.minimum(1.0, centre + half)
 
 
 def t_interval(y: np.ndarray, alpha: float = 0.05) -> tuple[float, float]:

@@ -35,6 +35,7 @@ import pandas as pd
 
 from llmexp import answers
 from llmexp.analysis._categorical import mean_interval, option_offered
+from llmexp.analysis._honest import num
 from llmexp.analysis._stats import wilson, z_for
 from llmexp.analysis.humans import cell_key, level_text
 from llmexp.analysis.observations import primary_treatment, to_float
@@ -361,8 +362,8 @@ def compare_kinds(study: Study, obs_table: pd.DataFrame, alpha: float) -> tuple[
     return tables, summary
 
 
-def _num(x: float) -> str:
-    return f"{x:+.2f}" if np.isfinite(x) else "n/a"
+def _signed(x) -> str:
+    return num(x, "+.2f")
 
 
 def summary_lines(tables: dict[str, pd.DataFrame]) -> list[str]:
@@ -373,11 +374,11 @@ def summary_lines(tables: dict[str, pd.DataFrame]) -> list[str]:
         if np.isfinite(r.effect_sim):
             lines.append(
                 f"baseline {r.design} {r.outcome} share of {r.option!r} ({r.contrast}): simulated "
-                f"{_num(r.effect_sim)} [{_num(r.effect_sim_ci_low)}, {_num(r.effect_sim_ci_high)}] vs human "
-                f"{_num(r.effect_human)} [{_num(r.effect_human_ci_low)}, {_num(r.effect_human_ci_high)}]"
+                f"{_signed(r.effect_sim)} [{_signed(r.effect_sim_ci_low)}, {_signed(r.effect_sim_ci_high)}] vs human "
+                f"{_signed(r.effect_human)} [{_signed(r.effect_human_ci_low)}, {_signed(r.effect_human_ci_high)}]"
             )
     sizes = tables.get("baseline_effect_sizes")
     for r in [] if sizes is None or not len(sizes) else sizes.itertuples():
-        sim = f"{_num(r.d_sim)} [{_num(r.d_ci_low)}, {_num(r.d_ci_high)}]" if np.isfinite(r.d_sim) else f"n/a ({r.note})"
-        lines.append(f"baseline {r.design} {r.outcome} {r.unit_id} Cohen's d ({r.contrast}): simulated {sim} vs human {_num(r.d_human)}")
+        sim = f"{_signed(r.d_sim)} [{_signed(r.d_ci_low)}, {_signed(r.d_ci_high)}]" if np.isfinite(r.d_sim) else f"n/a ({r.note})"
+        lines.append(f"baseline {r.design} {r.outcome} {r.unit_id} Cohen's d ({r.contrast}): simulated {sim} vs human {_signed(r.d_human)}")
     return lines

@@ -28,7 +28,7 @@ from llmexp.analysis._stats import (
     percentile_ci,
     t_interval,
     wilson,
-    z_for,
+    wilson_many,
 )
 from llmexp.analysis.observations import Observations
 
@@ -156,7 +156,7 @@ def unit_cells_from_cells(cells: pd.DataFrame, alpha: float = 0.05, n_boot: int 
     np.minimum.at(first, code, np.arange(len(code)))
     lo, hi, how = _t_intervals(n, mean, m2, alpha)
     binary = np.bincount(code, weights=t["nonbin"].to_numpy(float), minlength=g) == 0
-    wl, wh = _wilson_many(np.bincount(code, weights=n_c * y_c, minlength=g), n, alpha)
+    wl, wh = wilson_many(np.bincount(code, weights=n_c * y_c, minlength=g), n, alpha)
     lo, hi = np.where(binary, wl, lo), np.where(binary, wh, hi)
     how = np.where(binary, "wilson", how).astype(object)
     if t["persona_id"].notna().any():  # the rare persona bootstrap, in group order
@@ -171,16 +171,6 @@ def unit_cells_from_cells(cells: pd.DataFrame, alpha: float = 0.05, n_boot: int 
     for c in [c for c in t.columns if c.startswith("lvl__")]:
         out[c] = t[c].to_numpy()[first]
     return out
-
-
-def _wilson_many(k: np.ndarray, n: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
-    """`wilson` for many cells (the same arithmetic)."""
-    z = z_for(alpha)
-    p = k / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return np.maximum(0.0, centre - half), np.minimum(1.0, centre + half)
 
 
 def _t_intervals(n: np.ndarray, mean: np.ndarray, m2: np.ndarray, alpha: float):

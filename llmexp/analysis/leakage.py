@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 
 from llmexp import modes
-from llmexp.analysis._honest import interval, reason_text
+from llmexp.analysis._honest import interval, num, reason_text
 from llmexp.analysis._stats import choose_cluster, nearly_constant, safe_corr
 from llmexp.analysis._wild import missing, wild_test
 from llmexp.analysis.base import Analysis, Context, register
@@ -250,10 +250,6 @@ def cell_index_variants(gc: pd.DataFrame, clusters: np.ndarray, cluster: str, al
     return _index_row(full, no_echo, log, corr, float(n[echo].sum() / n.sum()) if n.sum() else np.nan, alpha)
 
 
-def _fmt(v: float) -> str:
-    return "n/a" if v is None or not np.isfinite(v) else f"{v:.3f}"
-
-
 def _finding(r, level: int) -> tuple[bool, str]:
     what = f"Confound leakage — design {r.design} ({r.covariate}): leakage index"
     if not np.isfinite(r.leakage_index):
@@ -265,7 +261,7 @@ def _finding(r, level: int) -> tuple[bool, str]:
     else:
         lo, hi = r.ci_no_echo_low, r.ci_no_echo_high
         said = (f"{raw}, but {echoes:.0%} of the answers repeat the value shown; without them "
-                f"{_fmt(r.index_no_echo)} ({level}% interval {_fmt(lo)} to {_fmt(hi)})")
+                f"{num(r.index_no_echo)} ({level}% interval {num(lo)} to {num(hi)})")
     if not (np.isfinite(lo) and np.isfinite(hi)):
         return False, f"{what} {said}: cannot be concluded, no interval ({reason_text(r.note) or 'not estimated'})."
     if lo > 0 or hi < 0:
@@ -318,7 +314,7 @@ class Leakage(Analysis):
                 continue
             ci = interval(r.ci_low, r.ci_high, r.note)
             out.append(f"leakage {r.covariate} {r.design}: index {r.leakage_index:.3f} {ci}, "
-                       f"echoes {_fmt(r.echo_share)}, without echoes {_fmt(r.index_no_echo)} "
+                       f"echoes {num(r.echo_share)}, without echoes {num(r.index_no_echo)} "
                        f"{interval(r.ci_no_echo_low, r.ci_no_echo_high, r.note)}"
                        f"{' FLAGGED' if r.flagged else ''}")
         return out

@@ -223,8 +223,7 @@ def range_sensitivity(study: Study, obs: Observations, alpha: float = 0.05, n_bo
 NO_GAP = "n/a (no level asked in two parts)"
 
 
-def _mad_note(r) -> str:
-    return "one unit, or no spread of the differences over units"
+MAD_NOTE = "one unit, or no spread of the differences over units"  # why the MAD difference has no interval
 
 
 def _p(p: float) -> str:
@@ -260,7 +259,7 @@ class Range(Analysis):
         if t is None or not len(t):
             return []
         return [f"range {r.design} vs {r.full_design}: mean |diff| "
-                f"{num(r.mean_abs_diff)} {interval(r.mad_ci_low, r.mad_ci_high, _mad_note(r))} (noise floor "
+                f"{num(r.mean_abs_diff)} {interval(r.mad_ci_low, r.mad_ci_high, MAD_NOTE)} (noise floor "
                 f"{_floor(r.noise_floor, r.n_cells - r.n_test_cells)}), p {_p(r.range_p)} over {r.n_test_cells} cells with 3+ answers; "
                 f"boundary gap {num(r.boundary_gap, missing=NO_GAP)} "
                 f"(floor {_floor(r.boundary_floor, r.n_boundary_cells)}), p {_p(r.boundary_p)}"

@@ -13,7 +13,6 @@ could not run keeps its section (`<section id='analysis-NAME'>`), which says why
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ import pandas as pd
 
 from llmexp.analysis import AnalysisResult, analyze, get, resolve_requested
 from llmexp.errors import LlmexpError
-from llmexp.report.by_condition import by_condition
+from llmexp.report.by_condition import by_condition, embed_png
 from llmexp.report.headline import headline, not_evidence
 from llmexp.report.methods import llmexp_version, methods
 from llmexp.report.tables import MISSING, markdown, shown
@@ -60,12 +59,7 @@ def _is_number(text) -> bool:
 
 
 def _figures(result: AnalysisResult, name: str) -> list[dict]:
-    out = []
-    for p in map(Path, result.figures.get(name, [])):
-        if p.suffix == ".png" and p.exists():
-            out.append({"alt": p.stem.replace("_", " "), "b64": base64.b64encode(p.read_bytes()).decode(),
-                        "file": p.name})
-    return out
+    return embed_png([Path(p) for p in result.figures.get(name, [])])
 
 
 def _warnings(df: pd.DataFrame, have: list[str]) -> list[str]:

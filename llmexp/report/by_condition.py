@@ -33,8 +33,14 @@ class ByCondition:
     notes: list[str] = field(default_factory=list)
 
 
-def _embed(paths: list[Path], alt: str) -> list[dict]:
-    return [{"alt": alt, "b64": base64.b64encode(p.read_bytes()).decode(), "file": p.name} for p in paths if p.suffix == ".png" and p.exists()]
+def embed_png(paths: list[Path], alt: str | None = None) -> list[dict]:
+    """The PNGs among `paths` as the template embeds them (base64), with their alt text
+    (`alt`, else the file's name in words)."""
+    return [
+        {"alt": alt or p.stem.replace("_", " "), "b64": base64.b64encode(p.read_bytes()).decode(), "file": p.name}
+        for p in paths
+        if p.suffix == ".png" and p.exists()
+    ]
 
 
 def _ylabel(study: Study, outcome: str) -> tuple[str, bool]:
@@ -101,7 +107,7 @@ def _draw(study: Study, frames: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, 
         except (ValueError, TypeError, KeyError, IndexError, OverflowError) as exc:
             notes.append(f"figure for {outcome} not drawn ({type(exc).__name__}: {exc})")
             continue
-        out += _embed(paths, f"{outcome} by condition")
+        out += embed_png(paths, f"{outcome} by condition")
     return out
 
 

@@ -26,6 +26,7 @@ from llmexp.errors import RunError
 from llmexp.runner.redaction import redact, redacted_trials
 from llmexp.runner.store import STORE, RunStore, now_iso
 from llmexp.schema import TRIAL_COLUMNS
+from llmexp.seeding import canonical
 from llmexp.spec import Study, diff
 
 
@@ -35,8 +36,7 @@ class NotAnExtension(RunError):
 
 def _stored_form(row: dict) -> dict:
     """A trial row as the store keeps it (params redacted, JSON-normalised)."""
-    text = json.dumps({k: row.get(k) for k in TRIAL_COLUMNS}, sort_keys=True, default=str)
-    return json.loads(text)
+    return json.loads(canonical({k: row.get(k) for k in TRIAL_COLUMNS}))
 
 
 def _stored_rows(run_dir: Path) -> list[dict]:
@@ -71,16 +71,13 @@ def _mismatch(stored: list[dict], table: dict[str, dict]) -> tuple[list[dict], l
     """(stored rows missing from the new table, [(stored row, columns that differ)])."""
     missing: list[dict] = []
     changed: list[tuple[dict, list[str]]] = []
-    new_forms: dict[str, dict] = {}
+    present = [table[tid] for tid in {str(r.get("trial_id")) for r in stored} if tid in table]
+    new_forms = {str(r["trial_id"]): _stored_form(r) for r in redacted_trials(present)}  # one pass: params redacted once each
     for row in stored:
-        tid = str(row.get("trial_id"))
-        new = table.get(tid)
-        if new is None:
+        form = new_forms.get(str(row.get("trial_id")))
+        if form is None:
             missing.append(row)
             continue
-        if tid not in new_forms:
-            new_forms[tid] = _stored_form(redacted_trials([new])[0])
-        form = new_forms[tid]
         columns = [k for k in TRIAL_COLUMNS if row.get(k) != form.get(k)]
         if columns:
             changed.append((row, columns))
