@@ -91,12 +91,39 @@ def _labelled(
     if repeated:
         v.error(f"treatment '{decl.name}' has two levels labelled {repeated[0]!r}", node.pos)
         return None
+    if _same_value_twice(v, decl, node, labels, values, units):
+        return None
     if all(t in NUMERIC for t in types):
         return labels, values, types[0] if len(set(types)) == 1 else "number"
     if all(t not in NUMERIC for t in types):
         return labels, values, "text"
     v.error(f"treatment '{decl.name}': {MIXED}", node.pos)
     return None
+
+
+def _same_value_twice(
+    v: Validator, decl: ast.TreatmentDecl, node: ast.ExprNode, labels: list, values: list[spec.Expr], units: spec.Units | None
+) -> bool:
+    """Two levels with the same value for a unit (the same literal, the same column twice, or
+    two columns equal in a row) would ask that unit the same question twice: one trial, not
+    two conditions. Reported at the treatment, naming the unit (True when reported)."""
+    rows = units.rows if units is not None and any(e.op == "ref" for e in values) else ({},)
+    key = units.key if units is not None else None
+    for row in rows:
+        seen: dict[Any, Any] = {}
+        for label, expr in zip(labels, values, strict=True):
+            value = row.get(str(expr.value).split(".", 1)[1]) if expr.op == "ref" else expr.value
+            same = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+            if same in seen:
+                where = f" for unit {row.get(key)!r}" if expr.op == "ref" and key is not None else ""
+                v.error(
+                    f"treatment '{decl.name}': levels {seen[same]!r} and {label!r} have the same value{where} ({value!r}); "
+                    "each level must differ, or the two conditions are one question",
+                    node.pos,
+                )
+                return True
+            seen[same] = label
+    return False
 
 
 def check_level_text(v: Validator, decl: ast.TreatmentDecl, text: ast.Str) -> None:

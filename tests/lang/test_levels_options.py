@@ -318,12 +318,36 @@ outcome o: binary "yes" / "no"
         ('treatment t = levels("gain {t}", "loss")', 4, 28, "{t} in the levels of treatment 't': a level text can only use unit fields"),
         ('treatment t = levels("gain {", "loss")', 4, 28, "in the levels of treatment 't': unbalanced brace (write {{ or }} for a literal brace)"),
         ('treatment t = levels(1, 2) description ""', 4, 40, "treatment 't': the description cannot be empty"),
+        # two levels that ask the same question (compiling them ended in "internal: duplicate trial id", unlocated)
+        (
+            'treatment t = levels("lo" = "A", "hi" = "A")',
+            4,
+            15,
+            "treatment 't': levels 'lo' and 'hi' have the same value ('A'); each level must differ, or the two conditions are one question",
+        ),
+        (
+            'treatment t = levels("lo" = questions.low_anchor, questions.low_anchor)',
+            4,
+            15,
+            "treatment 't': levels 'lo' and 'low_anchor' have the same value for unit 'a' (1); each level must differ, "
+            "or the two conditions are one question",
+        ),
     ],
 )
 def test_level_errors(treatment, line, column, message):
     error = only_error(HEAD + treatment + "\n" + TAIL)
     assert (error.line, error.column) == (line, column)
     assert error.message + (f" ({error.hint})" if error.hint else "") == message
+
+
+def test_two_level_columns_equal_in_one_row_are_named_with_that_unit():
+    two_rows = HEAD + '  row id = "b", thing = "y", low_anchor = 5, high_anchor = 5\n'
+    error = only_error(two_rows + "treatment t = levels(questions.low_anchor, questions.high_anchor)\n" + TAIL)
+    assert error.message == (
+        "treatment 't': levels 'low_anchor' and 'high_anchor' have the same value for unit 'b' (5); "
+        "each level must differ, or the two conditions are one question"
+    )
+    check_text(HEAD + "treatment t = levels(questions.low_anchor, questions.high_anchor)\n" + TAIL, "t.study")  # differ: fine
 
 
 def test_a_level_column_must_be_a_unit_field():
