@@ -19,12 +19,13 @@ from typing import TYPE_CHECKING, Any
 from llmexp import modes, spec
 from llmexp.errors import did_you_mean
 from llmexp.lang import ast
+from llmexp.lang.ranges import NUMERIC_COLUMNS
 from llmexp.templates import TemplateError, fields
 
 if TYPE_CHECKING:  # the validator calls in; this module never builds one
     from llmexp.lang.validate import Validator
 
-NUMERIC = ("number", "integer", "money")
+NUMERIC = NUMERIC_COLUMNS  # column types a numeric level may come from
 MIXED = "levels must be all numbers or all text (true/false are not levels)"
 
 
@@ -170,7 +171,7 @@ def option_conditions(v: Validator, node: ast.AnswerNode, answer: spec.AnswerSpe
                     _suggest(condition.treatment.name, by_name),
                 )
             return answer
-        matched = [level for level in treatment.levels if _level_equal(condition.level.value, level)]
+        matched = [level for level in treatment.levels if level_equal(condition.level.value, level)]
         if not matched:
             shown = ", ".join(repr(level) for level in treatment.levels[:8])
             v.error(f"{where}: {condition.level.value!r} is not a level of '{treatment.name}' (levels: {shown})", condition.level.pos)
@@ -186,7 +187,9 @@ def option_conditions(v: Validator, node: ast.AnswerNode, answer: spec.AnswerSpe
     return answer.model_copy(update={"shown_if": tuple(shown_if)})
 
 
-def _level_equal(value: Any, level: Any) -> bool:
+def level_equal(value: Any, level: Any) -> bool:
+    """A listed value names a level: numbers match numbers, text matches text, never across."""
+
     def is_number(x: Any) -> bool:
         return isinstance(x, (int, float)) and not isinstance(x, bool)
 

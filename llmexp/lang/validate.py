@@ -381,7 +381,7 @@ class Validator:
                     continue
                 if name.name in cell:
                     self.error(f"cell sets '{name.name}' twice", name.pos)
-                matched = [level for level in treatment.levels if _level_equal(literal.value, level)]
+                matched = [level for level in treatment.levels if level_checks.level_equal(literal.value, level)]
                 if not matched:
                     shown = ", ".join(map(str, treatment.levels[:8]))
                     self.error(f"{literal.value!r} is not a level of '{name.name}' (levels: {shown})", literal.pos or name.pos)
@@ -760,16 +760,6 @@ class Validator:
                         text.offset_pos(match.start()),
                         "blind prompts should read like a real situation; unblinded designs state the design for you",
                     )
-
-
-def _level_equal(value, level) -> bool:
-    """A listed value names a level: numbers match numbers, text matches text, never across."""
-    def is_number(v):
-        return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-    if is_number(value) and is_number(level):
-        return abs(float(value) - float(level)) < 1e-9
-    return isinstance(value, str) and isinstance(level, str) and value == level
 
 
 def _article(word: str) -> str:

@@ -124,8 +124,6 @@ class Mode:
     blind: ClassVar[bool] = False  # sees one condition and is told nothing about the design
     population: ClassVar[bool] = False  # the answer is the population's result (share or mean), not one respondent's
     default: ClassVar[bool] = False  # the mode of the design a study gets when it declares none
-    # a `sequence` is asked of one respondent in one conversation (else: its outcomes alone, no checks)
-    asks_sequences: ClassVar[bool] = False
     # the mode that renders `design X: <this mode> sequential` (None: this mode cannot be sequential)
     sequential_variant: ClassVar[str | None] = None
     exposes_in_order: ClassVar[bool] = False  # one respondent sees several conditions in turn (trial column `exposure`)
@@ -495,7 +493,6 @@ class BetweenMode(Mode):
     replicates, plus one probe trial per probed unspecified covariate that is not pinned."""
 
     asks_probes = True
-    asks_sequences = True
 
     def outcome_messages(self, unit, condition, conditions, pinned, persona_text, outcome) -> list[dict]:
         raise NotImplementedError

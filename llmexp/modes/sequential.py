@@ -25,7 +25,6 @@ NEXT_SITUATION = "Now imagine the situation is different."
 @register
 class SequentialMode(Mode):
     name = "sequential"
-    asks_sequences = True
     exposes_in_order = True
 
     def questions(self) -> list[tuple[str, Outcome | Check]]:

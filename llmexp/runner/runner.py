@@ -120,8 +120,9 @@ def run_study(
 
     router_config = load_router_config(router)
     routed = frozenset(routed_models(router_config) & set(selection.model_names))
-    preflight([m for m in selection.model_names if m not in routed], _first_params(selection))
-    batch_opts = batch_options(batch, _first_params(selection), routed) if batch else None
+    first_params = _first_params(selection)
+    preflight([m for m in selection.model_names if m not in routed], first_params)
+    batch_opts = batch_options(batch, first_params, routed) if batch else None
     scrub = _scrub_for(selection, router_config)
     options = Options(limit, max_cost, int(concurrency), bool(use_cache), rpm, tpm, command, pilot=pilot, workers=n_workers)
     with _sigterm_as_interrupt():

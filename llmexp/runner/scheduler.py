@@ -37,7 +37,7 @@ from llmexp.runner.limits import RateLimiter, Throttle
 from llmexp.runner.outcome import Outcome, build_row, cached_outcome, is_blank
 from llmexp.runner.queue import CallQueue
 from llmexp.runner.retry import DEADLINE_SLACK, EmptyAnswer, ModelStopped, RetryPolicy, classify, raw_body
-from llmexp.runner.transport import complete
+from llmexp.runner.transport import complete, usage
 from llmexp.runner.writer import Writer
 from llmexp.schema import ResponseRow
 
@@ -127,11 +127,6 @@ _STOP_HINTS = {
     "not_found": "check the model name",
     "bad_request": "the provider rejected the request; check the model name and its params",
 }
-
-
-def _usage(resp: Any) -> tuple[int, int]:
-    usage = getattr(resp, "usage", None)
-    return int(getattr(usage, "prompt_tokens", 0) or 0), int(getattr(usage, "completion_tokens", 0) or 0)
 
 
 def _text(resp: Any) -> str | None:
@@ -317,7 +312,7 @@ class Scheduler:
                 resp = await self._attempt(call, state, tried)
                 text = _text(resp)
                 if is_blank(text):
-                    pt, ct = _usage(resp)
+                    pt, ct = usage(resp)
                     tried.empties += 1
                     tried.prompt_tokens += pt
                     tried.completion_tokens += ct
@@ -343,7 +338,7 @@ class Scheduler:
         return self._outcome(call, state, tried, resp, text)
 
     def _outcome(self, call: Call, state: ModelState, tried: _Try, resp: Any, text: str, empty: bool = False) -> Outcome:
-        pt, ct = _usage(resp)
+        pt, ct = usage(resp)
         if empty:  # every empty answer was paid for
             pt, ct = tried.prompt_tokens, tried.completion_tokens
         state.limiter.settle(call.est_tokens, pt + ct)

@@ -22,3 +22,9 @@ async def complete(model: str, messages: list, kwargs: dict, router: Any = None)
 
         call = litellm.acompletion
     return await call(model=model, messages=messages, **kwargs)
+
+
+def usage(resp: Any) -> tuple[int, int]:
+    """(prompt tokens, completion tokens) of a response (0 when the provider gave none)."""
+    counts = getattr(resp, "usage", None)
+    return int(getattr(counts, "prompt_tokens", 0) or 0), int(getattr(counts, "completion_tokens", 0) or 0)

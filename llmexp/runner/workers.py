@@ -264,18 +264,13 @@ def _reply_failure(key: int, exc: BaseException) -> tuple:
 
 
 async def _one(key: int, model: str, messages: list, kwargs: dict, out: Any) -> None:
-    from llmexp.runner.transport import complete  # the same call site as the run's own process
+    from llmexp.runner.transport import complete, usage  # the same call site as the run's own process
 
     try:
         resp = await complete(model, messages, kwargs)
         msg = resp.choices[0].message
         fields = getattr(msg, "provider_specific_fields", None)
-        usage = getattr(resp, "usage", None)
-        reply: tuple = (
-            "ok", key, msg.content,
-            int(getattr(usage, "prompt_tokens", 0) or 0), int(getattr(usage, "completion_tokens", 0) or 0),
-            dict(fields) if isinstance(fields, dict) else None,
-        )  # fmt: skip
+        reply: tuple = ("ok", key, msg.content, *usage(resp), dict(fields) if isinstance(fields, dict) else None)
     except asyncio.CancelledError:
         return
     except Exception as exc:  # noqa: BLE001 - every failure goes back to the scheduler
