@@ -91,9 +91,15 @@ def check_batchable(model_calls: dict[str, dict]) -> None:
     """RunError (one line, before anything is written) for a model that cannot batch;
     `model_calls`: model -> the kwargs of one of its calls."""
     for model, kwargs in model_calls.items():
-        api, why = provider(model).batch_api(model, kwargs)
-        if api is None:
-            raise RunError(why)
+        batch_api(model, kwargs)
+
+
+def batch_api(model: str, kwargs: dict) -> Any:
+    """The provider batch API `model` is sent through; RunError saying why it has none."""
+    api, why = provider(model).batch_api(model, kwargs)
+    if api is None:
+        raise RunError(why)
+    return api
 
 
 @dataclass
@@ -114,6 +120,7 @@ class BatchRun:
     stop_reason: str | None = None
     apis: dict[str, Any] = field(default_factory=dict)
     prices: dict[str, Price] = field(default_factory=dict)
+    ratios: dict[str, float] = field(default_factory=dict)  # model -> batch price / live price
     spent: float = 0.0
     errors_in_row: int = 0
 
@@ -121,10 +128,7 @@ class BatchRun:
     def api(self, model: str) -> Any:
         if model not in self.apis:
             call = next((c for c in self.calls.values() if c.model == model), None)
-            api, why = provider(model).batch_api(model, call.kwargs if call else {})
-            if api is None:
-                raise RunError(why)
-            self.apis[model] = api
+            self.apis[model] = batch_api(model, call.kwargs if call else {})
         return self.apis[model]
 
     def price(self, model: str) -> Price:
@@ -133,9 +137,11 @@ class BatchRun:
         return self.prices[model]
 
     def _estimate(self, call: Call) -> float:
-        full = model_price(call.model, self.params.get(call.model) or {})
-        ratio = self.price(call.model).input / full.input if full.input else 0.5
-        return call.est_cost * ratio
+        """A call's live cost estimate at the batch price (the ratio is asked once per model)."""
+        if call.model not in self.ratios:
+            full = model_price(call.model, self.params.get(call.model) or {})
+            self.ratios[call.model] = self.price(call.model).input / full.input if full.input else 0.5
+        return call.est_cost * self.ratios[call.model]
 
     # -- the loop
     async def run(self) -> None:
